@@ -1,0 +1,65 @@
+# Aiguillage — two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO_PORT ?= 8000
+SINK_PORT ?= 8025
+
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_LOGGING_LEVEL ?= WARNING
+
+.PHONY: install demo demo-data test bench lint format clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip uv
+	@$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Migrate, seed the scale-1 network, run the flows, then serve the app with a mail sink.
+demo-data: install
+	@mkdir -p var/mail
+	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage db upgrade
+	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage seed --reset --scale 1 --seed 42
+	@if $(VENV)/bin/aiguillage --help | grep -q " route "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage route; fi
+	@if $(VENV)/bin/aiguillage --help | grep -q " demo-activity "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage demo-activity; fi
+	@if $(VENV)/bin/aiguillage --help | grep -q " allocate "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage allocate; fi
+	@$(VENV)/bin/aiguillage summary
+
+demo: demo-data
+	@if $(VENV)/bin/aiguillage --help | grep -q " notify "; then \
+		$(PY) -m notifications.sink --dir var/mail --port $(SINK_PORT) & SINK=$$!; \
+		sleep 1; \
+		AIGUILLAGE_SMTP_PORT=$(SINK_PORT) PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage notify; \
+		echo "Courriels reçus par le puits local : $$(ls var/mail | wc -l) fichiers dans var/mail/"; \
+		if $(VENV)/bin/aiguillage --help | grep -q " serve "; then \
+			AIGUILLAGE_SMTP_PORT=$(SINK_PORT) $(VENV)/bin/aiguillage serve --port $(DEMO_PORT) --print-logins; \
+		fi; \
+		kill $$SINK; \
+	fi
+
+test: install
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+bench: install
+	@mkdir -p bench/results
+	$(PY) bench/run.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,105 @@
+"""Session-wide test harness: Prefect in a temporary home, databases on SQLite and PostgreSQL.
+
+Why one harness: every integration test gets a migrated database of each kind, emptied after
+the test; PostgreSQL is the real server at 127.0.0.1:5432 (a database per test session), and
+with CI=true an unreachable server fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+
+# Before anything imports Prefect: telemetry off, a throw-away Prefect home.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="aiguillage-prefect-"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from engine import models as m  # noqa: E402
+from engine.db import Database  # noqa: E402
+from engine.migrate import upgrade  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("AIGUILLAGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _pg_available() -> bool:
+    try:
+        eng = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        eng.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh, migrated PostgreSQL database for this test session."""
+    if not _pg_available():
+        if IN_CI:
+            pytest.fail("PostgreSQL injoignable sur 127.0.0.1:5432 alors que CI=true", pytrace=False)
+        pytest.skip("PostgreSQL unreachable at 127.0.0.1:5432")
+    name = f"aiguillage_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'aiguillage.db'}"
+    upgrade(url)
+    return url
+
+
+def _empty(db: Database) -> None:
+    tables = [t.name for t in m.Base.metadata.sorted_tables]
+    with db.engine.begin() as conn:
+        if db.is_postgres:
+            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for t in reversed(tables):
+                conn.execute(text(f"DELETE FROM {t}"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request):
+    """A migrated, empty database of each kind; emptied again after the test."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    database = Database(url)
+    _empty(database)
+    yield database
+    _empty(database)
+    database.dispose()
+
+
+@pytest.fixture
+def pg_db(pg_url):
+    database = Database(pg_url)
+    _empty(database)
+    yield database
+    _empty(database)
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url):
+    database = Database(sqlite_url)
+    _empty(database)
+    yield database
+    _empty(database)
+    database.dispose()

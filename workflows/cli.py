@@ -1,0 +1,108 @@
+"""The ``aiguillage`` command line: set-up, data, flows and the web server.
+
+Why typer: subcommands with French help for the people who run the network's server, and
+exit codes that scripts (make demo, CI) can rely on: 0 done, 1 refused, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from engine.settings import Settings, load_settings
+
+app = typer.Typer(help="Aiguillage : orientation des freins et attribution des places.", no_args_is_help=True)
+db_app = typer.Typer(help="Base de données.", no_args_is_help=True)
+import_app = typer.Typer(help="Imports de fichiers.", no_args_is_help=True)
+users_app = typer.Typer(help="Comptes utilisateurs.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(users_app, name="users")
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _database(settings: Settings | None = None):  # type: ignore[no-untyped-def]
+    from engine.db import Database
+
+    return Database((settings or _settings()).database_url)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"Erreur : {message}", err=True)
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Crée ou met à jour le schéma de la base."""
+    from engine.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo("Base à jour.")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Vérifie que les migrations correspondent aux modèles."""
+    from engine.migrate import check
+
+    check(_settings().database_url)
+    typer.echo("Migrations à jour.")
+
+
+@app.command()
+def seed(
+    scale: Annotated[float, typer.Option(help="Multiplie le nombre de personnes.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Graine du générateur (déterministe).")] = 42,
+    reset: Annotated[bool, typer.Option(help="Efface la base avant de générer.")] = False,
+    today: Annotated[str | None, typer.Option(help="Date de référence AAAA-MM-JJ.")] = None,
+) -> None:
+    """Génère le réseau synthétique calibré sur le rapport d'activité 2024."""
+    from engine.seed import SeedError, reset as reset_db, seed_network
+
+    db = _database()
+    ref_day = None
+    if today:
+        try:
+            ref_day = date.fromisoformat(today)
+        except ValueError:
+            _fail(f"--today : date invalide « {today} » (attendu AAAA-MM-JJ)", 2)
+    if reset:
+        reset_db(db)
+    t0 = time.perf_counter()
+    try:
+        summary = seed_network(db, scale=scale, seed=seed, today=ref_day)
+    except SeedError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"Réseau synthétique généré en {time.perf_counter() - t0:.1f} s (échelle {scale:g}, graine {seed}).")
+    for line in summary.lines_fr():
+        typer.echo(line)
+
+
+@app.command()
+def summary() -> None:
+    """Affiche un résumé du réseau et des orientations."""
+    from engine.db import unit_of_work
+    from engine.summary import network_summary
+
+    with unit_of_work(_database()) as session:
+        for line in network_summary(session):
+            typer.echo(line)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
