@@ -323,6 +323,7 @@ class Referral(Base):
     state_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
+    offer: Mapped[Offer | None] = relationship(foreign_keys=[offer_id])
     __mapper_args__ = {"version_id_col": version}
 
 
@@ -409,7 +410,8 @@ class OutboxMessage(Base):
     __tablename__ = "outbox_message"
     __table_args__ = (
         CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
-        Index("ix_outbox_due", "status", "due_at"),
+        CheckConstraint(_in("delivery", ("immediate", "digest")), name="delivery"),
+        Index("ix_outbox_due", "status", "delivery", "due_at"),
     )
     id: Mapped[bigpk]
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -417,6 +419,7 @@ class OutboxMessage(Base):
     recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), index=True)
     to_address: Mapped[str] = mapped_column(String(200))
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    delivery: Mapped[str] = mapped_column(String(10), default="immediate")  # or "digest"
     status: Mapped[str] = mapped_column(String(10), default="pending")
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -100,6 +100,25 @@ def summary() -> None:
             typer.echo(line)
 
 
+@import_app.command("salaries")
+def import_salaries_cmd(
+    file: Annotated[Path, typer.Argument(help="Fichier CSV exporté par le chantier.")],
+) -> None:
+    """Importe des salarié·es et leurs freins (tout ou rien ; réimporter ne change rien)."""
+    from engine.importing import import_salaries
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _fail(f"impossible de lire « {file} » : {exc.strerror}", 2)
+        return
+    outcome = import_salaries(_database(), data)
+    for line in outcome.lines_fr():
+        typer.echo(line, err=not outcome.ok)
+    if not outcome.ok:
+        raise typer.Exit(2)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

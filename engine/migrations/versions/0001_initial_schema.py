@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 05:09:15.150905
+Create Date: 2026-11-26 05:13:34.792438
 """
 from alembic import op
 import sqlalchemy as sa
@@ -248,6 +248,7 @@ def upgrade() -> None:
     sa.Column('recipient_user_id', sa.Integer(), nullable=True),
     sa.Column('to_address', sa.String(length=200), nullable=False),
     sa.Column('context', sa.JSON(), nullable=False),
+    sa.Column('delivery', sa.String(length=10), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
@@ -256,13 +257,14 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("delivery IN ('immediate', 'digest')", name=op.f('ck_outbox_message_delivery')),
     sa.CheckConstraint("status IN ('pending', 'sent', 'parked', 'digested', 'skipped')", name=op.f('ck_outbox_message_status')),
     sa.ForeignKeyConstraint(['recipient_user_id'], ['staff_user.id'], name=op.f('fk_outbox_message_recipient_user_id_staff_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_message')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_outbox_message_idempotency_key'))
     )
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_due', ['status', 'due_at'], unique=False)
+        batch_op.create_index('ix_outbox_due', ['status', 'delivery', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_message_recipient_user_id'), ['recipient_user_id'], unique=False)
 
     op.create_table('salarie_identity',
