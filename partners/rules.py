@@ -43,7 +43,9 @@ class Rule(BaseModel):
     @classmethod
     def _known_field(cls, v: str) -> str:
         if v not in RULE_FIELDS:
-            raise ValueError(f"champ de règle inconnu « {v} » (attendus : {', '.join(RULE_FIELDS)})")
+            raise ValueError(
+                f"champ de règle inconnu « {v} » (attendus : {', '.join(RULE_FIELDS)})"
+            )
         return v
 
     @model_validator(mode="after")

@@ -60,7 +60,9 @@ def test_refusal_needs_a_coded_reason_and_other_needs_a_note():
         check_transition("triaging", "refuse", reason="bored")
     with pytest.raises(TransitionError, match="précision"):
         check_transition("triaging", "refuse", reason="other", note="  ")
-    assert check_transition("triaging", "refuse", reason="other", note="déménagé").target == "refused"
+    assert (
+        check_transition("triaging", "refuse", reason="other", note="déménagé").target == "refused"
+    )
     for reason in REFUSAL_REASONS:
         if reason != "other":
             assert check_transition("referred", "refuse", reason=reason).target == "refused"
