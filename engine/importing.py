@@ -52,36 +52,49 @@ def new_reference(session: Session) -> str:
 
 def import_salaries(db: Database, data: bytes, *, actor_label: str = "import CSV") -> ImportOutcome:
     with unit_of_work(db, immediate=True) as session:
-        chantiers = {
-            c.code: c
-            for c in session.scalars(select(m.Chantier)).all()
-        }
+        chantiers = {c.code: c for c in session.scalars(select(m.Chantier)).all()}
         programmes = {
             code: frozenset(p for p, on in (("cvg", c.carries_cvg), ("phc", c.carries_phc)) if on)
             for code, c in chantiers.items()
         }
         existing = {
             s.external_ref: s
-            for s in session.scalars(select(m.Salarie).where(m.Salarie.external_ref.is_not(None))).all()
+            for s in session.scalars(
+                select(m.Salarie).where(m.Salarie.external_ref.is_not(None))
+            ).all()
         }
-        result = parse_salaries_csv(data, known_chantiers=programmes, existing_references=set(existing))
+        result = parse_salaries_csv(
+            data, known_chantiers=programmes, existing_references=set(existing)
+        )
         # A reference already used by another chantier is a duplicate across files.
         for row in result.rows:
             prev = existing.get(row.reference)
             if prev is not None and prev.chantier_id != chantiers[row.chantier].id:
                 result.errors.append(
-                    ImportError_(row.line, "reference", f"référence « {row.reference} » déjà utilisée par un autre chantier")
+                    ImportError_(
+                        row.line,
+                        "reference",
+                        f"référence « {row.reference} » déjà utilisée par un autre chantier",
+                    )
                 )
         if result.errors:
-            return ImportOutcome(ok=False, errors=[str(e) for e in result.errors], report=format_report(result))
+            return ImportOutcome(
+                ok=False, errors=[str(e) for e in result.errors], report=format_report(result)
+            )
         outcome = ImportOutcome(ok=True)
         for row in result.rows:
             _apply_row(session, row, chantiers[row.chantier], existing.get(row.reference), outcome)
         session.add(
             m.AuditLog(
-                actor_label=f"système : {actor_label}", action="import_salaries", object_type="salarie",
-                details={"created": outcome.created, "updated": outcome.updated,
-                         "unchanged": outcome.unchanged, "freins_added": outcome.freins_added},
+                actor_label=f"système : {actor_label}",
+                action="import_salaries",
+                object_type="salarie",
+                details={
+                    "created": outcome.created,
+                    "updated": outcome.updated,
+                    "unchanged": outcome.unchanged,
+                    "freins_added": outcome.freins_added,
+                },
             )  # fmt: skip
         )
         outcome.report = format_report(result)
@@ -89,7 +102,11 @@ def import_salaries(db: Database, data: bytes, *, actor_label: str = "import CSV
 
 
 def _apply_row(
-    session: Session, row: SalarieRow, chantier: m.Chantier, person: m.Salarie | None, outcome: ImportOutcome
+    session: Session,
+    row: SalarieRow,
+    chantier: m.Chantier,
+    person: m.Salarie | None,
+    outcome: ImportOutcome,
 ) -> None:
     digest = row.digest()
     if person is not None and person.import_digest == digest:
@@ -117,7 +134,9 @@ def _apply_row(
         ident.birth_date = row.identity.birth_date
         ident.phone, ident.email = row.identity.phone or None, row.identity.email or None
         session.add(ident)
-    known = set(session.scalars(select(m.Frein.thematique).where(m.Frein.salarie_id == person.id)).all())
+    known = set(
+        session.scalars(select(m.Frein.thematique).where(m.Frein.salarie_id == person.id)).all()
+    )
     today = utcnow().date()
     for slug in row.freins:
         if slug not in known:

@@ -74,11 +74,19 @@ class Transition:
 TRANSITIONS: tuple[Transition, ...] = (
     Transition("take", ("new",), "triaging", "Prendre en charge"),
     Transition("refer", ("triaging",), "referred", "Orienter vers un partenaire", needs_offer=True),
-    Transition("waitlist", ("triaging", "referred"), "waitlisted", "Mettre en attente de place", needs_pool=True),
+    Transition(
+        "waitlist",
+        ("triaging", "referred"),
+        "waitlisted",
+        "Mettre en attente de place",
+        needs_pool=True,
+    ),
     Transition("propose", ("waitlisted",), "proposed", "Proposer une place", system_only=True),
     Transition("validate", ("proposed",), "accepted", "Valider la place proposée"),
     Transition("decline_proposal", ("proposed",), "waitlisted", "Décliner la proposition"),
-    Transition("expire_proposal", ("proposed",), "waitlisted", "Proposition expirée", system_only=True),
+    Transition(
+        "expire_proposal", ("proposed",), "waitlisted", "Proposition expirée", system_only=True
+    ),
     Transition("partner_accept", ("referred",), "accepted", "Accepter l'orientation"),
     Transition("start", ("accepted",), "in_progress", "Démarrer l'accompagnement"),
     Transition(
@@ -97,7 +105,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition("expire", ("referred",), "expired", "Expirer", system_only=True),
     Transition("cancel", OPEN_STATES, "cancelled", "Annuler", needs_reason=False),
-    Transition("transfer", ("new", "triaging", "referred", "waitlisted"), "transferred", "Transférer"),
+    Transition(
+        "transfer", ("new", "triaging", "referred", "waitlisted"), "transferred", "Transférer"
+    ),
 )
 BY_ACTION: dict[str, Transition] = {t.action: t for t in TRANSITIONS}
 
@@ -108,9 +118,7 @@ class TransitionError(ValueError):
 
 def allowed_actions(state: str, *, include_system: bool = False) -> list[Transition]:
     """Transitions available from ``state``, in table order (the UI's buttons)."""
-    return [
-        t for t in TRANSITIONS if state in t.sources and (include_system or not t.system_only)
-    ]
+    return [t for t in TRANSITIONS if state in t.sources and (include_system or not t.system_only)]
 
 
 def check_transition(

@@ -29,7 +29,9 @@ def read_partner_token(secret: str, token: str, *, max_age_s: int) -> tuple[int,
     try:
         data = _serializer(secret).loads(token, max_age=max_age_s)
     except SignatureExpired as exc:
-        raise LinkError("ce lien a expiré : demandez un nouveau lien à la personne qui vous a orienté") from exc
+        raise LinkError(
+            "ce lien a expiré : demandez un nouveau lien à la personne qui vous a orienté"
+        ) from exc
     except BadSignature as exc:
         raise LinkError("ce lien n'est pas valide") from exc
     try:

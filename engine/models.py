@@ -48,7 +48,9 @@ class Base(DeclarativeBase):
 
 # Shared column presets (warehouse style).
 intpk = Annotated[int, mapped_column(Integer, primary_key=True)]
-bigpk = Annotated[int, mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)]
+bigpk = Annotated[
+    int, mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+]
 created_at = Annotated[datetime, mapped_column(DateTime(timezone=True), default=utcnow)]
 tz_datetime = Annotated[datetime, mapped_column(DateTime(timezone=True))]
 code_str = Annotated[str, mapped_column(String(80))]
@@ -192,9 +194,14 @@ class StaffUser(Base):
     __tablename__ = "staff_user"
     __table_args__ = (
         CheckConstraint(_in("role", ROLES), name="role"),
-        CheckConstraint("role != 'officer' OR (territory_id IS NOT NULL AND domain IS NOT NULL)", name="officer_scope"),
+        CheckConstraint(
+            "role != 'officer' OR (territory_id IS NOT NULL AND domain IS NOT NULL)",
+            name="officer_scope",
+        ),
         CheckConstraint("role != 'cip' OR chantier_id IS NOT NULL", name="cip_chantier"),
-        CheckConstraint("role != 'partner_contact' OR partner_id IS NOT NULL", name="partner_contact_partner"),
+        CheckConstraint(
+            "role != 'partner_contact' OR partner_id IS NOT NULL", name="partner_contact_partner"
+        ),
         CheckConstraint("caseload_cap IS NULL OR caseload_cap >= 0", name="caseload_cap"),
     )
     id: Mapped[intpk]
@@ -275,9 +282,12 @@ class Referral(Base):
         CheckConstraint(_in("owner_kind", OWNER_KINDS), name="owner_kind"),
         CheckConstraint("state != 'closed' OR outcome IS NOT NULL", name="closed_has_outcome"),
         CheckConstraint("outcome IS NULL OR " + _in("outcome", OUTCOMES), name="outcome"),
-        CheckConstraint("state != 'refused' OR refusal_reason IS NOT NULL", name="refused_has_reason"),
         CheckConstraint(
-            "refusal_reason IS NULL OR " + _in("refusal_reason", REFUSAL_REASONS), name="refusal_reason"
+            "state != 'refused' OR refusal_reason IS NOT NULL", name="refused_has_reason"
+        ),
+        CheckConstraint(
+            "refusal_reason IS NULL OR " + _in("refusal_reason", REFUSAL_REASONS),
+            name="refusal_reason",
         ),
         CheckConstraint(
             "refusal_reason IS NULL OR refusal_reason != 'other' OR refusal_note IS NOT NULL",

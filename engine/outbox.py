@@ -10,7 +10,7 @@ reaching a mailbox.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from engine import models as m
 from engine.clock import utcnow
-from notifications.kinds import CRITICAL_KINDS, validate_context
+from notifications.fields import Day
+from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
 
 # Defaults when a user has not chosen: new referrals go into the chargé·e's daily digest.
 DEFAULT_MODES: dict[str, str] = {"new_referrals": "digest"}
@@ -55,7 +56,7 @@ def enqueue(
     mode: str | None = None,
 ) -> bool:
     """Queue one message; returns False when the key was already queued (idempotent)."""
-    clean = validate_context(kind, context, base_url=base_url)
+    clean = to_stored_context(validate_context(kind, context, base_url=base_url))
     mode = mode or preference_mode(session, recipient_user_id, kind)
     if mode == "off":
         return False
@@ -73,5 +74,78 @@ def enqueue(
     }
     dialect = session.get_bind().dialect.name
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = ins(m.OutboxMessage).values(**row).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    stmt = (
+        ins(m.OutboxMessage)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
     return bool(session.execute(stmt).rowcount)
+
+
+def enqueue_many(session: Session, messages: list[dict[str, Any]], *, base_url: str) -> int:
+    """Queue many messages in one statement (bulk paths: intake, reminders, allocation).
+
+    Each item has the keyword arguments of ``enqueue``. Preferences are read once for all
+    recipients. Returns the number of rows actually written (duplicates are skipped).
+    """
+    if not messages:
+        return 0
+    users = {msg.get("recipient_user_id") for msg in messages} - {None}
+    chosen: dict[tuple[int, str], str] = {}
+    if users:
+        for uid, kind, mode in session.execute(
+            select(
+                m.NotificationPreference.user_id,
+                m.NotificationPreference.kind,
+                m.NotificationPreference.mode,
+            ).where(m.NotificationPreference.user_id.in_(users))
+        ).all():
+            chosen[(uid, kind)] = mode
+    now = utcnow()
+    rows = []
+    for msg in messages:
+        kind, uid = msg["kind"], msg.get("recipient_user_id")
+        mode = msg.get("mode") or chosen.get((uid, kind), DEFAULT_MODES.get(kind, "immediate"))
+        if kind in CRITICAL_KINDS and mode == "off":
+            mode = "immediate"
+        if mode == "off":
+            continue
+        rows.append(
+            {
+                "idempotency_key": msg["key"],
+                "kind": kind,
+                "recipient_user_id": uid,
+                "to_address": msg["to_address"],
+                "context": to_stored_context(
+                    validate_context(kind, msg["context"], base_url=base_url)
+                ),
+                "delivery": mode,
+                "status": "pending",
+                "due_at": msg.get("due_at") or now,
+                "attempts": 0,
+                "created_at": now,
+            }
+        )
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = ins(m.OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    written = 0
+    for i in range(0, len(rows), 5000):
+        written += max(session.connection().execute(stmt, rows[i : i + 5000]).rowcount or 0, 0)
+    return written
+
+
+def to_stored_context(context: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy: dates become ISO strings."""
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in context.items()}
+
+
+def from_stored_context(kind: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of ``to_stored_context`` for the kind's date fields."""
+    fields = KINDS[kind].fields
+    return {
+        k: (date.fromisoformat(v) if isinstance(fields.get(k), Day) and isinstance(v, str) else v)
+        for k, v in context.items()
+    }

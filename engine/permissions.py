@@ -18,8 +18,16 @@ PARTNER_VISIBLE_STATES = ("referred", "accepted", "in_progress", "closed", "refu
 # Actions a partner contact may take on referrals addressed to their organisation.
 PARTNER_ACTIONS = frozenset({"partner_accept", "refuse", "start", "close"})
 # Actions of the chargé·es and coordinators on the referrals of their scope.
-OFFICER_ACTIONS = frozenset({"take", "refer", "waitlist", "refuse", "close", "transfer", "cancel", "start"})
-COORDINATOR_ACTIONS = OFFICER_ACTIONS | {"validate", "decline_proposal", "assign", "allocate", "flag_health_urgency"}
+OFFICER_ACTIONS = frozenset(
+    {"take", "refer", "waitlist", "refuse", "close", "transfer", "cancel", "start"}
+)
+COORDINATOR_ACTIONS = OFFICER_ACTIONS | {
+    "validate",
+    "decline_proposal",
+    "assign",
+    "allocate",
+    "flag_health_urgency",
+}
 
 
 def referral_scope(user: m.StaffUser) -> ColumnElement[bool]:

@@ -55,15 +55,23 @@ def record_event(
 ) -> None:  # fmt: skip
     session.add(
         m.ReferralEvent(
-            referral_id=referral.id, from_state=from_state, to_state=referral.state,
-            action=action, actor_user_id=actor.user.id if actor.user else None,
-            actor_label=actor.label, reason=reason, note=note, at=utcnow(),
+            referral_id=referral.id,
+            from_state=from_state,
+            to_state=referral.state,
+            action=action,
+            actor_user_id=actor.user.id if actor.user else None,
+            actor_label=actor.label,
+            reason=reason,
+            note=note,
+            at=utcnow(),
         )  # fmt: skip
     )
 
 
 def load_for_update(session: Session, referral_id: int) -> m.Referral:
-    ref = session.get(m.Referral, referral_id, with_for_update=session.get_bind().dialect.name == "postgresql")
+    ref = session.get(
+        m.Referral, referral_id, with_for_update=session.get_bind().dialect.name == "postgresql"
+    )
     if ref is None:
         raise NotFound("orientation introuvable")
     return ref
@@ -95,7 +103,13 @@ def transition(
     if expected_version is not None and ref.version != expected_version:
         raise StaleEdit(ref.version)
     t = check_transition(
-        ref.state, action, outcome=outcome, reason=reason, note=note, offer_id=offer_id, pool_id=pool_id
+        ref.state,
+        action,
+        outcome=outcome,
+        reason=reason,
+        note=note,
+        offer_id=offer_id,
+        pool_id=pool_id,
     )
     before = ref.state
     now = utcnow()
@@ -121,11 +135,21 @@ def transition(
         ref.refusal_reason, ref.refusal_note = reason, (note.strip() if note else None)
     if action == "transfer":
         if new_owner_id is None and offer_id is None:
-            raise TransitionError("choisissez la personne ou le partenaire qui reprend l'orientation")
+            raise TransitionError(
+                "choisissez la personne ou le partenaire qui reprend l'orientation"
+            )
     ref.state = t.target
     ref.state_changed_at = now
     session.flush()  # frees the "one open referral per frein" slot before a transfer inserts
-    record_event(session, ref, from_state=before, action=action, actor=actor, reason=reason or outcome, note=note)
+    record_event(
+        session,
+        ref,
+        from_state=before,
+        action=action,
+        actor=actor,
+        reason=reason or outcome,
+        note=note,
+    )
     if action == "transfer":
         _reopen_transferred(session, ref, actor=actor, new_owner_id=new_owner_id, offer_id=offer_id)
     if action == "refer":
@@ -134,7 +158,12 @@ def transition(
 
 
 def _reopen_transferred(
-    session: Session, old: m.Referral, *, actor: Actor, new_owner_id: int | None, offer_id: int | None
+    session: Session,
+    old: m.Referral,
+    *,
+    actor: Actor,
+    new_owner_id: int | None,
+    offer_id: int | None,
 ) -> m.Referral:
     owner = session.get(m.StaffUser, new_owner_id) if new_owner_id else None
     if new_owner_id and owner is None:
@@ -156,7 +185,9 @@ def _reopen_transferred(
     return new
 
 
-def _notify_partner(session: Session, settings: Settings, ref: m.Referral, *, reminder: bool) -> None:
+def _notify_partner(
+    session: Session, settings: Settings, ref: m.Referral, *, reminder: bool
+) -> None:
     """Orientation (or reminder) to every active contact of the offer's partner."""
     offer = session.get(m.Offer, ref.offer_id)
     assert offer is not None
@@ -167,7 +198,9 @@ def _notify_partner(session: Session, settings: Settings, ref: m.Referral, *, re
     contacts = session.scalars(
         select(m.StaffUser).where(m.StaffUser.partner_id == partner.id, m.StaffUser.active)
     ).all()
-    token = make_partner_token(settings.secret_key.get_secret_value(), referral_id=ref.id, partner_id=partner.id)
+    token = make_partner_token(
+        settings.secret_key.get_secret_value(), referral_id=ref.id, partner_id=partner.id
+    )
     expires = (utcnow() + timedelta(days=settings.partner_expiry_days)).date()
     for contact in contacts:
         kind = "partner_reminder" if reminder else "partner_orientation"

@@ -80,7 +80,12 @@ class SeedSummary:
             "cip": "CIP / ESP",
             "partner_contact": "contacts partenaires",
         }
-        domains = {"emploi": "emploi", "sante": "santé", "logement": "logement", "transverse": "transverse"}
+        domains = {
+            "emploi": "emploi",
+            "sante": "santé",
+            "logement": "logement",
+            "transverse": "transverse",
+        }
         out = [
             f"Territoires : {self.territories}",
             f"Chantiers : {self.chantiers} (dont {self.chantiers_outside} PHC hors territoire)",
@@ -133,14 +138,18 @@ def _fix_sequences(conn) -> None:  # type: ignore[no-untyped-def]
             )
 
 
-def seed_network(db: Database, *, scale: float = 1.0, seed: int = 42, today: date | None = None) -> SeedSummary:
+def seed_network(
+    db: Database, *, scale: float = 1.0, seed: int = 42, today: date | None = None
+) -> SeedSummary:
     """Generate and insert the synthetic network into an empty database."""
     if scale <= 0:
         raise SeedError("l'échelle doit être strictement positive")
     today = today or date.today()
     with db.engine.connect() as conn:
         if conn.execute(select(func.count()).select_from(m.Territory)).scalar_one():
-            raise SeedError("la base contient déjà un réseau : relancez avec --reset pour le remplacer")
+            raise SeedError(
+                "la base contient déjà un réseau : relancez avec --reset pour le remplacer"
+            )
 
     rng = random.Random(seed)
     ref = reference_2024()
@@ -183,7 +192,9 @@ def seed_network(db: Database, *, scale: float = 1.0, seed: int = 42, today: dat
     by_rank = sorted(chantiers, key=lambda c: (int(c["code"].rsplit("-", 1)[1]), c["code"]))
     for c in by_rank[:also_phc]:
         c["carries_phc"] = True
-    for k, dept in enumerate(PHC_OUTSIDE_DEPARTMENTS[: ref["chantiers"]["phc_outside_convergence_territories"]], 1):
+    for k, dept in enumerate(
+        PHC_OUTSIDE_DEPARTMENTS[: ref["chantiers"]["phc_outside_convergence_territories"]], 1
+    ):
         chantiers.append(
             {"id": len(chantiers) + 1, "code": f"phc-hors-{k:02d}", "name": f"ACI PHC {dept} ({k})",
              "territory_id": None, "department": dept, "carries_cvg": False, "carries_phc": True}
@@ -253,7 +264,11 @@ def seed_network(db: Database, *, scale: float = 1.0, seed: int = 42, today: dat
     for t in ref["territories"]:
         team = t.get("team", default_team)
         for k in range(1, team.get("coordination", 1) + 1):
-            add_staff(f"coordination.{t['code']}.{k}@{MAIL_DOMAIN}", "coordinator", territory_id=tid[t["code"]])
+            add_staff(
+                f"coordination.{t['code']}.{k}@{MAIL_DOMAIN}",
+                "coordinator",
+                territory_id=tid[t["code"]],
+            )
         for dom in OFFICER_DOMAINS:
             for k in range(1, team.get(dom, default_team[dom]) + 1):
                 add_staff(
@@ -262,7 +277,12 @@ def seed_network(db: Database, *, scale: float = 1.0, seed: int = 42, today: dat
                 )  # fmt: skip
     for c in chantiers:
         role_word = "cip" if c["carries_cvg"] else "esp"
-        add_staff(f"{role_word}.{c['code']}@{MAIL_DOMAIN}", "cip", chantier_id=c["id"], territory_id=c["territory_id"])
+        add_staff(
+            f"{role_word}.{c['code']}@{MAIL_DOMAIN}",
+            "cip",
+            chantier_id=c["id"],
+            territory_id=c["territory_id"],
+        )
     for p in partners_rows:
         add_staff(f"contact.{p['code']}@{MAIL_DOMAIN}", "partner_contact", partner_id=p["id"])
 
@@ -308,7 +328,10 @@ def seed_network(db: Database, *, scale: float = 1.0, seed: int = 42, today: dat
                                           ("emergency_shelter", 0.3), ("hosted_third_party", 0.15),
                                           ("integration_housing", 0.1), ("housed", 0.05 if programme == "phc" else 0.15)])  # fmt: skip
             else:
-                housing = _weighted(rng, [("hosted_third_party", 0.35), ("housed", 0.55), ("integration_housing", 0.10)])
+                housing = _weighted(
+                    rng,
+                    [("hosted_third_party", 0.35), ("housed", 0.55), ("integration_housing", 0.10)],
+                )
             household = _weighted(rng, [(1, 0.7), (2, 0.1), (3, 0.1), (4, 0.07), (5, 0.03)])
             children = rng.randint(0, household - 1) if household > 1 else 0
             if programme == "cvg":
@@ -343,10 +366,15 @@ def seed_network(db: Database, *, scale: float = 1.0, seed: int = 42, today: dat
                 k = rng.randint(3, 7) if many[i] else rng.randint(1, 2)
             else:
                 k = rng.randint(2, 6)
-            w_log = 0.45 if housing in ("street", "emergency_shelter", "hosted_third_party") else 0.15
+            w_log = (
+                0.45 if housing in ("street", "emergency_shelter", "hosted_third_party") else 0.15
+            )
             chosen: set[str] = set()
             while len(chosen) < k:
-                dom = _weighted(rng, [("logement", w_log), ("sante", 0.25), ("emploi", 0.3), ("transverse", 0.2)])
+                dom = _weighted(
+                    rng,
+                    [("logement", w_log), ("sante", 0.25), ("emploi", 0.3), ("transverse", 0.2)],
+                )
                 chosen.add(rng.choice(slugs[dom]))
             for slug in sorted(chosen):
                 dom = next(d for d, s in slugs.items() if slug in s)

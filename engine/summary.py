@@ -8,15 +8,28 @@ from sqlalchemy.orm import Session
 from engine import models as m
 from engine.lifecycle import STATE_LABELS
 
-DOMAIN_FR = {"emploi": "emploi", "sante": "santé", "logement": "logement", "transverse": "transverse"}
+DOMAIN_FR = {
+    "emploi": "emploi",
+    "sante": "santé",
+    "logement": "logement",
+    "transverse": "transverse",
+}
 
 
 def network_summary(session: Session) -> list[str]:
     """Territories, chantiers, people by programme, freins by domain, pools, referrals."""
     count = lambda model: session.scalar(select(func.count()).select_from(model))  # noqa: E731
-    people = dict(session.execute(select(m.Salarie.programme, func.count()).group_by(m.Salarie.programme)).all())
-    freins = dict(session.execute(select(m.Frein.domain, func.count()).group_by(m.Frein.domain)).all())
-    outside = session.scalar(select(func.count()).select_from(m.Chantier).where(m.Chantier.territory_id.is_(None)))
+    people = dict(
+        session.execute(
+            select(m.Salarie.programme, func.count()).group_by(m.Salarie.programme)
+        ).all()
+    )
+    freins = dict(
+        session.execute(select(m.Frein.domain, func.count()).group_by(m.Frein.domain)).all()
+    )
+    outside = session.scalar(
+        select(func.count()).select_from(m.Chantier).where(m.Chantier.territory_id.is_(None))
+    )
     lines = [
         f"Territoires : {count(m.Territory)}",
         f"Chantiers : {count(m.Chantier)} (dont {outside} PHC hors territoire)",
@@ -33,13 +46,22 @@ def network_summary(session: Session) -> list[str]:
             .group_by(m.SlotUnit.pool_id)
         ).all()
     )
-    pools = session.execute(select(m.SlotPool.id, m.SlotPool.name, m.SlotPool.capacity).order_by(m.SlotPool.id)).all()
+    pools = session.execute(
+        select(m.SlotPool.id, m.SlotPool.name, m.SlotPool.capacity).order_by(m.SlotPool.id)
+    ).all()
     lines.append(f"Dispositifs à places comptées : {len(pools)}")
-    lines += [f"  - {name} : {cap} place(s), {used.get(pid, 0)} attribuée(s)" for pid, name, cap in pools]
-    states = dict(session.execute(select(m.Referral.state, func.count()).group_by(m.Referral.state)).all())
+    lines += [
+        f"  - {name} : {cap} place(s), {used.get(pid, 0)} attribuée(s)" for pid, name, cap in pools
+    ]
+    states = dict(
+        session.execute(select(m.Referral.state, func.count()).group_by(m.Referral.state)).all()
+    )
     if states:
         lines.append(
             "Orientations : "
-            + ", ".join(f"{STATE_LABELS[s].lower()} {n}" for s, n in sorted(states.items(), key=lambda x: list(STATE_LABELS).index(x[0])))
+            + ", ".join(
+                f"{STATE_LABELS[s].lower()} {n}"
+                for s, n in sorted(states.items(), key=lambda x: list(STATE_LABELS).index(x[0]))
+            )
         )
     return lines

@@ -16,7 +16,9 @@ import typer
 
 from engine.settings import Settings, load_settings
 
-app = typer.Typer(help="Aiguillage : orientation des freins et attribution des places.", no_args_is_help=True)
+app = typer.Typer(
+    help="Aiguillage : orientation des freins et attribution des places.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Base de données.", no_args_is_help=True)
 import_app = typer.Typer(help="Imports de fichiers.", no_args_is_help=True)
 users_app = typer.Typer(help="Comptes utilisateurs.", no_args_is_help=True)
@@ -84,7 +86,9 @@ def seed(
     except SeedError as exc:
         _fail(str(exc))
         return
-    typer.echo(f"Réseau synthétique généré en {time.perf_counter() - t0:.1f} s (échelle {scale:g}, graine {seed}).")
+    typer.echo(
+        f"Réseau synthétique généré en {time.perf_counter() - t0:.1f} s (échelle {scale:g}, graine {seed})."
+    )
     for line in summary.lines_fr():
         typer.echo(line)
 
@@ -117,6 +121,42 @@ def import_salaries_cmd(
         typer.echo(line, err=not outcome.ok)
     if not outcome.ok:
         raise typer.Exit(2)
+
+
+@app.command()
+def route(
+    chunk_size: Annotated[int, typer.Option(help="Freins par transaction.")] = 100_000,
+    no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
+) -> None:
+    """Oriente chaque nouveau frein vers la bonne personne et propose des partenaires."""
+    t0 = time.perf_counter()
+    if no_prefect:
+        from engine.intake import run_intake
+
+        settings = _settings()
+        result = run_intake(_database(settings), settings, chunk_size=chunk_size).as_dict()
+    else:
+        from workflows.flows import intake_flow
+
+        result = intake_flow(chunk_size=chunk_size)
+    elapsed = time.perf_counter() - t0
+    kinds = result["by_owner_kind"]
+    doms = result["by_domain"]
+    typer.echo(f"Orientation des nouveaux freins terminée en {elapsed:.1f} s.")
+    typer.echo(f"Orientés : {result['routed']} ; déjà orientés (ignorés) : {result['skipped']}.")
+    typer.echo(
+        "Par domaine : "
+        + ", ".join(f"{label} {doms.get(d, 0)}" for d, label in
+                    (("emploi", "emploi"), ("sante", "santé"), ("logement", "logement"), ("transverse", "transverse")))
+    )  # fmt: skip
+    typer.echo(
+        f"Confiés aux chargé·es : {kinds.get('officer', 0)} ; à la coordination : {kinds.get('coordinator', 0)} ; "
+        f"file nationale PHC : {kinds.get('national', 0)} ; directement à un partenaire : {kinds.get('partner', 0)}."
+    )
+    typer.echo(
+        f"Messages préparés : {result['owners_notified']} aux personnes chargées, "
+        f"{result['partner_messages']} aux partenaires."
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point
