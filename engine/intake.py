@@ -218,7 +218,19 @@ class _Json:
 
 
 # A lightweight view of the referral table whose JSON columns take pre-serialised text.
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text  # noqa: E402
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text  # noqa: E402
+from sqlalchemy.types import TypeDecorator  # noqa: E402
+
+
+class _SerialisedJSON(TypeDecorator):  # type: ignore[type-arg]
+    """A JSON column fed with text that is already JSON (no second json.dumps)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
+        return None
+
 
 _bulk_md = MetaData()
 _referral_bulk = Table(
@@ -227,8 +239,8 @@ _referral_bulk = Table(
     Column("chantier_id", Integer), Column("territory_id", Integer), Column("programme", String),
     Column("domain", String), Column("thematique", String), Column("state", String),
     Column("owner_kind", String), Column("owner_user_id", Integer), Column("offer_id", Integer),
-    Column("units_needed", Integer), Column("priority", Integer), Column("priority_breakdown", Text),
-    Column("reasons", Text), Column("explanation", Text), Column("suggestions", Text),
+    Column("units_needed", Integer), Column("priority", Integer), Column("priority_breakdown", _SerialisedJSON),
+    Column("reasons", _SerialisedJSON), Column("explanation", Text), Column("suggestions", _SerialisedJSON),
     Column("due_at", DateTime(timezone=True)), Column("reminders_sent", Integer),
     Column("created_at", DateTime(timezone=True)), Column("state_changed_at", DateTime(timezone=True)),
     Column("version", Integer),

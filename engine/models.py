@@ -486,3 +486,16 @@ class LoginAttempt(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
     at: Mapped[created_at]
     success: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebSession(Base):
+    """A browser session: the cookie holds a random token, the table its hash and expiry."""
+
+    __tablename__ = "web_session"
+    id: Mapped[intpk]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[created_at]
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[str] = mapped_column(String(64), default="")

@@ -159,6 +159,18 @@ def route(
     )
 
 
+def _register_optional_commands() -> None:
+    """Commands owned by other modules (web server, accounts) register themselves here."""
+    try:
+        from workflows import cli_web
+    except ImportError:  # pragma: no cover - during early development only
+        return
+    cli_web.register(app, users_app)
+
+
+_register_optional_commands()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

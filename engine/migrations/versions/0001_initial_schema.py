@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 05:13:34.792438
+Create Date: 2026-11-26 05:21:05.653193
 """
 from alembic import op
 import sqlalchemy as sa
@@ -285,6 +285,21 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_slot_unit')),
     sa.UniqueConstraint('pool_id', 'unit_no', name='uq_slot_unit_pool_unit')
     )
+    op.create_table('web_session',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('csrf_token', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['staff_user.id'], name=op.f('fk_web_session_user_id_staff_user'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_web_session')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_web_session_token_hash'))
+    )
+    with op.batch_alter_table('web_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_web_session_user_id'), ['user_id'], unique=False)
+
     op.create_table('referral',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('frein_id', sa.Integer(), nullable=False),
@@ -432,6 +447,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_referral_chantier_id'))
 
     op.drop_table('referral')
+    with op.batch_alter_table('web_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_web_session_user_id'))
+
+    op.drop_table('web_session')
     op.drop_table('slot_unit')
     op.drop_table('salarie_identity')
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
