@@ -159,6 +159,78 @@ def route(
     )
 
 
+@app.command("demo-activity")
+def demo_activity(seed: Annotated[int, typer.Option(help="Graine.")] = 42) -> None:
+    """Simule une première semaine de travail (mises en attente, orientations) pour la démo."""
+    from engine.demo import simulate_activity
+
+    settings = _settings()
+    done = simulate_activity(_database(settings), settings, seed=seed)
+    typer.echo(
+        f"Activité simulée : {done['waitlisted']} orientations mises en attente de place, "
+        f"{done['referred']} orientées vers un partenaire."
+    )
+
+
+@app.command()
+def allocate(
+    territory: Annotated[str | None, typer.Option(help="Code du territoire (tous par défaut).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Simulation : rien n'est enregistré.")] = False,
+    alpha: Annotated[float, typer.Option(help="Plancher d'équité entre territoires (0 à 1).")] = 0.8,
+    no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
+) -> None:
+    """Propose les places comptées aux personnes en attente (à valider par la coordination)."""
+    if not 0 <= alpha <= 1:
+        _fail("--alpha doit être compris entre 0 et 1", 2)
+    from engine.allocation import AllocationBusy
+
+    try:
+        if no_prefect:
+            from engine.allocation import run_allocation
+
+            settings = _settings()
+            result = run_allocation(_database(settings), settings, territory=territory, dry_run=dry_run, alpha=alpha).as_dict()
+        else:
+            from workflows.flows import allocation_flow
+
+            result = allocation_flow(territory=territory, dry_run=dry_run, alpha=alpha)
+    except AllocationBusy as exc:
+        _fail(str(exc))
+        return
+    except ValueError as exc:
+        _fail(str(exc), 2)
+        return
+    from engine.allocation import AllocationReport
+
+    for line in AllocationReport(**result).lines_fr():
+        typer.echo(line)
+
+
+@app.command("allocate-file")
+def allocate_file(
+    problem: Annotated[Path, typer.Argument(help="Problème d'attribution au format JSON.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Fichier résultat (sinon sortie standard).")] = None,
+) -> None:
+    """Résout un problème d'attribution autonome (contrat JSON documenté dans le README)."""
+    from matching.allocation import ProblemError
+    from matching.allocation_contract import allocate_json
+
+    try:
+        text_in = problem.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"impossible de lire « {problem} » : {exc}", 2)
+        return
+    try:
+        result = allocate_json(text_in)
+    except ProblemError as exc:
+        _fail(str(exc), 2)
+        return
+    if output is None:
+        sys.stdout.write(result + "\n")
+    else:
+        output.write_text(result + "\n", encoding="utf-8")
+
+
 def _register_optional_commands() -> None:
     """Commands owned by other modules (web server, accounts) register themselves here."""
     try:

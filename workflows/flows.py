@@ -41,3 +41,21 @@ def route_new_freins(chunk_size: int, today: str | None) -> dict[str, Any]:
 def intake_flow(chunk_size: int = 100_000, today: str | None = None) -> dict[str, Any]:
     """New freins → referrals assigned to chargé·es, with reasons and partner suggestions."""
     return route_new_freins(chunk_size, today)
+
+
+@task(name="solve-and-propose", retries=0)
+def solve_and_propose(territory: str | None, dry_run: bool, alpha: float) -> dict[str, Any]:
+    """One solve over the whole waitlist (one run at a time, enforced by the database)."""
+    from engine.allocation import run_allocation
+
+    settings, db = _context()
+    try:
+        return run_allocation(db, settings, territory=territory, dry_run=dry_run, alpha=alpha).as_dict()
+    finally:
+        db.dispose()
+
+
+@flow(name="allocation", log_prints=False)
+def allocation_flow(territory: str | None = None, dry_run: bool = False, alpha: float = 0.8) -> dict[str, Any]:
+    """Waitlisted referrals × open slot pools → proposals for the coordinators."""
+    return solve_and_propose(territory, dry_run, alpha)
