@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing as mp
+import os
 import platform
 import statistics
 import sys
@@ -110,6 +112,8 @@ def main() -> None:
         if not ready.wait(10):
             raise RuntimeError("bench SMTP server did not start")
         messages, build_seconds = build_messages(args.messages)
+        gc.collect()
+        gc.freeze()  # keep the 10k prebuilt messages out of the timed GC passes
         asyncio.run(bare_loop(port, messages[:200]))  # warm-up
         timings: dict[str, list[float]] = {name: [] for name in VARIANTS}
         for _ in range(args.rounds):
@@ -132,6 +136,10 @@ def main() -> None:
             "messages_per_second": round(args.messages / best, 1),
         }
 
+    def paired(name: str) -> float:
+        ratios = [v / b for v, b in zip(timings[name], timings["bare_aiosmtplib"], strict=True)]
+        return round(statistics.median(ratios), 3)
+
     results = {name: summary(t) for name, t in timings.items()}
     bare = min(timings["bare_aiosmtplib"])
     report = {
@@ -146,11 +154,16 @@ def main() -> None:
             "messages_per_second": round(args.messages / build_seconds, 1),
         },
         "variants": results,
+        # Time ratios (lower is better). "paired" compares the variants within each
+        # round (run back to back), which resists load from other processes.
         "ratio_smtp_sender_vs_bare": round(min(timings["smtp_sender"]) / bare, 3),
+        "ratio_smtp_sender_vs_bare_paired_median": paired("smtp_sender"),
         "ratio_send_batch_vs_bare": round(min(timings["send_batch"]) / bare, 3),
+        "ratio_send_batch_vs_bare_paired_median": paired("send_batch"),
         "target_ratio_max": 1.5,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
-    report["meets_target"] = report["ratio_smtp_sender_vs_bare"] <= 1.5
+    report["meets_target"] = report["ratio_smtp_sender_vs_bare_paired_median"] <= 1.5
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
