@@ -42,8 +42,9 @@ class PreferenceRow:
 def get_preferences(session: Session, user: m.StaffUser) -> list[PreferenceRow]:
     """The effective mode of every kind a user can choose for (defaults included)."""
     return [
-        PreferenceRow(kind, KINDS[kind].label, KINDS[kind].critical,
-                      preference_mode(session, user.id, kind))  # fmt: skip
+        PreferenceRow(
+            kind, KINDS[kind].label, KINDS[kind].critical, preference_mode(session, user.id, kind)
+        )  # fmt: skip
         for kind in DIGESTIBLE_KINDS
     ]
 

@@ -163,9 +163,20 @@ def list_queue(
             conds.append(or_(R.created_at > created, and_(R.created_at == created, R.id > i)))
     stmt = (
         select(
-            R.id, m.Salarie.reference, R.thematique, R.domain, m.Territory.code,
-            m.Territory.name, m.Chantier.code, R.programme, R.state, R.priority, R.due_at,
-            R.created_at, R.version, R.owner_user_id,
+            R.id,
+            m.Salarie.reference,
+            R.thematique,
+            R.domain,
+            m.Territory.code,
+            m.Territory.name,
+            m.Chantier.code,
+            R.programme,
+            R.state,
+            R.priority,
+            R.due_at,
+            R.created_at,
+            R.version,
+            R.owner_user_id,
         )  # fmt: skip
         .join(m.Salarie, m.Salarie.id == R.salarie_id)
         .join(m.Chantier, m.Chantier.id == R.chantier_id)
@@ -180,9 +191,20 @@ def list_queue(
         due = as_utc(r[10]) if r[10] is not None else None
         rows.append(
             QueueRow(
-                id=r[0], reference=r[1], thematique=r[2], domain=r[3], territory=r[4],
-                territory_name=r[5], chantier=r[6], programme=r[7], state=r[8], priority=r[9],
-                due_at=due, created_at=as_utc(r[11]), version=r[12], owner_user_id=r[13],
+                id=r[0],
+                reference=r[1],
+                thematique=r[2],
+                domain=r[3],
+                territory=r[4],
+                territory_name=r[5],
+                chantier=r[6],
+                programme=r[7],
+                state=r[8],
+                priority=r[9],
+                due_at=due,
+                created_at=as_utc(r[11]),
+                version=r[12],
+                owner_user_id=r[13],
                 overdue=bool(due is not None and due < now and r[8] in DEADLINE_STATES),
             )  # fmt: skip
         )
@@ -302,7 +324,9 @@ def _load_action_choices(session: Session, case: CaseFile) -> None:
         )
     }
     case.suggestions = [
-        (by_id[int(s[0])], int(s[1]), int(s[2])) for s in ref.suggestions or [] if int(s[0]) in by_id
+        (by_id[int(s[0])], int(s[1]), int(s[2]))
+        for s in ref.suggestions or []
+        if int(s[0]) in by_id
     ]
     code = case.territory.code if case.territory else None
     offers = session.execute(
@@ -365,7 +389,9 @@ def pools_overview(session: Session, user: m.StaffUser) -> list[PoolRow]:
         .subquery()
     )
     stmt = (
-        select(m.SlotPool, m.Partner.name, func.coalesce(used.c.n, 0), func.coalesce(waiting.c.n, 0))
+        select(
+            m.SlotPool, m.Partner.name, func.coalesce(used.c.n, 0), func.coalesce(waiting.c.n, 0)
+        )
         .join(m.Offer, m.Offer.id == m.SlotPool.offer_id)
         .join(m.Partner, m.Partner.id == m.Offer.partner_id)
         .outerjoin(used, used.c.pool_id == m.SlotPool.id)
@@ -383,9 +409,16 @@ def pools_overview(session: Session, user: m.StaffUser) -> list[PoolRow]:
             continue
         out.append(
             PoolRow(
-                id=pool.id, code=pool.code, name=pool.name, partner=partner, scope=pool.scope,
-                period_start=pool.period_start, period_end=pool.period_end,
-                capacity=pool.capacity, used=int(n_used), waiting=int(n_wait),
+                id=pool.id,
+                code=pool.code,
+                name=pool.name,
+                partner=partner,
+                scope=pool.scope,
+                period_start=pool.period_start,
+                period_end=pool.period_end,
+                capacity=pool.capacity,
+                used=int(n_used),
+                waiting=int(n_wait),
                 unit_kind=pool.unit_kind,
             )  # fmt: skip
         )
@@ -439,8 +472,15 @@ def access_log(
         raise PermissionError("réservé à l'administration nationale")
     A = m.AccessLog
     stmt = (
-        select(A.id, A.at, m.StaffUser.email, m.StaffUser.role, m.Salarie.reference, A.purpose,
-               A.with_identity)  # fmt: skip
+        select(
+            A.id,
+            A.at,
+            m.StaffUser.email,
+            m.StaffUser.role,
+            m.Salarie.reference,
+            A.purpose,
+            A.with_identity,
+        )  # fmt: skip
         .join(m.StaffUser, m.StaffUser.id == A.user_id)
         .join(m.Salarie, m.Salarie.id == A.salarie_id)
         .order_by(A.id.desc())
@@ -461,9 +501,7 @@ def access_log(
 
 def people_in_scope(session: Session, user: m.StaffUser) -> int:
     """How many salarié·es the user may read (shown on the home page)."""
-    return session.scalar(
-        select(func.count()).select_from(m.Salarie).where(salarie_scope(user))
-    )
+    return session.scalar(select(func.count()).select_from(m.Salarie).where(salarie_scope(user)))
 
 
 @dataclass

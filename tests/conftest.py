@@ -103,3 +103,6 @@ def sqlite_db(sqlite_url):
     yield database
     _empty(database)
     database.dispose()
+
+
+from tests.support.smtp_server import smtp_server  # noqa: E402,F401  (shared fixture)

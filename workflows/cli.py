@@ -231,6 +231,36 @@ def allocate_file(
         output.write_text(result + "\n", encoding="utf-8")
 
 
+@app.command()
+def notify(
+    chunk: Annotated[int, typer.Option(help="Messages par connexion SMTP.")] = 200,
+    no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
+) -> None:
+    """Écrit les relances et échéances dues, puis envoie les messages en attente."""
+    if no_prefect:
+        from engine.digest import write_due_digests
+        from engine.relay import drain
+        from engine.reminders import write_due_reminders
+
+        settings = _settings()
+        db = _database(settings)
+        written = dict(write_due_reminders(db, settings))
+        written["daily_digest"] = write_due_digests(db, settings)
+        result = {"written": written, "relay": drain(db, settings, chunk=chunk).as_dict()}
+    else:
+        from workflows.flows import notifications_flow
+
+        result = notifications_flow(chunk=chunk)
+    w, r = result["written"], result["relay"]
+    typer.echo(
+        f"Échéances : {w.get('triage_due_soon', 0)} qualifications bientôt dues, {w.get('triage_overdue', 0)} en retard, "
+        f"{w.get('triage_escalation', 0)} signalées à la coordination, {w.get('partner_reminder', 0)} relances partenaires, "
+        f"{w.get('expired', 0)} orientations expirées, {w.get('proposals_expired', 0)} propositions expirées, "
+        f"{w.get('daily_digest', 0)} récapitulatifs quotidiens."
+    )
+    typer.echo(f"Envoi : {r['sent']} envoyés, {r['retried']} à réessayer, {r['parked']} mis de côté (erreur définitive).")
+
+
 def _register_optional_commands() -> None:
     """Commands owned by other modules (web server, accounts) register themselves here."""
     try:

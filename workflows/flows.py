@@ -59,3 +59,38 @@ def solve_and_propose(territory: str | None, dry_run: bool, alpha: float) -> dic
 def allocation_flow(territory: str | None = None, dry_run: bool = False, alpha: float = 0.8) -> dict[str, Any]:
     """Waitlisted referrals × open slot pools → proposals for the coordinators."""
     return solve_and_propose(territory, dry_run, alpha)
+
+
+@task(name="write-due-reminders", retries=1, retry_delay_seconds=2)
+def write_reminders_task() -> dict[str, int]:
+    """Reminders, escalations, expiries and digests that fell due (idempotent)."""
+    from engine.digest import write_due_digests
+    from engine.reminders import write_due_reminders
+
+    settings, db = _context()
+    try:
+        counts = dict(write_due_reminders(db, settings))
+        counts["daily_digest"] = write_due_digests(db, settings)
+        return counts
+    finally:
+        db.dispose()
+
+
+@task(name="drain-outbox", retries=0)
+def drain_outbox_task(chunk: int) -> dict[str, int]:
+    """Send due messages in chunks over one SMTP connection per chunk."""
+    from engine.relay import drain
+
+    settings, db = _context()
+    try:
+        return drain(db, settings, chunk=chunk).as_dict()
+    finally:
+        db.dispose()
+
+
+@flow(name="notifications", log_prints=False)
+def notifications_flow(chunk: int = 200) -> dict[str, Any]:
+    """Write what fell due to the outbox, then drain the outbox to SMTP."""
+    written = write_reminders_task()
+    sent = drain_outbox_task(chunk)
+    return {"written": written, "relay": sent}

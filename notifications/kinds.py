@@ -1,0 +1,224 @@
+"""The catalogue of message kinds: label, criticality and exact context of each.
+
+Why a declared catalogue: the engine decides what to tell whom, but this module
+fixes *what can be said*. Each kind lists the only variables its templates may
+receive, each with a narrow field type (see ``notifications.fields``), so a
+health or housing detail cannot slip into an email by an extra key or a
+wrongly-filled field. The preferences page reads the French labels and the
+``critical`` flag (critical kinds cannot be switched off) from here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from notifications.fields import (
+    Choice,
+    ContextError,
+    Count,
+    Day,
+    DisplayName,
+    Field,
+    ListOf,
+    OptionalReference,
+    PartnerName,
+    PlaceName,
+    Reference,
+    Url,
+    check_record,
+)
+
+# Variables every kind receives: who we greet, and where to manage preferences.
+COMMON_FIELDS: dict[str, Field] = {
+    "recipient_name": DisplayName(),
+    "preferences_url": Url(),
+}
+
+# Short French labels a daily-digest item may carry: a closed vocabulary, so a
+# digest line can never be free text.
+DIGEST_ITEM_LABELS: frozenset[str] = frozenset(
+    {
+        "Nouvelle orientation",
+        "Qualification à faire",
+        "Qualification en retard",
+        "Orientation à réattribuer",
+        "Réponse du partenaire attendue",
+        "Relance du partenaire",
+        "Propositions à valider",
+        "Place validée",
+        "Résultat à saisir",
+        "Suivi post-sortie à faire",
+    }
+)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One message kind: what users see of it and which variables it accepts."""
+
+    slug: str
+    label: str
+    critical: bool
+    reason: str  # completes "Vous recevez ce message car …"
+    fields: Mapping[str, Field] = field(default_factory=dict)
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """Names of the context variables the kind accepts (all required)."""
+        return frozenset(self.fields)
+
+
+def _kind(
+    slug: str, label: str, reason: str, *, critical: bool = False, **fields: Field
+) -> KindSpec:
+    return KindSpec(slug, label, critical, reason, {**COMMON_FIELDS, **fields})
+
+
+_CHARGE = "vous êtes chargé·e de partenariats et des orientations vous sont confiées"
+_COORD = "vous coordonnez l'équipe de votre territoire"
+_PARTNER = "votre structure a été sollicitée par le réseau Convergence France"
+_CHANTIER = "vous accompagnez des salarié·es de votre chantier"
+
+_SPECS: tuple[KindSpec, ...] = (
+    _kind(
+        "new_referrals",
+        "Nouvelles orientations dans ma file",
+        _CHARGE,
+        count=Count(minimum=1),
+        url=Url(),
+    ),
+    _kind(
+        "triage_due_soon",
+        "Qualification bientôt due",
+        _CHARGE,
+        reference=Reference(),
+        due_on=Day(),
+        url=Url(),
+    ),
+    _kind(
+        "triage_overdue",
+        "Qualification en retard",
+        _CHARGE,
+        critical=True,
+        reference=Reference(),
+        due_on=Day(),
+        url=Url(),
+    ),
+    _kind(
+        "triage_escalation",
+        "Orientation en retard signalée à la coordination",
+        _COORD,
+        critical=True,
+        reference=Reference(),
+        officer_name=DisplayName(),
+        territory=PlaceName(),
+        due_on=Day(),
+        url=Url(),
+    ),
+    _kind(
+        "partner_orientation",
+        "Nouvelle orientation vers ma structure",
+        _PARTNER,
+        critical=True,
+        partner_name=PartnerName(),
+        reference=Reference(),
+        territory=PlaceName(),
+        action_url=Url(),
+        expires_on=Day(),
+    ),
+    _kind(
+        "partner_reminder",
+        "Relance d'une orientation sans réponse",
+        _PARTNER,
+        critical=True,
+        partner_name=PartnerName(),
+        reference=Reference(),
+        sent_on=Day(),
+        action_url=Url(),
+        expires_on=Day(),
+    ),
+    _kind(
+        "allocation_ready",
+        "Propositions d'attribution à valider",
+        _COORD,
+        count=Count(minimum=1),
+        territory=PlaceName(),
+        url=Url(),
+    ),
+    _kind(
+        "slot_validated",
+        "Place validée",
+        "vous suivez cette orientation",
+        reference=Reference(),
+        pool_name=PlaceName(),
+        territory=PlaceName(),
+        url=Url(),
+    ),
+    _kind(
+        "outcome_due",
+        "Résultat d'une orientation à saisir",
+        _CHANTIER,
+        reference=Reference(),
+        due_on=Day(),
+        url=Url(),
+    ),
+    _kind(
+        "followup_due",
+        "Suivi post-sortie à réaliser",
+        _CHANTIER,
+        reference=Reference(),
+        months=Choice(frozenset({3, 6, 12})),
+        due_on=Day(),
+        url=Url(),
+    ),
+)
+
+_DIGESTIBLE = tuple(spec.slug for spec in _SPECS)
+
+_SPECS += (
+    _kind(
+        "daily_digest",
+        "Récapitulatif quotidien",
+        "vous avez choisi de recevoir un récapitulatif quotidien",
+        day=Day(),
+        url=Url(),
+        items=ListOf(
+            (
+                ("kind", Choice(frozenset(_DIGESTIBLE))),
+                ("reference", OptionalReference()),
+                ("count", Count()),
+                ("label", Choice(DIGEST_ITEM_LABELS)),
+                ("url", Url()),
+            )
+        ),
+    ),
+)
+
+KINDS: dict[str, KindSpec] = {spec.slug: spec for spec in _SPECS}
+CRITICAL_KINDS: frozenset[str] = frozenset(s.slug for s in _SPECS if s.critical)
+# Kinds a user may receive inside the daily digest, in display order.
+DIGESTIBLE_KINDS: tuple[str, ...] = _DIGESTIBLE
+
+
+def get_kind(kind: str) -> KindSpec:
+    """Look a kind up, failing loudly on a typo rather than sending nothing."""
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ContextError(f"unknown message kind {kind!r}") from None
+
+
+def validate_context(
+    kind: str, context: Mapping[str, Any], *, base_url: str | None = None
+) -> dict[str, Any]:
+    """Check a context against the kind's declaration and return a clean copy.
+
+    Raises ``ContextError`` on a missing or unexpected variable and on any value
+    outside its field type (a non-reference, a link outside ``base_url``, a name
+    that reads like a sentence, a sensitive term…). Why strict: the context is
+    the only channel from case files to emails.
+    """
+    spec = get_kind(kind)
+    return check_record(kind, spec.fields, context, base_url=base_url)

@@ -1,0 +1,154 @@
+"""Render a message kind to subject, text and HTML, and wrap it as an email.
+
+Why separate from sending (warehouse's pattern): rendering is pure and testable
+in microseconds, while delivery is I/O with retries. The Jinja2 environment uses
+``StrictUndefined`` so a missing variable fails loudly instead of sending a
+half-empty email, autoescapes HTML templates only (plain-text bodies must not
+show ``&amp;``), and loads templates from the installed package so it works the
+same from a checkout, a wheel or a zip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from notifications.kinds import DIGESTIBLE_KINDS, KINDS, get_kind, validate_context
+
+_MONTHS_FR = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+_MESSAGE_ID_RE = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """The three user-visible parts of one email."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def date_fr(value: date) -> str:
+    """Format a date the French way ('1er mars 2025'), independent of the locale."""
+    day = "1er" if value.day == 1 else str(value.day)
+    return f"{day} {_MONTHS_FR[value.month - 1]} {value.year}"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The shared Jinja2 environment (built once, templates cached by Jinja2)."""
+    env = Environment(
+        loader=PackageLoader("notifications", "templates"),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(
+            enabled_extensions=("html",), default_for_string=False, default=False
+        ),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["date_fr"] = date_fr
+    return env
+
+
+def _template_vars(kind: str, clean: dict[str, Any]) -> dict[str, Any]:
+    """Add the variables that come from the catalogue, never from the caller."""
+    spec = get_kind(kind)
+    extra: dict[str, Any] = {
+        "kind_label": spec.label,
+        "reason": spec.reason,
+        "critical": spec.critical,
+    }
+    if kind == "daily_digest":
+        extra["groups"] = [
+            {"label": KINDS[k].label, "items": [i for i in clean["items"] if i["kind"] == k]}
+            for k in DIGESTIBLE_KINDS
+            if any(i["kind"] == k for i in clean["items"])
+        ]
+    return {**clean, **extra}
+
+
+def render(
+    kind: str, context: Mapping[str, Any], *, base_url: str | None = None
+) -> RenderedMessage:
+    """Validate ``context`` for ``kind`` and render its three templates.
+
+    ``base_url``, when given, is the only origin links may point to; the relay
+    passes the configured public URL so a link can never lead elsewhere.
+    """
+    clean = validate_context(kind, context, base_url=base_url)
+    variables = _template_vars(kind, clean)
+    env = environment()
+    subject = env.get_template(f"{kind}/subject.txt").render(variables)
+    return RenderedMessage(
+        subject=" ".join(subject.split()),
+        text=env.get_template(f"{kind}/body.txt").render(variables),
+        html=env.get_template(f"{kind}/body.html").render(variables),
+    )
+
+
+def message_id_for(idempotency_key: str, domain: str) -> str:
+    """A Message-ID derived from the outbox idempotency key.
+
+    Why: a message re-sent after a lost acknowledgement keeps the same
+    Message-ID, so receiving servers and mail clients can collapse duplicates.
+    The key is hashed so it never leaks into headers.
+    """
+    if not idempotency_key:
+        raise ValueError("idempotency_key must not be empty")
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:40]
+    return f"<{digest}@{domain}>"
+
+
+def build_email(
+    rendered: RenderedMessage,
+    *,
+    to: str,
+    from_: str,
+    message_id: str,
+    headers: Mapping[str, str] | None = None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """Wrap a rendered message as multipart/alternative (text, then HTML), UTF-8.
+
+    Clients show the last alternative they understand, so HTML comes second and
+    the plain text stays a faithful fallback. ``date`` defaults to now (UTC).
+    """
+    if not _MESSAGE_ID_RE.match(message_id):
+        raise ValueError(f"invalid Message-ID {message_id!r}")
+    msg = EmailMessage()
+    msg["Subject"] = rendered.subject
+    msg["From"] = from_
+    msg["To"] = to
+    msg["Date"] = format_datetime(date or datetime.now(UTC))
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"
+    for name, value in (headers or {}).items():
+        if name in msg:
+            del msg[name]
+        msg[name] = value
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    return msg

@@ -1,0 +1,120 @@
+"""The outbox relay against a real aiosmtpd server on loopback that can fail on purpose."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from engine import models as m
+from engine.clock import utcnow
+from engine.db import unit_of_work
+from engine.outbox import enqueue_many
+from engine.relay import drain
+from engine.settings import Settings
+from notifications.render import message_id_for
+
+BASE = "http://aiguillage.test"
+
+
+def _settings(db, server, **kw) -> Settings:
+    return Settings(database_url=db.url, smtp_host="127.0.0.1", smtp_port=server.port, base_url=BASE,
+                    smtp_timeout_s=kw.pop("timeout", 2.0), **kw)  # fmt: skip
+
+
+def _queue(db, n: int, prefix: str = "t") -> None:
+    with unit_of_work(db) as s:
+        enqueue_many(
+            s,
+            [
+                {"kind": "slot_validated", "key": f"{prefix}:{i}", "to_address": f"user{i}@example.org",
+                 "context": {"recipient_name": "Camille Martin", "preferences_url": f"{BASE}/preferences",
+                             "reference": "SAL-ABCDEF", "pool_name": "CDC Habitat", "territory": "Convergence Paris",
+                             "url": f"{BASE}/orientations/{i}"}, "mode": "immediate"}
+                for i in range(n)
+            ],
+            base_url=BASE,
+        )  # fmt: skip
+
+
+def _statuses(db) -> Counter[str]:
+    with db.sessions() as s:
+        return Counter(dict(s.execute(select(m.OutboxMessage.status, func.count()).group_by(m.OutboxMessage.status)).all()))
+
+
+def _make_due(db) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(update(m.OutboxMessage).where(m.OutboxMessage.status == "pending").values(due_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_delivers_multipart_french_mail_with_stable_message_id(db, smtp_server):
+    _queue(db, 5)
+    report = drain(db, _settings(db, smtp_server))
+    assert report.sent == 5 and _statuses(db) == Counter({"sent": 5})
+    msgs = smtp_server.messages
+    assert len(msgs) == 5 and smtp_server.connections == 1
+    mail = msgs[0].message
+    assert mail.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
+    ids = {str(msg.message["Message-ID"]).strip() for msg in msgs}
+    assert ids == {message_id_for(f"t:{i}", "convergence-france.example.org") for i in range(5)}
+    assert "Place" in mail["Subject"]
+    # Nothing to do on a second pass: nothing sent twice.
+    assert drain(db, _settings(db, smtp_server)).claimed == 0
+    assert len(smtp_server.messages) == 5
+
+
+def test_451_is_retried_later_and_nothing_is_lost(db, smtp_server):
+    _queue(db, 3)
+    smtp_server.set_mode("refuse_451")
+    report = drain(db, _settings(db, smtp_server))
+    assert report.retried == 3 and report.sent == 0
+    with db.sessions() as s:
+        rows = s.scalars(select(m.OutboxMessage)).all()
+        assert all(r.status == "pending" and r.attempts == 1 and "451" in r.last_error for r in rows)
+    smtp_server.set_mode("ok")
+    assert drain(db, _settings(db, smtp_server)).claimed == 0  # backoff: not due yet
+    _make_due(db)
+    assert drain(db, _settings(db, smtp_server)).sent == 3
+    assert len(smtp_server.messages) == 3
+
+
+def test_550_is_parked_with_the_answer(db, smtp_server):
+    _queue(db, 2)
+    smtp_server.set_mode("reject_550")
+    report = drain(db, _settings(db, smtp_server))
+    assert report.parked == 2
+    with db.sessions() as s:
+        assert all("550" in r.last_error and r.status == "parked" for r in s.scalars(select(m.OutboxMessage)).all())
+
+
+def test_stall_drop_and_down_are_transient(db, smtp_server):
+    _queue(db, 2, "stall")
+    smtp_server.set_mode("stall")
+    assert drain(db, _settings(db, smtp_server, timeout=0.5)).retried == 2
+    smtp_server.set_mode("drop")
+    _make_due(db)
+    assert drain(db, _settings(db, smtp_server)).retried == 2
+    smtp_server.set_mode("down")
+    _make_due(db)
+    assert drain(db, _settings(db, smtp_server)).sent == 0
+    smtp_server.set_mode("up")
+    _make_due(db)
+    assert drain(db, _settings(db, smtp_server)).sent == 2
+    keys = Counter(msg.message["Message-ID"] for msg in smtp_server.messages)
+    assert len(keys) == 2 and _statuses(db) == Counter({"sent": 2})
+
+
+def test_concurrent_relays_never_send_a_row_twice(pg_db, smtp_server):
+    _queue(pg_db, 300)
+    settings = _settings(pg_db, smtp_server)
+    threads = [threading.Thread(target=drain, args=(pg_db, settings), kwargs={"worker": f"w{i}", "chunk": 20}) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = Counter(msg.message["Message-ID"] for msg in smtp_server.messages)
+    assert len(ids) == 300 and max(ids.values()) == 1
+    assert _statuses(pg_db) == Counter({"sent": 300})
