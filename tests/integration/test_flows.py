@@ -1,0 +1,48 @@
+"""A real Prefect run of each flow (embedded ephemeral API, temporary PREFECT_HOME)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from sqlalchemy import func, select
+
+from engine import models as m
+from engine.demo import simulate_activity
+from engine.seed import seed_network
+from engine.settings import Settings
+
+TODAY = date(2026, 11, 26)
+
+
+def test_intake_allocation_and_notifications_flows_run_in_prefect(sqlite_db, smtp_server, monkeypatch):
+    from prefect.testing.utilities import prefect_test_harness  # noqa: F401  (import check only)
+
+    from workflows.flows import allocation_flow, intake_flow, notifications_flow
+
+    monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", sqlite_db.url)
+    monkeypatch.setenv("AIGUILLAGE_SMTP_PORT", str(smtp_server.port))
+    monkeypatch.setenv("AIGUILLAGE_BASE_URL", "http://aiguillage.test")
+    seed_network(sqlite_db, scale=0.05, seed=2, today=TODAY)
+
+    routed = intake_flow(chunk_size=200)
+    with sqlite_db.sessions() as s:
+        assert routed["routed"] == s.scalar(select(func.count()).select_from(m.Frein)) > 0
+    # Flow results carry counts only: nothing that looks like a person.
+    blob = json.dumps(routed)
+    assert "SAL-" not in blob and "@" not in blob
+
+    simulate_activity(sqlite_db, Settings(database_url=sqlite_db.url, base_url="http://aiguillage.test"), seed=2)
+    alloc = allocation_flow(dry_run=False)
+    assert alloc["status"] == "optimal" and sum(alloc["proposals_by_pool"].values()) > 0
+
+    sent = notifications_flow(chunk=50)
+    assert sent["relay"]["sent"] == len(smtp_server.messages) > 0
+    assert sent["relay"]["parked"] == 0
+    with sqlite_db.sessions() as s:
+        pending = s.scalar(
+            select(func.count()).select_from(m.OutboxMessage).where(
+                m.OutboxMessage.status == "pending", m.OutboxMessage.delivery == "immediate"
+            )
+        )
+        assert pending == 0
