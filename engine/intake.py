@@ -10,14 +10,14 @@ safe: the loser's rows are skipped by ``ON CONFLICT DO NOTHING``.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import exists, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -202,6 +202,13 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
+def _plain(obj: object) -> object:
+    """orjson leaves tuple subclasses (named tuples) to us: encode them as lists."""
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
 class _Json:
     """json.dumps cached by object identity: decisions share their tuples."""
 
@@ -212,9 +219,13 @@ class _Json:
         hit = self._cache.get(id(obj))
         if hit is not None and hit[0] is obj:
             return hit[1]
-        s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        s = orjson.dumps(obj, default=_plain).decode()
         self._cache[id(obj)] = (obj, s)
         return s
+
+    def fresh(self, obj: object) -> str:
+        """For per-decision objects (reasons): no cache, just a fast encoder."""
+        return orjson.dumps(obj, default=_plain).decode()
 
 
 # A lightweight view of the referral table whose JSON columns take pre-serialised text.
@@ -232,6 +243,23 @@ class _SerialisedJSON(TypeDecorator):  # type: ignore[type-arg]
         return None
 
 
+class _StampText(TypeDecorator):  # type: ignore[type-arg]
+    """A DateTime column fed with SQLite's own text format, formatted once per run."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
+        return None
+
+
+def _stamp(value: datetime, dialect: str) -> object:
+    """The value as SQLite stores DateTime (UTC, naive text), or as is for PostgreSQL."""
+    if dialect != "sqlite":
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 _bulk_md = MetaData()
 _referral_bulk = Table(
     "referral", _bulk_md,
@@ -241,9 +269,17 @@ _referral_bulk = Table(
     Column("owner_kind", String), Column("owner_user_id", Integer), Column("offer_id", Integer),
     Column("units_needed", Integer), Column("priority", Integer), Column("priority_breakdown", _SerialisedJSON),
     Column("reasons", _SerialisedJSON), Column("explanation", Text), Column("suggestions", _SerialisedJSON),
-    Column("due_at", DateTime(timezone=True)), Column("reminders_sent", Integer),
-    Column("created_at", DateTime(timezone=True)), Column("state_changed_at", DateTime(timezone=True)),
+    Column("due_at", _StampText), Column("reminders_sent", Integer),
+    Column("created_at", _StampText), Column("state_changed_at", _StampText),
     Column("version", Integer),
+)  # fmt: skip
+
+
+_event_bulk = Table(
+    "referral_event", _bulk_md,
+    Column("id", Integer, primary_key=True), Column("referral_id", Integer), Column("from_state", String),
+    Column("to_state", String), Column("action", String), Column("actor_user_id", Integer),
+    Column("actor_label", String), Column("at", _StampText), Column("reason", String), Column("note", Text),
 )  # fmt: skip
 
 
@@ -305,14 +341,16 @@ def _write_chunk(
     dumps: _Json, secret: str, now, triage_due, partner_due,  # type: ignore[no-untyped-def]
 ) -> IntakeReport:  # fmt: skip
     report = IntakeReport()
+    dialect = db.engine.dialect.name
+    now_s, triage_s, partner_s = (_stamp(v, dialect) for v in (now, triage_due, partner_due))
     values: list[dict[str, Any]] = []
     by_frein: dict[int, Decision] = {}
     for r, d in zip(chunk, decisions, strict=True):
         territory_id = r[7]
         owner = d.owner_user_id
-        state, due = "new", triage_due
+        state, due = "new", triage_s
         if d.owner_kind == "partner":
-            state, due = "referred", partner_due
+            state, due = "referred", partner_s
             owner = (
                 net.coordinator_of.get(net.territory_codes.get(territory_id, ""))
                 if territory_id
@@ -324,27 +362,33 @@ def _write_chunk(
              "programme": r[6], "domain": d.domain, "thematique": r[1], "state": state,
              "owner_kind": d.owner_kind, "owner_user_id": owner, "offer_id": d.partner_offer_id,
              "units_needed": 1, "priority": d.priority, "priority_breakdown": dumps(d.breakdown),
-             "reasons": dumps(d.reasons), "explanation": d.explanation_fr,
+             "reasons": dumps.fresh(d.reasons), "explanation": d.explanation_fr,
              "suggestions": dumps(d.suggestions), "due_at": due, "reminders_sent": 0,
-             "created_at": now, "state_changed_at": now, "version": 1}
+             "created_at": now_s, "state_changed_at": now_s, "version": 1}
         )  # fmt: skip
-    with db.engine.begin() as conn:
-        dialect = conn.dialect.name
+    with db.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
         ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(_referral_bulk)
         open_sql = text("state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")")
-        stmt = ins.on_conflict_do_nothing(index_elements=["frein_id"], index_where=open_sql).returning(
-            _referral_bulk.c.id, _referral_bulk.c.frein_id, _referral_bulk.c.owner_user_id,
-            _referral_bulk.c.state, _referral_bulk.c.offer_id, _referral_bulk.c.salarie_id,
-            _referral_bulk.c.territory_id,
-        )  # fmt: skip
-        created = conn.execute(stmt, values).all() if values else []
+        stmt = ins.on_conflict_do_nothing(index_elements=["frein_id"], index_where=open_sql)
+        cols = _referral_bulk.c
+        wanted = (cols.id, cols.frein_id, cols.owner_user_id, cols.state, cols.offer_id, cols.salarie_id, cols.territory_id)
+        if not values:
+            created = []
+        elif dialect == "sqlite":
+            # BEGIN IMMEDIATE holds SQLite's only write lock: every id above the previous
+            # maximum is ours, so a plain executemany (C loop) replaces RETURNING.
+            before = conn.execute(select(func.coalesce(func.max(cols.id), 0))).scalar_one()
+            conn.execute(stmt, values)
+            created = conn.execute(select(*wanted).where(cols.id > before).order_by(cols.id)).all()
+        else:
+            created = conn.execute(stmt.returning(*wanted), values).all()
         report.routed = len(created)
         report.skipped = len(values) - len(created)
         if created:
             conn.execute(
-                insert(m.ReferralEvent.__table__),
+                insert(_event_bulk),
                 [{"referral_id": rid, "from_state": None, "to_state": st, "action": "route",
-                  "actor_user_id": None, "actor_label": ACTOR_LABEL, "at": now, "reason": None, "note": None}
+                  "actor_user_id": None, "actor_label": ACTOR_LABEL, "at": now_s, "reason": None, "note": None}
                  for rid, _f, _o, st, _of, _s, _t in created],
             )  # fmt: skip
         per_owner: Counter[int] = Counter()

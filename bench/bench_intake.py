@@ -1,0 +1,101 @@
+"""Seeding and intake at scale: time, peak RSS, and the ratio to a bare Core bulk insert.
+
+Usage: python bench/bench_intake.py [--scale 50] [--quick]
+Writes bench/results/intake.json. Each step runs in a fresh process so that peak RSS is the
+step's own. The bare insert writes the same number of minimal referral rows with SQLAlchemy
+Core executemany into a copy of the same seeded database, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from common import run_measured, write
+
+SEED = """
+from engine.db import Database
+from engine.migrate import upgrade
+from engine.seed import seed_network
+upgrade(URL)
+db = Database(URL)
+s = seed_network(db, scale=SCALE, seed=42)
+result = {"people": sum(s.people.values()), "freins": sum(s.freins_by_domain.values())}
+"""
+
+ROUTE = """
+from engine.db import Database
+from engine.intake import run_intake
+from engine.settings import Settings
+db = Database(URL)
+r = run_intake(db, Settings(database_url=URL))
+result = {"routed": r.routed, "by_owner_kind": dict(r.by_owner_kind)}
+"""
+
+BARE = """
+from sqlalchemy import insert, select
+from engine import models as m
+from engine.db import Database
+db = Database(URL)
+with db.engine.connect() as conn:
+    rows = conn.execute(select(m.Frein.id, m.Frein.salarie_id, m.Frein.domain, m.Frein.thematique)).all()
+    sal = dict(conn.execute(select(m.Salarie.id, m.Salarie.chantier_id)).all())
+import time
+t0 = time.perf_counter()
+values = [{"frein_id": f, "salarie_id": s, "chantier_id": sal[s], "territory_id": None, "programme": "cvg",
+           "domain": d, "thematique": t, "state": "new", "owner_kind": "officer", "owner_user_id": None,
+           "units_needed": 1, "priority": 0, "priority_breakdown": [], "reasons": [], "explanation": "",
+           "suggestions": [], "reminders_sent": 0, "version": 1} for f, s, d, t in rows]
+with db.engine.begin() as conn:
+    for i in range(0, len(values), 100_000):
+        conn.execute(insert(m.Referral.__table__), values[i:i + 100_000])
+result = {"rows": len(values), "insert_s": round(time.perf_counter() - t0, 3)}
+"""
+
+CLI_ROUTE = """
+import subprocess, sys, time, os
+t0 = time.perf_counter()
+p = subprocess.run([sys.executable, "-m", "workflows.cli", "route"], capture_output=True, text=True,
+                   env={**os.environ, "AIGUILLAGE_DATABASE_URL": URL})
+assert p.returncode == 0, p.stderr[-2000:]
+result = {"cli_route_with_prefect_s": round(time.perf_counter() - t0, 3)}
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=float, default=50)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    scale = 2.0 if args.quick else args.scale
+    tmp = Path(tempfile.mkdtemp(prefix="aiguillage-bench-"))
+    try:
+        out = {}
+        small = f"sqlite:///{tmp / 's1.db'}"
+        out["seed_scale_1"] = run_measured(f"URL={small!r}; SCALE=1.0\n" + SEED)
+        prefect_env = {"PREFECT_HOME": str(tmp / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+        out["route_scale_1_cli_with_prefect"] = run_measured(f"URL={small!r}\n" + CLI_ROUTE, env=prefect_env)
+        big = tmp / "big.db"
+        url = f"sqlite:///{big}"
+        out[f"seed_scale_{scale:g}"] = run_measured(f"URL={url!r}; SCALE={scale}\n" + SEED)
+        copy = tmp / "bare.db"
+        shutil.copy(big, copy)
+        for suffix in ("-wal", "-shm"):
+            if Path(str(big) + suffix).exists():
+                shutil.copy(str(big) + suffix, str(copy) + suffix)
+        out["bare_insert"] = run_measured(f"URL={'sqlite:///' + str(copy)!r}\n" + BARE)
+        out["route"] = run_measured(f"URL={url!r}\n" + ROUTE)
+        ratio = out["route"]["wall_s"] / out["bare_insert"]["insert_s"]
+        out["ratio_route_to_bare_insert"] = round(ratio, 2)
+        out["targets"] = {"ratio_max": 4, "route_peak_rss_mb_max": 2048, "scale_1_cli_route_s_max": 10,
+                          "seed_scale_50_s_max": 120}  # fmt: skip
+        path = write("intake", {"scale": scale, **out})
+        print(path.read_text())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Shared helpers for the benches: run a step in a fresh process, measure wall time and peak RSS."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PY = sys.executable
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg": os.getloadavg(),
+    }
+
+
+def run_measured(code: str, env: dict[str, str] | None = None, timeout: float = 1800) -> dict[str, Any]:
+    """Run python code in a fresh process; return wall time, peak RSS (MB) and its JSON output.
+
+    The code prints one JSON object on its last line of stdout.
+    """
+    wrapper = (
+        "import json, resource, time\n"
+        "_t0 = time.perf_counter()\n"
+        f"{code}\n"
+        "_out = dict(result) if 'result' in dir() else {}\n"
+        "_out['wall_s'] = round(time.perf_counter() - _t0, 3)\n"
+        "_out['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)\n"
+        "print(json.dumps(_out))\n"
+    )
+    full_env = {**os.environ, **(env or {})}
+    t0 = time.perf_counter()
+    proc = subprocess.run([PY, "-c", wrapper], env=full_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench step failed:\n{proc.stderr[-4000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_wall_s"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def write(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    data = {"machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **data}
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
