@@ -75,8 +75,14 @@ def main() -> None:
         out = {}
         small = f"sqlite:///{tmp / 's1.db'}"
         out["seed_scale_1"] = run_measured(f"URL={small!r}; SCALE=1.0\n" + SEED)
-        prefect_env = {"PREFECT_HOME": str(tmp / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-        out["route_scale_1_cli_with_prefect"] = run_measured(f"URL={small!r}\n" + CLI_ROUTE, env=prefect_env)
+        prefect_env = {
+            "PREFECT_HOME": str(tmp / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+        out["route_scale_1_cli_with_prefect"] = run_measured(
+            f"URL={small!r}\n" + CLI_ROUTE, env=prefect_env
+        )
         big = tmp / "big.db"
         url = f"sqlite:///{big}"
         out[f"seed_scale_{scale:g}"] = run_measured(f"URL={url!r}; SCALE={scale}\n" + SEED)

@@ -25,7 +25,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_measured(code: str, env: dict[str, str] | None = None, timeout: float = 1800) -> dict[str, Any]:
+def run_measured(
+    code: str, env: dict[str, str] | None = None, timeout: float = 1800
+) -> dict[str, Any]:
     """Run python code in a fresh process; return wall time, peak RSS (MB) and its JSON output.
 
     The code prints one JSON object on its last line of stdout.
@@ -41,7 +43,9 @@ def run_measured(code: str, env: dict[str, str] | None = None, timeout: float = 
     )
     full_env = {**os.environ, **(env or {})}
     t0 = time.perf_counter()
-    proc = subprocess.run([PY, "-c", wrapper], env=full_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(
+        [PY, "-c", wrapper], env=full_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"bench step failed:\n{proc.stderr[-4000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -30,7 +30,15 @@ from engine.outbox import enqueue_many
 from engine.permissions import can
 from engine.referrals import Actor, NotFound, StaleEdit, record_event
 from engine.settings import Settings
-from matching.allocation import AllocationProblem, Candidate, Option, Pin, Pool, lexicographic_weights, solve
+from matching.allocation import (
+    AllocationProblem,
+    Candidate,
+    Option,
+    Pin,
+    Pool,
+    lexicographic_weights,
+    solve,
+)
 from matching.eligibility import evaluate
 from matching.facts import PersonFacts
 from partners.rules import Rule
@@ -66,20 +74,33 @@ class AllocationReport:
     def lines_fr(self) -> list[str]:
         status = {"optimal": "optimale (prouvée)", "feasible": "réalisable (non prouvée optimale)",
                   "infeasible": "impossible", "unknown": "inconnue"}.get(self.status, self.status)  # fmt: skip
-        head = "Simulation d'attribution (rien n'est enregistré)" if self.dry_run else "Attribution des places"
-        lines = [f"{head} — exécution n° {self.run_id}", f"Solution {status}, solveur {self.solver}, {self.time_s:.2f} s."]
+        head = (
+            "Simulation d'attribution (rien n'est enregistré)"
+            if self.dry_run
+            else "Attribution des places"
+        )
+        lines = [
+            f"{head} — exécution n° {self.run_id}",
+            f"Solution {status}, solveur {self.solver}, {self.time_s:.2f} s.",
+        ]
         if self.message:
             lines.append(self.message)
         total = sum(self.proposals_by_pool.values())
-        lines.append(f"Personnes en attente candidates : {self.candidates} ; places proposées : {total}.")
+        lines.append(
+            f"Personnes en attente candidates : {self.candidates} ; places proposées : {total}."
+        )
         for name, n in sorted(self.proposals_by_pool.items()):
             lines.append(f"  - {name} : {n} proposition(s)")
         lines.append(f"Personnes toujours en attente : {self.waiting}.")
         if self.worst_fill_ratio is not None:
-            lines.append(f"Taux de satisfaction du territoire le moins servi : {self.worst_fill_ratio:.0%}.")
+            lines.append(
+                f"Taux de satisfaction du territoire le moins servi : {self.worst_fill_ratio:.0%}."
+            )
         causes = {"floor": "planchers territoriaux", "pin": "places déjà proposées", "consumption": "places multiples",
                   "weights": "poids"}  # fmt: skip
-        detail = ", ".join(f"{n} dus aux {causes.get(c, c)}" for c, n in sorted(self.envy_causes.items()))
+        detail = ", ".join(
+            f"{n} dus aux {causes.get(c, c)}" for c, n in sorted(self.envy_causes.items())
+        )
         lines.append(f"Cas d'envie justifiée : {self.envy}" + (f" ({detail})." if detail else "."))
         return lines
 
@@ -108,7 +129,9 @@ def units_for(pool: m.SlotPool, person: m.Salarie) -> int:
 
 def _start_run(session: Session, *, dry_run: bool, territory: str | None, actor_user_id: int | None, params: dict) -> m.AllocationRun:  # fmt: skip
     stale = utcnow() - STALE_RUN_AFTER
-    for run in session.scalars(select(m.AllocationRun).where(m.AllocationRun.status == "running")).all():
+    for run in session.scalars(
+        select(m.AllocationRun).where(m.AllocationRun.status == "running")
+    ).all():
         if as_utc(run.started_at) < stale:
             run.status, run.finished_at = "failed", utcnow()
     session.flush()
@@ -118,7 +141,9 @@ def _start_run(session: Session, *, dry_run: bool, territory: str | None, actor_
     try:
         session.flush()
     except IntegrityError as exc:
-        raise AllocationBusy("une attribution est déjà en cours : réessayez dans quelques instants") from exc
+        raise AllocationBusy(
+            "une attribution est déjà en cours : réessayez dans quelques instants"
+        ) from exc
     return run
 
 
@@ -133,9 +158,19 @@ def run_allocation(
     time_limit_s: float = 20.0,
 ) -> AllocationReport:
     """Solve the waitlist against the open pools and write proposals (unless dry run)."""
-    params = {"alpha": alpha, "time_limit_s": time_limit_s, "fit": {"chosen_pool": FIT_CHOSEN_POOL, "home_pool": FIT_HOME_POOL}}
+    params = {
+        "alpha": alpha,
+        "time_limit_s": time_limit_s,
+        "fit": {"chosen_pool": FIT_CHOSEN_POOL, "home_pool": FIT_HOME_POOL},
+    }
     with unit_of_work(db) as session:
-        run_id = _start_run(session, dry_run=dry_run, territory=territory, actor_user_id=actor_user_id, params=params).id
+        run_id = _start_run(
+            session,
+            dry_run=dry_run,
+            territory=territory,
+            actor_user_id=actor_user_id,
+            params=params,
+        ).id
     try:
         with unit_of_work(db, immediate=True) as session:
             run = session.get(m.AllocationRun, run_id)
@@ -173,12 +208,28 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
     if territory is not None:
         q = q.where(m.Referral.territory_id == terr_id[territory])
     referrals = session.scalars(q.order_by(m.Referral.id)).all()
-    people = {s.id: s for s in session.scalars(select(m.Salarie).where(m.Salarie.id.in_({r.salarie_id for r in referrals}))).all()} if referrals else {}
+    people = (
+        {
+            s.id: s
+            for s in session.scalars(
+                select(m.Salarie).where(m.Salarie.id.in_({r.salarie_id for r in referrals}))
+            ).all()
+        }
+        if referrals
+        else {}
+    )
     open_counts = dict(session.execute(
         select(m.Frein.salarie_id, func.count()).where(m.Frein.status == "open", m.Frein.salarie_id.in_(list(people)))
         .group_by(m.Frein.salarie_id)).all()) if people else {}  # fmt: skip
-    pending = {p.referral_id: p for p in session.scalars(select(m.AllocationProposal).where(m.AllocationProposal.status == "proposed")).all()}
-    rules = {oid: tuple(Rule.model_validate(r) for r in (o.rules or [])) for oid, o in offers.items()}
+    pending = {
+        p.referral_id: p
+        for p in session.scalars(
+            select(m.AllocationProposal).where(m.AllocationProposal.status == "proposed")
+        ).all()
+    }
+    rules = {
+        oid: tuple(Rule.model_validate(r) for r in (o.rules or [])) for oid, o in offers.items()
+    }
 
     cand_list: list[Candidate] = []
     options: list[Option] = []
@@ -201,10 +252,21 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
                 continue
             verdict = evaluate(rules[offer.id], facts)
             if not verdict.eligible:
-                reasons.append(f"{names[p.id]} : {verdict.failed[0].label}" if verdict.failed else names[p.id])
+                reasons.append(
+                    f"{names[p.id]} : {verdict.failed[0].label}" if verdict.failed else names[p.id]
+                )
                 continue
-            fit = (FIT_CHOSEN_POOL if p.id == r.pool_id else 0) + (FIT_HOME_POOL if p.territory_id == r.territory_id and p.territory_id else 0)
-            options.append(Option(cid, str(p.id), lexicographic_weights(r.priority, fit, MAX_FIT), units_for(p, person)))
+            fit = (FIT_CHOSEN_POOL if p.id == r.pool_id else 0) + (
+                FIT_HOME_POOL if p.territory_id == r.territory_id and p.territory_id else 0
+            )
+            options.append(
+                Option(
+                    cid,
+                    str(p.id),
+                    lexicographic_weights(r.priority, fit, MAX_FIT),
+                    units_for(p, person),
+                )
+            )
         if r.state == "proposed" and r.id in pending:
             pins.append(Pin(cid, str(pending[r.id].pool_id)))
         if reasons:
@@ -223,14 +285,24 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
 
     def humanise(text: str) -> str:
         for pid, name in pretty.items():
-            text = text.replace(f" {pid} :", f" {name} :").replace(f"dans {pid} ", f"dans {name} ").replace(f"dans {pid}.", f"dans {name}.").replace(f"vers {pid} ", f"vers {name} ").replace(f"dispositif {pid} ", f"dispositif {name} ")
+            text = (
+                text.replace(f" {pid} :", f" {name} :")
+                .replace(f"dans {pid} ", f"dans {name} ")
+                .replace(f"dans {pid}.", f"dans {name}.")
+                .replace(f"vers {pid} ", f"vers {name} ")
+                .replace(f"dispositif {pid} ", f"dispositif {name} ")
+            )
         return text
 
     explanations: dict[str, str] = {}
     for cid, text in result.explanations.items():
         r = by_id[cid]
-        points = " + ".join(f"{line[2]} ({line[1].split(' :')[0].lower()})" for line in (r.priority_breakdown or []))
-        explanations[cid] = f"{humanise(text)} Détail des points : {points or 'aucun critère'} = {r.priority}."
+        points = " + ".join(
+            f"{line[2]} ({line[1].split(' :')[0].lower()})" for line in (r.priority_breakdown or [])
+        )
+        explanations[cid] = (
+            f"{humanise(text)} Détail des points : {points or 'aucun critère'} = {r.priority}."
+        )
     proposals_by_pool: Counter[str] = Counter()
     pinned = {(p.candidate, p.pool) for p in pins}
     coord_counts: Counter[int] = Counter()
@@ -248,10 +320,22 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
                 priority=r.priority, explanation=explanations[cid], status="proposed", expires_at=expires))  # fmt: skip
             check_transition(r.state, "propose")
             before = r.state
-            r.state, r.pool_id, r.offer_id, r.state_changed_at = "proposed", pool.id, pool.offer_id, now
+            r.state, r.pool_id, r.offer_id, r.state_changed_at = (
+                "proposed",
+                pool.id,
+                pool.offer_id,
+                now,
+            )
             r.units_needed = units_for(pool, person)
             session.flush()
-            record_event(session, r, from_state=before, action="propose", actor=ACTOR, note=f"exécution n° {run.id}")
+            record_event(
+                session,
+                r,
+                from_state=before,
+                action="propose",
+                actor=ACTOR,
+                note=f"exécution n° {run.id}",
+            )
             proposals_by_pool[names[pool.id]] += 1
             if r.territory_id:
                 for coord in _coordinators(session, r.territory_id):
@@ -277,9 +361,19 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
     run.finished_at = utcnow()
     run.running_lock = run.id  # release the "one running run" slot
     run.stats = {k: v for k, v in result.stats.items() if k != "per_pool"} | {"by_pool": by_pool}
-    run.stats["envy_cases"] = [{"candidate": e.candidate, "pool": pretty.get(e.pool, e.pool), "envied": e.envied, "cause": e.cause} for e in result.envy]
+    run.stats["envy_cases"] = [
+        {
+            "candidate": e.candidate,
+            "pool": pretty.get(e.pool, e.pool),
+            "envied": e.envied,
+            "cause": e.cause,
+        }
+        for e in result.envy
+    ]
     run.explanations = explanations
-    waiting = sum(1 for r in referrals if r.state == "waitlisted") - (0 if dry_run else sum(proposals_by_pool.values()))
+    waiting = sum(1 for r in referrals if r.state == "waitlisted") - (
+        0 if dry_run else sum(proposals_by_pool.values())
+    )
     return AllocationReport(
         run_id=run.id, status=result.status, solver=result.solver, time_s=run.time_s, dry_run=dry_run,
         proposals_by_pool=dict(proposals_by_pool), waiting=max(0, waiting), candidates=len(cand_list),
@@ -304,7 +398,9 @@ def _coordinators(session: Session, territory_id: int) -> list[m.StaffUser]:
         m.StaffUser.role == "coordinator", m.StaffUser.territory_id == territory_id, m.StaffUser.active)).all())  # fmt: skip
 
 
-def _notify_coordinators(session: Session, settings: Settings, run_id: int, counts: Counter[int]) -> None:
+def _notify_coordinators(
+    session: Session, settings: Settings, run_id: int, counts: Counter[int]
+) -> None:
     messages = []
     for uid, n in sorted(counts.items()):
         u = session.get(m.StaffUser, uid)
@@ -329,7 +425,9 @@ def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str
         if not can(actor.user, "read", ref):
             raise NotFound("proposition introuvable")
         if not can(actor.user, action, ref):
-            raise PermissionError("seule la coordination du territoire peut valider ou décliner une proposition")
+            raise PermissionError(
+                "seule la coordination du territoire peut valider ou décliner une proposition"
+            )
     if expected_version is not None and prop.version != expected_version:
         raise StaleEdit(prop.version)
     if prop.status != "proposed":
@@ -343,17 +441,29 @@ def validate_proposal(session: Session, settings: Settings, proposal_id: int, *,
     prop, ref = _load_proposal(session, proposal_id, actor, "validate", expected_version)
     check_transition(ref.state, "validate")
     pg = session.get_bind().dialect.name == "postgresql"
-    pool = session.get(m.SlotPool, prop.pool_id, with_for_update=pg)  # serialises validations per pool
+    pool = session.get(
+        m.SlotPool, prop.pool_id, with_for_update=pg
+    )  # serialises validations per pool
     assert pool is not None
     taken = select(m.SlotAssignment.unit_id).where(m.SlotAssignment.active)
     free = session.scalars(
         select(m.SlotUnit.id).where(m.SlotUnit.pool_id == pool.id, m.SlotUnit.id.not_in(taken))
         .order_by(m.SlotUnit.unit_no).limit(prop.units)).all()  # fmt: skip
     if len(free) < prop.units:
-        raise TransitionError(f"plus assez de places dans « {pool.name} » : {len(free)} libre(s), {prop.units} nécessaire(s)")
+        raise TransitionError(
+            f"plus assez de places dans « {pool.name} » : {len(free)} libre(s), {prop.units} nécessaire(s)"
+        )
     now = utcnow()
     for unit_id in free:
-        session.add(m.SlotAssignment(unit_id=unit_id, referral_id=ref.id, proposal_id=prop.id, active=True, created_at=now))
+        session.add(
+            m.SlotAssignment(
+                unit_id=unit_id,
+                referral_id=ref.id,
+                proposal_id=prop.id,
+                active=True,
+                created_at=now,
+            )
+        )
     prop.status, prop.decided_at = "validated", now
     prop.decided_by = actor.user.id if actor.user else None
     before = ref.state
@@ -377,7 +487,9 @@ def decline_proposal(session: Session, settings: Settings, proposal_id: int, *, 
     before = ref.state
     ref.state, ref.state_changed_at = "waitlisted", now
     session.flush()
-    record_event(session, ref, from_state=before, action="decline_proposal", actor=actor, note=reason.strip())
+    record_event(
+        session, ref, from_state=before, action="decline_proposal", actor=actor, note=reason.strip()
+    )
     return prop
 
 
@@ -398,7 +510,9 @@ def expire_proposals(session: Session, *, now: Any = None) -> int:
     return n
 
 
-def _notify_validated(session: Session, settings: Settings, ref: m.Referral, pool: m.SlotPool) -> None:
+def _notify_validated(
+    session: Session, settings: Settings, ref: m.Referral, pool: m.SlotPool
+) -> None:
     salarie = session.get(m.Salarie, ref.salarie_id)
     assert salarie is not None
     terr = session.get(m.Territory, ref.territory_id) if ref.territory_id else None
@@ -422,4 +536,3 @@ def _notify_validated(session: Session, settings: Settings, ref: m.Referral, poo
 def _short(pool: m.SlotPool) -> str:
     """The pool's offer name: a place name safe for email (no person detail)."""
     return pool.name.split(" (")[0]
-

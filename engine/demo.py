@@ -26,12 +26,17 @@ def simulate_activity(db: Database, settings: Settings, *, seed: int = 42, waitl
     rng = random.Random(seed)
     done: Counter[str] = Counter()
     with unit_of_work(db, immediate=True) as session:
-        officers = {u.id: u for u in session.scalars(select(m.StaffUser).where(m.StaffUser.role == "officer")).all()}
+        officers = {
+            u.id: u
+            for u in session.scalars(select(m.StaffUser).where(m.StaffUser.role == "officer")).all()
+        }
         pools = session.scalars(select(m.SlotPool)).all()
         offers = {o.id: o for o in session.scalars(select(m.Offer)).all()}
         terr = dict(session.execute(select(m.Territory.id, m.Territory.code)).all())
         refs = session.scalars(
-            select(m.Referral).where(m.Referral.state == "new", m.Referral.owner_kind == "officer").order_by(m.Referral.id)
+            select(m.Referral)
+            .where(m.Referral.state == "new", m.Referral.owner_kind == "officer")
+            .order_by(m.Referral.id)
         ).all()
         for ref in refs:
             actor = Actor(officers[ref.owner_user_id], officers[ref.owner_user_id].display_name)
@@ -40,7 +45,14 @@ def simulate_activity(db: Database, settings: Settings, *, seed: int = 42, waitl
                        and any(covers(t, ref.thematique) for t in offers[p.offer_id].thematiques)]  # fmt: skip
             if fitting and rng.random() < waitlist_share:
                 transition(session, settings, ref.id, "take", actor=actor)
-                transition(session, settings, ref.id, "waitlist", actor=actor, pool_id=rng.choice(fitting).id)
+                transition(
+                    session,
+                    settings,
+                    ref.id,
+                    "waitlist",
+                    actor=actor,
+                    pool_id=rng.choice(fitting).id,
+                )
                 done["waitlisted"] += 1
             elif ref.suggestions and rng.random() < refer_share:
                 offer_id = ref.suggestions[0][0]

@@ -41,7 +41,9 @@ def write_due_digests(db: Database, settings: Settings, *, now: datetime | None 
     with unit_of_work(db, immediate=True) as session:
         O = m.OutboxMessage
         rows = session.scalars(
-            select(O).where(O.status == "pending", O.delivery == "digest", O.due_at <= now).order_by(O.id)
+            select(O)
+            .where(O.status == "pending", O.delivery == "digest", O.due_at <= now)
+            .order_by(O.id)
         ).all()
         by_user: dict[int, list[m.OutboxMessage]] = defaultdict(list)
         for r in rows:

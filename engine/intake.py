@@ -371,7 +371,15 @@ def _write_chunk(
         open_sql = text("state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")")
         stmt = ins.on_conflict_do_nothing(index_elements=["frein_id"], index_where=open_sql)
         cols = _referral_bulk.c
-        wanted = (cols.id, cols.frein_id, cols.owner_user_id, cols.state, cols.offer_id, cols.salarie_id, cols.territory_id)
+        wanted = (
+            cols.id,
+            cols.frein_id,
+            cols.owner_user_id,
+            cols.state,
+            cols.offer_id,
+            cols.salarie_id,
+            cols.territory_id,
+        )
         if not values:
             created = []
         elif dialect == "sqlite":

@@ -494,7 +494,9 @@ class WebSession(Base):
     __tablename__ = "web_session"
     id: Mapped[intpk]
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_user.id", ondelete="CASCADE"), index=True
+    )
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[created_at]
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -133,11 +133,8 @@ def transition(
         ref.outcome = outcome
     if action == "refuse":
         ref.refusal_reason, ref.refusal_note = reason, (note.strip() if note else None)
-    if action == "transfer":
-        if new_owner_id is None and offer_id is None:
-            raise TransitionError(
-                "choisissez la personne ou le partenaire qui reprend l'orientation"
-            )
+    if action == "transfer" and new_owner_id is None and offer_id is None:
+        raise TransitionError("choisissez la personne ou le partenaire qui reprend l'orientation")
     ref.state = t.target
     ref.state_changed_at = now
     session.flush()  # frees the "one open referral per frein" slot before a transfer inserts

@@ -11,7 +11,6 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from engine import models as m
 from engine.allocation import expire_proposals
@@ -38,12 +37,16 @@ def _add_months(day: date, months: int) -> date:
     raise AssertionError("unreachable")
 
 
-def write_due_reminders(db: Database, settings: Settings, *, now: datetime | None = None) -> Counter[str]:
+def write_due_reminders(
+    db: Database, settings: Settings, *, now: datetime | None = None
+) -> Counter[str]:
     """Every reminder, escalation and expiry due at ``now``; returns counts by kind."""
     now = now or utcnow()
     done: Counter[str] = Counter()
     with unit_of_work(db, immediate=True) as session:
-        users = {u.id: u for u in session.scalars(select(m.StaffUser).where(m.StaffUser.active)).all()}
+        users = {
+            u.id: u for u in session.scalars(select(m.StaffUser).where(m.StaffUser.active)).all()
+        }
         refs = dict(session.execute(select(m.Salarie.id, m.Salarie.reference)).all())
         terr_names = dict(session.execute(select(m.Territory.id, m.Territory.name)).all())
         coordinators: dict[int, list[m.StaffUser]] = {}
@@ -63,15 +66,33 @@ def write_due_reminders(db: Database, settings: Settings, *, now: datetime | Non
             done[kind] += 1
 
         # Triage deadlines: soon (within a day), overdue, then escalation to the coordinator.
-        for r in session.scalars(select(m.Referral).where(m.Referral.state == "new", m.Referral.due_at.is_not(None))).all():
+        for r in session.scalars(
+            select(m.Referral).where(m.Referral.state == "new", m.Referral.due_at.is_not(None))
+        ).all():
             owner = users.get(r.owner_user_id) if r.owner_user_id else None
             due = as_utc(r.due_at)
             url = f"{base}/orientations/{r.id}"
             if owner is not None and due > now and due - now <= timedelta(days=1):
-                msg("triage_due_soon", f"triage_due_soon:{r.id}:{due.date()}", owner, reference=refs[r.salarie_id], due_on=due.date(), url=url)
+                msg(
+                    "triage_due_soon",
+                    f"triage_due_soon:{r.id}:{due.date()}",
+                    owner,
+                    reference=refs[r.salarie_id],
+                    due_on=due.date(),
+                    url=url,
+                )
             if owner is not None and due <= now:
-                msg("triage_overdue", f"triage_overdue:{r.id}:{due.date()}", owner, reference=refs[r.salarie_id], due_on=due.date(), url=url)
-            escalate_at = end_of_day_utc(add_business_days(due.date(), settings.escalation_after_business_days))
+                msg(
+                    "triage_overdue",
+                    f"triage_overdue:{r.id}:{due.date()}",
+                    owner,
+                    reference=refs[r.salarie_id],
+                    due_on=due.date(),
+                    url=url,
+                )
+            escalate_at = end_of_day_utc(
+                add_business_days(due.date(), settings.escalation_after_business_days)
+            )
             if escalate_at <= now and r.territory_id:
                 for c in coordinators.get(r.territory_id, []):
                     if c.id == r.owner_user_id:
@@ -81,7 +102,11 @@ def write_due_reminders(db: Database, settings: Settings, *, now: datetime | Non
                         due_on=due.date(), url=url)  # fmt: skip
         # Partners: reminder every N days without an answer, expiry after M days.
         secret = settings.secret_key.get_secret_value()
-        for r in session.scalars(select(m.Referral).where(m.Referral.state == "referred", m.Referral.offer_id.is_not(None))).all():
+        for r in session.scalars(
+            select(m.Referral).where(
+                m.Referral.state == "referred", m.Referral.offer_id.is_not(None)
+            )
+        ).all():
             sent = as_utc(r.state_changed_at)
             if now - sent >= timedelta(days=settings.partner_expiry_days):
                 before = r.state
@@ -105,14 +130,18 @@ def write_due_reminders(db: Database, settings: Settings, *, now: datetime | Non
                         expires_on=(sent + timedelta(days=settings.partner_expiry_days)).date())  # fmt: skip
                 r.reminders_sent = n_due
         # Outcome due: help started long ago, no outcome recorded.
-        for r in session.scalars(select(m.Referral).where(m.Referral.state.in_(("accepted", "in_progress")))).all():
+        for r in session.scalars(
+            select(m.Referral).where(m.Referral.state.in_(("accepted", "in_progress")))
+        ).all():
             if now - as_utc(r.state_changed_at) >= OUTCOME_DUE_AFTER:
                 for c in cips.get(r.chantier_id, []):
                     msg("outcome_due", f"outcome_due:{r.id}:{c.id}", c, reference=refs[r.salarie_id],
                         due_on=(as_utc(r.state_changed_at) + OUTCOME_DUE_AFTER).date(), url=f"{base}/orientations/{r.id}")  # fmt: skip
         # CVG post-exit follow-up at 3, 6 and 12 months.
         today = now.date()
-        for s in session.scalars(select(m.Salarie).where(m.Salarie.programme == "cvg", m.Salarie.exit_date.is_not(None))).all():
+        for s in session.scalars(
+            select(m.Salarie).where(m.Salarie.programme == "cvg", m.Salarie.exit_date.is_not(None))
+        ).all():
             for months in FOLLOWUP_MONTHS:
                 due = _add_months(s.exit_date, months)
                 if due <= today < due + timedelta(days=30):
@@ -123,5 +152,3 @@ def write_due_reminders(db: Database, settings: Settings, *, now: datetime | Non
         written = enqueue_many(session, messages, base_url=base)
         done["written"] = written
     return done
-
-

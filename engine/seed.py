@@ -177,7 +177,6 @@ def seed_network(
 
     # --- chantiers ---------------------------------------------------------------------
     chantiers: list[dict[str, Any]] = []
-    cvg_codes: list[tuple[int, str | None]] = []  # (chantier id, territory)
     for terr, count in CVG_CHANTIERS.items():
         for k in range(1, count + 1):
             chantiers.append(

@@ -25,7 +25,9 @@ from engine import models as m  # noqa: E402
 from engine.db import Database  # noqa: E402
 from engine.migrate import upgrade  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("AIGUILLAGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "AIGUILLAGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -45,7 +47,9 @@ def pg_url():
     """A fresh, migrated PostgreSQL database for this test session."""
     if not _pg_available():
         if IN_CI:
-            pytest.fail("PostgreSQL injoignable sur 127.0.0.1:5432 alors que CI=true", pytrace=False)
+            pytest.fail(
+                "PostgreSQL injoignable sur 127.0.0.1:5432 alors que CI=true", pytrace=False
+            )
         pytest.skip("PostgreSQL unreachable at 127.0.0.1:5432")
     name = f"aiguillage_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -69,7 +69,8 @@ def seed(
     today: Annotated[str | None, typer.Option(help="Date de référence AAAA-MM-JJ.")] = None,
 ) -> None:
     """Génère le réseau synthétique calibré sur le rapport d'activité 2024."""
-    from engine.seed import SeedError, reset as reset_db, seed_network
+    from engine.seed import SeedError, seed_network
+    from engine.seed import reset as reset_db
 
     db = _database()
     ref_day = None
@@ -174,9 +175,13 @@ def demo_activity(seed: Annotated[int, typer.Option(help="Graine.")] = 42) -> No
 
 @app.command()
 def allocate(
-    territory: Annotated[str | None, typer.Option(help="Code du territoire (tous par défaut).")] = None,
+    territory: Annotated[
+        str | None, typer.Option(help="Code du territoire (tous par défaut).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Simulation : rien n'est enregistré.")] = False,
-    alpha: Annotated[float, typer.Option(help="Plancher d'équité entre territoires (0 à 1).")] = 0.8,
+    alpha: Annotated[
+        float, typer.Option(help="Plancher d'équité entre territoires (0 à 1).")
+    ] = 0.8,
     no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
 ) -> None:
     """Propose les places comptées aux personnes en attente (à valider par la coordination)."""
@@ -189,7 +194,9 @@ def allocate(
             from engine.allocation import run_allocation
 
             settings = _settings()
-            result = run_allocation(_database(settings), settings, territory=territory, dry_run=dry_run, alpha=alpha).as_dict()
+            result = run_allocation(
+                _database(settings), settings, territory=territory, dry_run=dry_run, alpha=alpha
+            ).as_dict()
         else:
             from workflows.flows import allocation_flow
 
@@ -209,7 +216,10 @@ def allocate(
 @app.command("allocate-file")
 def allocate_file(
     problem: Annotated[Path, typer.Argument(help="Problème d'attribution au format JSON.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Fichier résultat (sinon sortie standard).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Fichier résultat (sinon sortie standard)."),
+    ] = None,
 ) -> None:
     """Résout un problème d'attribution autonome (contrat JSON documenté dans le README)."""
     from matching.allocation import ProblemError
@@ -258,7 +268,9 @@ def notify(
         f"{w.get('expired', 0)} orientations expirées, {w.get('proposals_expired', 0)} propositions expirées, "
         f"{w.get('daily_digest', 0)} récapitulatifs quotidiens."
     )
-    typer.echo(f"Envoi : {r['sent']} envoyés, {r['retried']} à réessayer, {r['parked']} mis de côté (erreur définitive).")
+    typer.echo(
+        f"Envoi : {r['sent']} envoyés, {r['retried']} à réessayer, {r['parked']} mis de côté (erreur définitive)."
+    )
 
 
 def _register_optional_commands() -> None:

@@ -50,13 +50,17 @@ def solve_and_propose(territory: str | None, dry_run: bool, alpha: float) -> dic
 
     settings, db = _context()
     try:
-        return run_allocation(db, settings, territory=territory, dry_run=dry_run, alpha=alpha).as_dict()
+        return run_allocation(
+            db, settings, territory=territory, dry_run=dry_run, alpha=alpha
+        ).as_dict()
     finally:
         db.dispose()
 
 
 @flow(name="allocation", log_prints=False)
-def allocation_flow(territory: str | None = None, dry_run: bool = False, alpha: float = 0.8) -> dict[str, Any]:
+def allocation_flow(
+    territory: str | None = None, dry_run: bool = False, alpha: float = 0.8
+) -> dict[str, Any]:
     """Waitlisted referrals × open slot pools → proposals for the coordinators."""
     return solve_and_propose(territory, dry_run, alpha)
 

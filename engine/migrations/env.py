@@ -1,6 +1,7 @@
 """Alembic environment: the URL comes from the Config built by engine.migrate."""
 
 from alembic import context
+
 from engine.db import make_engine
 from engine.models import Base
 

@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import models as m
-from engine.allocation import AllocationBusy, decline_proposal, expire_proposals, run_allocation, validate_proposal
+from engine.allocation import (
+    AllocationBusy,
+    decline_proposal,
+    expire_proposals,
+    run_allocation,
+    validate_proposal,
+)
 from engine.clock import utcnow
 from engine.db import unit_of_work
 from engine.demo import simulate_activity
@@ -41,7 +47,9 @@ def _used(session, pool_id):
 
 def _coordinator_for(session, referral):
     return session.scalars(
-        select(m.StaffUser).where(m.StaffUser.role == "coordinator", m.StaffUser.territory_id == referral.territory_id)
+        select(m.StaffUser).where(
+            m.StaffUser.role == "coordinator", m.StaffUser.territory_id == referral.territory_id
+        )
     ).first()
 
 
@@ -60,7 +68,8 @@ def test_a_run_proposes_within_capacity_and_stores_its_inputs(db):
         for pool in s.scalars(select(m.SlotPool)).all():
             units = s.scalar(
                 select(func.coalesce(func.sum(m.AllocationProposal.units), 0)).where(
-                    m.AllocationProposal.pool_id == pool.id, m.AllocationProposal.status == "proposed"
+                    m.AllocationProposal.pool_id == pool.id,
+                    m.AllocationProposal.status == "proposed",
                 )
             )
             assert units <= pool.capacity
@@ -73,7 +82,14 @@ def test_a_run_proposes_within_capacity_and_stores_its_inputs(db):
         waiting = s.scalars(select(m.Referral.id).where(m.Referral.state == "waitlisted")).all()
         assert all(str(r) in run.explanations for r in waiting)
         # Coordinators hear that proposals wait for them.
-        assert s.scalar(select(func.count()).select_from(m.OutboxMessage).where(m.OutboxMessage.kind == "allocation_ready")) > 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(m.OutboxMessage)
+                .where(m.OutboxMessage.kind == "allocation_ready")
+            )
+            > 0
+        )
     # Same waitlist, same pending proposals as pins: a second run proposes nothing new.
     again = run_allocation(db, settings)
     assert sum(again.proposals_by_pool.values()) == 0
@@ -92,9 +108,18 @@ def test_validate_consumes_units_and_decline_returns_to_waitlist(db):
         assert s.get(m.Referral, first.referral_id).state == "accepted"
         with pytest.raises(TransitionError):
             validate_proposal(s, settings, first.id, actor=actor)
-        decline_proposal(s, settings, second.id, actor=Actor.system("test"), reason="la personne a déménagé")
+        decline_proposal(
+            s, settings, second.id, actor=Actor.system("test"), reason="la personne a déménagé"
+        )
         assert s.get(m.Referral, second.referral_id).state == "waitlisted"
-        assert s.scalar(select(func.count()).select_from(m.OutboxMessage).where(m.OutboxMessage.kind == "slot_validated")) >= 1
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(m.OutboxMessage)
+                .where(m.OutboxMessage.kind == "slot_validated")
+            )
+            >= 1
+        )
 
 
 def test_unanswered_proposals_expire_back_to_the_waitlist(db):
@@ -104,8 +129,16 @@ def test_unanswered_proposals_expire_back_to_the_waitlist(db):
         n = s.scalar(select(func.count()).select_from(m.AllocationProposal))
         from datetime import timedelta
 
-        assert expire_proposals(s, now=utcnow() + timedelta(days=settings.proposal_expiry_days + 1)) == n
-        assert s.scalar(select(func.count()).select_from(m.Referral).where(m.Referral.state == "proposed")) == 0
+        assert (
+            expire_proposals(s, now=utcnow() + timedelta(days=settings.proposal_expiry_days + 1))
+            == n
+        )
+        assert (
+            s.scalar(
+                select(func.count()).select_from(m.Referral).where(m.Referral.state == "proposed")
+            )
+            == 0
+        )
 
 
 def test_only_one_run_at_a_time(db):
@@ -119,7 +152,9 @@ def test_only_one_run_at_a_time(db):
 def test_concurrent_validations_never_over_consume_a_pool(pg_db):
     settings = _network(pg_db, scale=0.3)
     with unit_of_work(pg_db) as s:
-        pool = s.scalars(select(m.SlotPool).where(m.SlotPool.capacity >= 3).order_by(m.SlotPool.id)).first()
+        pool = s.scalars(
+            select(m.SlotPool).where(m.SlotPool.capacity >= 3).order_by(m.SlotPool.id)
+        ).first()
         refs = s.scalars(select(m.Referral).where(m.Referral.state == "waitlisted").limit(8)).all()
         assert len(refs) == 8
         run = m.AllocationRun(status="optimal", running_lock=0, started_at=utcnow())

@@ -15,7 +15,9 @@ from engine.settings import Settings
 TODAY = date(2026, 11, 26)
 
 
-def test_intake_allocation_and_notifications_flows_run_in_prefect(sqlite_db, smtp_server, monkeypatch):
+def test_intake_allocation_and_notifications_flows_run_in_prefect(
+    sqlite_db, smtp_server, monkeypatch
+):
     from prefect.testing.utilities import prefect_test_harness  # noqa: F401  (import check only)
 
     from workflows.flows import allocation_flow, intake_flow, notifications_flow
@@ -32,7 +34,9 @@ def test_intake_allocation_and_notifications_flows_run_in_prefect(sqlite_db, smt
     blob = json.dumps(routed)
     assert "SAL-" not in blob and "@" not in blob
 
-    simulate_activity(sqlite_db, Settings(database_url=sqlite_db.url, base_url="http://aiguillage.test"), seed=2)
+    simulate_activity(
+        sqlite_db, Settings(database_url=sqlite_db.url, base_url="http://aiguillage.test"), seed=2
+    )
     alloc = allocation_flow(dry_run=False)
     assert alloc["status"] == "optimal" and sum(alloc["proposals_by_pool"].values()) > 0
 
@@ -41,8 +45,8 @@ def test_intake_allocation_and_notifications_flows_run_in_prefect(sqlite_db, smt
     assert sent["relay"]["parked"] == 0
     with sqlite_db.sessions() as s:
         pending = s.scalar(
-            select(func.count()).select_from(m.OutboxMessage).where(
-                m.OutboxMessage.status == "pending", m.OutboxMessage.delivery == "immediate"
-            )
+            select(func.count())
+            .select_from(m.OutboxMessage)
+            .where(m.OutboxMessage.status == "pending", m.OutboxMessage.delivery == "immediate")
         )
         assert pending == 0

@@ -71,11 +71,21 @@ def _with(column: str, value: str) -> str:
         ("bad date", _with("date_entree", "31/02/2024"), "date_entree"),
         ("unknown frein", _with("freins", "sante--teleportation"), "sante--teleportation"),
         ("duplicate reference", HEADER + "\n" + ROW + "\n" + ROW + "\n", "reference"),
-        ("wrong encoding", (HEADER + "\n" + _with("nom", "Hélène").split("\n")[1] + "\n").encode("cp1252"), "UTF-8"),
-        ("wrong delimiter", HEADER.replace(SEP, "\t") + "\n" + ROW.replace(SEP, "\t") + "\n", "colonne"),
+        (
+            "wrong encoding",
+            (HEADER + "\n" + _with("nom", "Hélène").split("\n")[1] + "\n").encode("cp1252"),
+            "UTF-8",
+        ),
+        (
+            "wrong delimiter",
+            HEADER.replace(SEP, "\t") + "\n" + ROW.replace(SEP, "\t") + "\n",
+            "colonne",
+        ),
     ],
 )
-def test_bad_files_are_refused_with_a_precise_report_and_nothing_written(cli, db, tmp_path, case, content, expected):
+def test_bad_files_are_refused_with_a_precise_report_and_nothing_written(
+    cli, db, tmp_path, case, content, expected
+):
     before = _counts(db)
     result = cli("import", "salaries", _bad(tmp_path, "bad.csv", content))
     assert result.exit_code == 2, result.output

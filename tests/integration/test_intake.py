@@ -42,19 +42,25 @@ def test_every_open_frein_gets_exactly_one_referral_and_rerun_creates_nothing(db
         assert events == freins
         # Every referral explains itself and carries its points breakdown.
         empty = s.scalar(
-            select(func.count()).select_from(m.Referral).where(
-                (m.Referral.explanation == "") | (m.Referral.reasons.is_(None))
-            )
+            select(func.count())
+            .select_from(m.Referral)
+            .where((m.Referral.explanation == "") | (m.Referral.reasons.is_(None)))
         )
         assert empty == 0
         ref = s.scalars(select(m.Referral).where(m.Referral.owner_kind == "officer").limit(1)).one()
         assert sum(line[2] for line in ref.priority_breakdown) == ref.priority
         assert ref.due_at is not None
         # Owners hear about their new items through the outbox (delivery is another job).
-        owners = set(s.scalars(select(m.Referral.owner_user_id).where(m.Referral.state == "new")).all())
-        notes = s.scalars(select(m.OutboxMessage).where(m.OutboxMessage.kind == "new_referrals")).all()
+        owners = set(
+            s.scalars(select(m.Referral.owner_user_id).where(m.Referral.state == "new")).all()
+        )
+        notes = s.scalars(
+            select(m.OutboxMessage).where(m.OutboxMessage.kind == "new_referrals")
+        ).all()
         assert {n.recipient_user_id for n in notes} == owners
-        new_count = s.scalar(select(func.count()).select_from(m.Referral).where(m.Referral.state == "new"))
+        new_count = s.scalar(
+            select(func.count()).select_from(m.Referral).where(m.Referral.state == "new")
+        )
         assert sum(n.context["count"] for n in notes) == new_count
     again = run_intake(db, _settings(db), today=TODAY)
     assert again.routed == 0
@@ -69,11 +75,15 @@ def test_routing_follows_the_network(db):
         isere = s.scalar(select(m.Territory.id).where(m.Territory.code == "isere"))
         kinds = set(
             s.scalars(
-                select(m.Referral.owner_kind).where(m.Referral.territory_id == isere, m.Referral.domain == "emploi")
+                select(m.Referral.owner_kind).where(
+                    m.Referral.territory_id == isere, m.Referral.domain == "emploi"
+                )
             ).all()
         )
         assert kinds and kinds <= {"coordinator", "partner"}  # Isère has no emploi officer
-        outside = set(s.scalars(select(m.Referral.owner_kind).where(m.Referral.territory_id.is_(None))).all())
+        outside = set(
+            s.scalars(select(m.Referral.owner_kind).where(m.Referral.territory_id.is_(None))).all()
+        )
         assert outside <= {"national", "partner"} and "national" in outside
         national_user = s.scalar(select(m.StaffUser.id).where(m.StaffUser.national_queue))
         owners = set(
@@ -91,23 +101,35 @@ def test_routing_follows_the_network(db):
             .join(m.StaffUser, m.StaffUser.id == m.Referral.owner_user_id)
             .where(
                 m.Referral.owner_kind == "officer",
-                (m.StaffUser.territory_id != m.Referral.territory_id) | (m.StaffUser.domain != m.Referral.domain),
+                (m.StaffUser.territory_id != m.Referral.territory_id)
+                | (m.StaffUser.domain != m.Referral.domain),
             )
         )
         assert bad == 0
         # Stickiness: one officer per person and domain.
         sticky = s.execute(
-            select(m.Referral.salarie_id, m.Referral.domain, func.count(func.distinct(m.Referral.owner_user_id)))
+            select(
+                m.Referral.salarie_id,
+                m.Referral.domain,
+                func.count(func.distinct(m.Referral.owner_user_id)),
+            )
             .where(m.Referral.owner_kind == "officer")
             .group_by(m.Referral.salarie_id, m.Referral.domain)
         ).all()
         assert all(n == 1 for _, _, n in sticky)
         # Direct partner referrals are sent (state referred) and the partner is told.
-        direct = s.scalar(select(func.count()).select_from(m.Referral).where(m.Referral.owner_kind == "partner"))
+        direct = s.scalar(
+            select(func.count()).select_from(m.Referral).where(m.Referral.owner_kind == "partner")
+        )
         if direct:
-            assert s.scalar(
-                select(func.count()).select_from(m.OutboxMessage).where(m.OutboxMessage.kind == "partner_orientation")
-            ) >= direct
+            assert (
+                s.scalar(
+                    select(func.count())
+                    .select_from(m.OutboxMessage)
+                    .where(m.OutboxMessage.kind == "partner_orientation")
+                )
+                >= direct
+            )
 
 
 def test_two_concurrent_runs_never_open_two_referrals_for_one_frein(pg_db):
@@ -117,7 +139,9 @@ def test_two_concurrent_runs_never_open_two_referrals_for_one_frein(pg_db):
 
     def run() -> None:
         try:
-            reports.append(run_intake(pg_db, Settings(database_url=pg_db.url), today=TODAY, chunk_size=200))
+            reports.append(
+                run_intake(pg_db, Settings(database_url=pg_db.url), today=TODAY, chunk_size=200)
+            )
         except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
 

@@ -41,12 +41,22 @@ def _queue(db, n: int, prefix: str = "t") -> None:
 
 def _statuses(db) -> Counter[str]:
     with db.sessions() as s:
-        return Counter(dict(s.execute(select(m.OutboxMessage.status, func.count()).group_by(m.OutboxMessage.status)).all()))
+        return Counter(
+            dict(
+                s.execute(
+                    select(m.OutboxMessage.status, func.count()).group_by(m.OutboxMessage.status)
+                ).all()
+            )
+        )
 
 
 def _make_due(db) -> None:
     with db.engine.begin() as conn:
-        conn.execute(update(m.OutboxMessage).where(m.OutboxMessage.status == "pending").values(due_at=utcnow() - timedelta(seconds=1)))
+        conn.execute(
+            update(m.OutboxMessage)
+            .where(m.OutboxMessage.status == "pending")
+            .values(due_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 def test_delivers_multipart_french_mail_with_stable_message_id(db, smtp_server):
@@ -73,7 +83,9 @@ def test_451_is_retried_later_and_nothing_is_lost(db, smtp_server):
     assert report.retried == 3 and report.sent == 0
     with db.sessions() as s:
         rows = s.scalars(select(m.OutboxMessage)).all()
-        assert all(r.status == "pending" and r.attempts == 1 and "451" in r.last_error for r in rows)
+        assert all(
+            r.status == "pending" and r.attempts == 1 and "451" in r.last_error for r in rows
+        )
     smtp_server.set_mode("ok")
     assert drain(db, _settings(db, smtp_server)).claimed == 0  # backoff: not due yet
     _make_due(db)
@@ -87,7 +99,10 @@ def test_550_is_parked_with_the_answer(db, smtp_server):
     report = drain(db, _settings(db, smtp_server))
     assert report.parked == 2
     with db.sessions() as s:
-        assert all("550" in r.last_error and r.status == "parked" for r in s.scalars(select(m.OutboxMessage)).all())
+        assert all(
+            "550" in r.last_error and r.status == "parked"
+            for r in s.scalars(select(m.OutboxMessage)).all()
+        )
 
 
 def test_stall_drop_and_down_are_transient(db, smtp_server):
@@ -110,7 +125,12 @@ def test_stall_drop_and_down_are_transient(db, smtp_server):
 def test_concurrent_relays_never_send_a_row_twice(pg_db, smtp_server):
     _queue(pg_db, 300)
     settings = _settings(pg_db, smtp_server)
-    threads = [threading.Thread(target=drain, args=(pg_db, settings), kwargs={"worker": f"w{i}", "chunk": 20}) for i in range(4)]
+    threads = [
+        threading.Thread(
+            target=drain, args=(pg_db, settings), kwargs={"worker": f"w{i}", "chunk": 20}
+        )
+        for i in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:

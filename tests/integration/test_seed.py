@@ -29,7 +29,9 @@ def test_scale_one_matches_the_report(sqlite_db):
         cvg = [p for p in people if p.programme == "cvg"]
         phc = [p for p in people if p.programme == "phc"]
         assert len(cvg) == 4550 and len(phc) == 1023
-        freins = dict(s.execute(select(m.Frein.salarie_id, func.count()).group_by(m.Frein.salarie_id)).all())
+        freins = dict(
+            s.execute(select(m.Frein.salarie_id, func.count()).group_by(m.Frein.salarie_id)).all()
+        )
         assert abs(_share(sum(3 <= freins.get(p.id, 0) <= 7 for p in cvg), len(cvg)) - 57) <= 2
         assert abs(_share(sum(p.street_months > 0 for p in cvg), len(cvg)) - 30) <= 2
         assert abs(_share(sum(p.street_months > 0 for p in phc), len(phc)) - 92) <= 2
@@ -47,7 +49,9 @@ def test_scale_one_matches_the_report(sqlite_db):
         caps = {p.name.split(" — ")[0]: 0 for p in s.scalars(select(m.SlotPool)).all()}
         for p in s.scalars(select(m.SlotPool)).all():
             caps[p.name.split(" — ")[0]] += p.capacity
-        assert caps["CDC Habitat"] == 3 and caps["CNAM / CPAM"] == 54 and caps["Bureaux du cœur"] == 11
+        assert (
+            caps["CDC Habitat"] == 3 and caps["CNAM / CPAM"] == 54 and caps["Bureaux du cœur"] == 11
+        )
         assert caps["SIAO de la Charente (IML / ALT)"] == 13
         units = s.scalar(select(func.count()).select_from(m.SlotUnit))
         assert units == sum(p.capacity for p in s.scalars(select(m.SlotPool)).all())
@@ -59,8 +63,14 @@ def test_scale_one_matches_the_report(sqlite_db):
 def test_seed_is_deterministic_and_refuses_a_second_network(sqlite_db):
     seed_network(sqlite_db, scale=0.05, seed=9, today=TODAY)
     with sqlite_db.sessions() as s:
-        first = s.execute(select(m.Salarie.reference, m.Salarie.housing, m.Salarie.street_months).order_by(m.Salarie.id)).all()
-        freins = s.execute(select(m.Frein.salarie_id, m.Frein.thematique).order_by(m.Frein.id)).all()
+        first = s.execute(
+            select(m.Salarie.reference, m.Salarie.housing, m.Salarie.street_months).order_by(
+                m.Salarie.id
+            )
+        ).all()
+        freins = s.execute(
+            select(m.Frein.salarie_id, m.Frein.thematique).order_by(m.Frein.id)
+        ).all()
     with pytest.raises(SeedError, match="--reset"):
         seed_network(sqlite_db, scale=0.05, seed=9, today=TODAY)
     from engine.seed import reset
@@ -68,8 +78,18 @@ def test_seed_is_deterministic_and_refuses_a_second_network(sqlite_db):
     reset(sqlite_db)
     seed_network(sqlite_db, scale=0.05, seed=9, today=TODAY)
     with sqlite_db.sessions() as s:
-        assert s.execute(select(m.Salarie.reference, m.Salarie.housing, m.Salarie.street_months).order_by(m.Salarie.id)).all() == first
-        assert s.execute(select(m.Frein.salarie_id, m.Frein.thematique).order_by(m.Frein.id)).all() == freins
+        assert (
+            s.execute(
+                select(m.Salarie.reference, m.Salarie.housing, m.Salarie.street_months).order_by(
+                    m.Salarie.id
+                )
+            ).all()
+            == first
+        )
+        assert (
+            s.execute(select(m.Frein.salarie_id, m.Frein.thematique).order_by(m.Frein.id)).all()
+            == freins
+        )
 
 
 def test_seed_on_postgresql_keeps_sequences_usable(pg_db):
