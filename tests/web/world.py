@@ -1,0 +1,164 @@
+"""A seeded, routed network with one orientation seen from every role (shared by web and e2e tests).
+
+Why one builder: the permission matrix, the pages and the browser scenarios all need the same
+situation — a logement orientation of Paris, taken by a chargé·e and referred to a partner —
+and the accounts that should and should not see it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import select
+
+from engine import models as m
+from engine.db import Database, unit_of_work
+from engine.intake import run_intake
+from engine.queries import read_case_file
+from engine.referrals import Actor, transition
+from engine.seed import DEMO_PASSWORD, MAIL_DOMAIN, seed_network
+from engine.settings import Settings
+
+PASSWORD = DEMO_PASSWORD
+
+
+@dataclass
+class World:
+    db: Database
+    settings: Settings
+    emails: dict[str, str]  # role key -> email
+    target_id: int  # referred, Paris, logement, chantier of cip_own, offer of partner_addr
+    partner_id: int
+    offer_id: int
+    other_partner_id: int
+    identity_last_name: str
+    reference: str
+    user_ids: dict[str, int] = field(default_factory=dict)
+    used: set[int] = field(default_factory=set)  # referrals already taken by a test
+
+
+def _email(local: str) -> str:
+    return f"{local}@{MAIL_DOMAIN}"
+
+
+def build_world(db: Database, *, base_url: str = "http://testserver") -> World:
+    settings = Settings(database_url=db.url, base_url=base_url)
+    seed_network(db, scale=0.05, seed=1, today=date.today())
+    run_intake(db, settings)
+    with unit_of_work(db) as s:
+        paris = s.scalar(select(m.Territory.id).where(m.Territory.code == "paris"))
+        officer = s.scalar(
+            select(m.StaffUser).where(m.StaffUser.email == _email("logement.paris.1"))
+        )
+        candidates = s.scalars(
+            select(m.Referral)
+            .where(m.Referral.state == "new", m.Referral.territory_id == paris,
+                   m.Referral.domain == "logement")
+            .order_by(m.Referral.id)
+        ).all()  # fmt: skip
+        target = None
+        for ref in candidates:
+            if ref.suggestions:
+                target = ref
+                break
+        assert target is not None, "the seed has no Paris logement referral with a suggestion"
+        offer_id = int(target.suggestions[0][0])
+        actor = Actor(officer, officer.email)
+        transition(s, settings, target.id, "take", actor=actor)
+        transition(s, settings, target.id, "refer", actor=actor, offer_id=offer_id)
+        offer = s.get(m.Offer, offer_id)
+        partner = s.get(m.Partner, offer.partner_id)
+        other = s.scalar(select(m.Partner).where(m.Partner.id != partner.id).order_by(m.Partner.id))
+        chantier = s.get(m.Chantier, target.chantier_id)
+        other_chantier = s.scalar(select(m.Chantier).where(m.Chantier.code == "lyon-aci-01"))
+        identity = s.get(m.SalarieIdentity, target.salarie_id)
+        emails = {
+            "admin": _email("admin"),
+            "coordinator": _email("coordination.paris.1"),
+            "coordinator_other": _email("coordination.lyon.1"),
+            "officer": _email("logement.paris.1"),
+            "officer_other_domain": _email("emploi.paris.1"),
+            "officer_other_territory": _email("logement.lyon.1"),
+            "cip": _email(f"cip.{chantier.code}"),
+            "cip_other": _email(f"cip.{other_chantier.code}"),
+            "partner": _email(f"contact.{partner.code}"),
+            "partner_other": _email(f"contact.{other.code}"),
+        }
+        ids = dict(
+            s.execute(select(m.StaffUser.email, m.StaffUser.id).where(
+                m.StaffUser.email.in_(emails.values()))).all()
+        )  # fmt: skip
+        assert len(ids) == len(emails), "a demo account is missing from the seed"
+        return World(
+            db=db, settings=settings, emails=emails, target_id=target.id,
+            partner_id=partner.id, offer_id=offer_id, other_partner_id=other.id,
+            identity_last_name=identity.last_name,
+            reference=s.get(m.Salarie, target.salarie_id).reference,
+            user_ids={k: ids[v] for k, v in emails.items()},
+        )  # fmt: skip
+
+
+def fresh_referral(world: World, *, state: str = "new", territory: str = "paris",
+                   domain: str = "logement", skip: set[int] | None = None) -> int:  # fmt: skip
+    """An untouched referral of the given kind, never one used by another test."""
+    skip = skip or set()
+    with unit_of_work(world.db) as s:
+        tid = s.scalar(select(m.Territory.id).where(m.Territory.code == territory))
+        ids = s.scalars(
+            select(m.Referral.id)
+            .where(m.Referral.state == state, m.Referral.territory_id == tid,
+                   m.Referral.domain == domain, m.Referral.version == 1)
+            .order_by(m.Referral.id.desc())
+        ).all()  # fmt: skip
+    for rid in ids:
+        if rid not in skip and rid not in world.used:
+            world.used.add(rid)
+            return rid
+    raise AssertionError("no fresh referral left in the seed")
+
+
+def waitlist_some(world: World, n: int = 6) -> list[int]:
+    """Take and waitlist ``n`` Paris logement referrals on a pool their offers feed."""
+    done: list[int] = []
+    with unit_of_work(world.db) as s:
+        admin = s.scalar(select(m.StaffUser).where(m.StaffUser.role == "national_admin"))
+        paris = s.scalar(select(m.Territory.id).where(m.Territory.code == "paris"))
+        for rid in s.scalars(
+            select(m.Referral.id).where(m.Referral.state == "new", m.Referral.domain == "logement",
+                                        m.Referral.territory_id == paris)
+            .order_by(m.Referral.id)
+        ).all():  # fmt: skip
+            if rid in world.used:
+                continue
+            case = read_case_file(s, admin, rid)
+            if case and case.pools:
+                world.used.add(rid)
+                transition(s, world.settings, rid, "take", actor=Actor(admin, admin.email))
+                transition(s, world.settings, rid, "waitlist", actor=Actor(admin, admin.email),
+                           pool_id=case.pools[0].id)  # fmt: skip
+                done.append(rid)
+            if len(done) >= n:
+                break
+    return done
+
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF_RE.search(html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def login(client, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    """Log a TestClient in through the real form; returns the final response."""
+    page = client.get("/connexion")
+    return client.post(
+        "/connexion",
+        data={"csrf_token": csrf_of(page.text), "email": email, "password": password,
+              "suivant": "/file"},
+        follow_redirects=False,
+    )  # fmt: skip

@@ -1,0 +1,98 @@
+"""Bulk queue actions: take several referrals, or (coordinators) assign them to a chargé·e.
+
+Why here: the queue page sends many referrals in one POST; each is applied in its own unit of
+work with the version the user saw, so one stale row does not cancel the others and the page
+can say exactly how many were done. ``take`` is the lifecycle transition; ``assign`` changes
+the owner only (no state change) and records an event like every other change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine import models as m
+from engine.db import Database, unit_of_work
+from engine.lifecycle import OPEN_STATES, TransitionError
+from engine.permissions import can
+from engine.referrals import Actor, NotFound, StaleEdit, load_for_update, record_event, transition
+from engine.settings import Settings
+
+
+@dataclass
+class BulkResult:
+    done: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (referral id, French reason)
+
+
+def parse_selection(values: list[str]) -> list[tuple[int, int | None]]:
+    """Checkbox values are "id:version"; malformed ones are ignored."""
+    out = []
+    for raw in values:
+        ident, _, version = raw.partition(":")
+        if ident.isdigit():
+            out.append((int(ident), int(version) if version.isdigit() else None))
+    return out
+
+
+def assign_referral(
+    session, referral_id: int, *, actor_user: m.StaffUser, assignee_id: int,
+    expected_version: int | None,
+) -> m.Referral:  # type: ignore[no-untyped-def]  # fmt: skip
+    """Give one open referral to an active chargé·e of its territory (coordinators only)."""
+    ref = load_for_update(session, referral_id)
+    if not can(actor_user, "read", ref):
+        raise NotFound("orientation introuvable")
+    if not can(actor_user, "assign", ref):
+        raise PermissionError("seule la coordination peut attribuer une orientation")
+    if expected_version is not None and ref.version != expected_version:
+        raise StaleEdit(ref.version)
+    if ref.state not in OPEN_STATES:
+        raise TransitionError("une orientation terminée ne peut pas être attribuée")
+    assignee = session.get(m.StaffUser, assignee_id)
+    if (
+        assignee is None
+        or not assignee.active
+        or assignee.role != "officer"
+        or assignee.territory_id != ref.territory_id
+    ):
+        raise TransitionError("choisissez un·e chargé·e de partenariats du territoire")
+    ref.owner_user_id, ref.owner_kind = assignee.id, "officer"
+    session.flush()
+    record_event(
+        session, ref, from_state=ref.state, action="assign",
+        actor=Actor(actor_user, actor_user.email[:80]), note=f"attribuée à {assignee.display_name}",
+    )  # fmt: skip
+    return ref
+
+
+def bulk_apply(
+    db: Database,
+    settings: Settings,
+    user: m.StaffUser,
+    action: str,
+    selection: list[tuple[int, int | None]],
+    *,
+    assignee_id: int | None = None,
+) -> BulkResult:
+    result = BulkResult()
+    for referral_id, version in selection:
+        try:
+            with unit_of_work(db) as session:
+                if action == "take":
+                    transition(
+                        session, settings, referral_id, "take",
+                        actor=Actor(user, user.email[:80]), expected_version=version,
+                    )  # fmt: skip
+                elif action == "assign":
+                    if assignee_id is None:
+                        raise TransitionError("choisissez la personne à qui attribuer")
+                    assign_referral(
+                        session, referral_id, actor_user=user, assignee_id=assignee_id,
+                        expected_version=version,
+                    )  # fmt: skip
+                else:
+                    raise TransitionError("action inconnue")
+            result.done += 1
+        except (NotFound, PermissionError, StaleEdit, TransitionError) as exc:
+            result.failed.append((referral_id, str(exc)))
+    return result

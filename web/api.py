@@ -1,0 +1,219 @@
+"""The JSON API under /api/v1, documented by OpenAPI at /openapi.json.
+
+Why the same session as the pages: the API serves the same staff from the same browser (and
+scripts that log in first); unsafe methods need the session's CSRF token in the
+``X-CSRF-Token`` header. Lists and reads use the very queries of the pages, so scope and the
+access log are identical; identities never leave through the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from engine.db import unit_of_work
+from engine.lifecycle import STATE_LABELS, TransitionError
+from engine.permissions import can
+from engine.queries import BadCursor, QueueFilters, list_queue, pools_overview, read_case_file
+from engine.referrals import Actor, NotFound, StaleEdit, transition
+from partners.taxonomy import label_of
+from web.security import Caller, OutOfScope, api_caller
+
+router = APIRouter(prefix="/api/v1", tags=["orientations"])
+ApiCaller = Annotated[Caller, Depends(api_caller)]
+
+
+class Me(BaseModel):
+    id: int
+    email: str
+    display_name: str
+    role: str
+    csrf_token: str = Field(description="À renvoyer dans l'en-tête X-CSRF-Token (POST).")
+
+
+class ReferralItem(BaseModel):
+    id: int
+    reference: str = Field(description="Référence pseudonyme de la personne (SAL-XXXXXX).")
+    thematique: str
+    thematique_label: str
+    domain: str
+    territory: str | None
+    chantier: str
+    programme: str
+    state: str
+    state_label: str
+    priority: int
+    due_at: datetime | None
+    overdue: bool
+    created_at: datetime
+    version: int
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralItem]
+    next: str | None = Field(description="Curseur de la page suivante (paramètre after).")
+
+
+class Event(BaseModel):
+    at: datetime
+    from_state: str | None
+    to_state: str
+    action: str
+    actor: str
+    reason: str | None
+
+
+class ReferralDetail(BaseModel):
+    id: int
+    reference: str
+    thematique: str
+    thematique_label: str
+    state: str
+    state_label: str
+    version: int
+    territory: str | None
+    priority: int | None = None
+    priority_breakdown: list[list[object]] | None = None
+    explanation: str | None = None
+    actions: list[str]
+    events: list[Event] = []
+
+
+class TransitionIn(BaseModel):
+    action: str
+    expected_version: int | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    offer_id: int | None = None
+    pool_id: int | None = None
+    new_owner_id: int | None = None
+
+
+class PoolItem(BaseModel):
+    id: int
+    code: str
+    name: str
+    capacity: int
+    used: int
+    waiting: int
+
+
+def _item(r) -> ReferralItem:  # type: ignore[no-untyped-def]
+    return ReferralItem(
+        id=r.id, reference=r.reference, thematique=r.thematique,
+        thematique_label=label_of(r.thematique), domain=r.domain, territory=r.territory,
+        chantier=r.chantier, programme=r.programme, state=r.state,
+        state_label=STATE_LABELS[r.state], priority=r.priority, due_at=r.due_at,
+        overdue=r.overdue, created_at=r.created_at, version=r.version,
+    )  # fmt: skip
+
+
+@router.get("/me", response_model=Me, summary="Le compte connecté")
+def me(caller: ApiCaller) -> Me:
+    u = caller.user
+    return Me(id=u.id, email=u.email, display_name=u.display_name, role=u.role,
+              csrf_token=caller.csrf_token)  # fmt: skip
+
+
+@router.get("/referrals", response_model=ReferralPage, summary="Orientations de mon périmètre")
+def list_referrals(
+    request: Request,
+    caller: ApiCaller,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    state: str | None = Query(None, description="un état, « open » (défaut) ou « all »"),
+    domain: str | None = None,
+    territory: str | None = None,
+    chantier: str | None = None,
+    programme: str | None = None,
+    sort: str = Query("priority", pattern="^(priority|due|age)$"),
+) -> ReferralPage | JSONResponse:
+    filters = QueueFilters(domain=domain, territory=territory, state=state, chantier=chantier,
+                           programme=programme, sort=sort)  # fmt: skip
+    with unit_of_work(request.app.state.db) as session:
+        try:
+            page = list_queue(session, caller.user, filters, after=after, limit=limit)
+        except BadCursor as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+    return ReferralPage(items=[_item(r) for r in page.rows], next=page.next_cursor)
+
+
+def _detail(request: Request, caller: Caller, referral_id: int) -> ReferralDetail:
+    with unit_of_work(request.app.state.db) as session:
+        case = read_case_file(session, caller.user, referral_id, purpose="consultation (API)")
+        if case is None:
+            raise OutOfScope()
+        ref = case.referral
+        out = ReferralDetail(
+            id=ref.id, reference=case.salarie.reference, thematique=ref.thematique,
+            thematique_label=label_of(ref.thematique), state=ref.state,
+            state_label=STATE_LABELS[ref.state], version=ref.version,
+            territory=case.territory.code if case.territory else None,
+            actions=[t.action for t in case.actions],
+        )  # fmt: skip
+        if not case.minimal:
+            out.priority = ref.priority
+            out.priority_breakdown = ref.priority_breakdown
+            out.explanation = ref.explanation
+            out.events = [
+                Event(
+                    at=e.at,
+                    from_state=e.from_state,
+                    to_state=e.to_state,
+                    action=e.action,
+                    actor=e.actor_label,
+                    reason=e.reason,
+                )  # fmt: skip
+                for e in case.events
+            ]
+    return out
+
+
+@router.get("/referrals/{referral_id}", response_model=ReferralDetail,
+            summary="Une orientation (lecture journalisée)")  # fmt: skip
+def get_referral(request: Request, caller: ApiCaller, referral_id: int) -> ReferralDetail:
+    return _detail(request, caller, referral_id)
+
+
+@router.post(
+    "/referrals/{referral_id}/transitions",
+    response_model=ReferralDetail,
+    summary="Appliquer une action du cycle de vie",
+    responses={409: {"description": "Modifiée entre-temps"}, 422: {"description": "Refusée"}},
+)
+def post_transition(
+    request: Request, caller: ApiCaller, referral_id: int, body: TransitionIn
+) -> ReferralDetail | JSONResponse:
+    try:
+        with unit_of_work(request.app.state.db) as session:
+            transition(
+                session, request.app.state.settings, referral_id, body.action,
+                actor=Actor(caller.user, caller.user.email[:80]),
+                expected_version=body.expected_version, outcome=body.outcome,
+                reason=body.reason, note=body.note, offer_id=body.offer_id,
+                pool_id=body.pool_id, new_owner_id=body.new_owner_id,
+            )  # fmt: skip
+    except NotFound:
+        raise OutOfScope() from None
+    except StaleEdit as exc:
+        return JSONResponse({"detail": str(exc), "current_version": exc.current_version}, 409)
+    except PermissionError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+    except TransitionError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+    return _detail(request, caller, referral_id)
+
+
+@router.get("/pools", response_model=list[PoolItem], summary="Dispositifs à places comptées")
+def list_pools(request: Request, caller: ApiCaller) -> list[PoolItem]:
+    if not can(caller.user, "read"):
+        raise OutOfScope()
+    with unit_of_work(request.app.state.db) as session:
+        rows = pools_overview(session, caller.user)
+    return [PoolItem(id=p.id, code=p.code, name=p.name, capacity=p.capacity, used=p.used,
+                     waiting=p.waiting) for p in rows]  # fmt: skip

@@ -1,0 +1,110 @@
+"""Jinja2 templates and the French labels and formats every page uses.
+
+Why: one environment (autoescape on, StrictUndefined so a typo fails a test rather than
+printing nothing) and one set of filters, so a date or a state reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.responses import HTMLResponse
+
+from engine.clock import as_utc
+from engine.lifecycle import OUTCOME_LABELS, REFUSAL_LABELS, STATE_LABELS
+from partners.taxonomy import DOMAIN_LABELS, label_of
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+PARIS = ZoneInfo("Europe/Paris")
+
+ROLE_LABELS = {
+    "national_admin": "Administration nationale",
+    "coordinator": "Coordination",
+    "officer": "Chargé·e de partenariats",
+    "cip": "CIP / ESP",
+    "partner_contact": "Contact partenaire",
+}
+PROGRAMME_LABELS = {"cvg": "CVG", "phc": "PHC"}
+HOUSING_LABELS = {
+    "street": "À la rue",
+    "emergency_shelter": "Hébergement d'urgence",
+    "hosted_third_party": "Hébergé·e par un tiers",
+    "integration_housing": "Logement d'insertion",
+    "housed": "Logé·e",
+}
+FREIN_STATUS_LABELS = {"open": "Ouvert", "lifted": "Levé", "dropped": "Abandonné"}
+PROPOSAL_LABELS = {
+    "proposed": "À valider",
+    "validated": "Validée",
+    "declined": "Déclinée",
+    "expired": "Expirée",
+}
+RUN_STATUS_LABELS = {
+    "optimal": "optimale",
+    "feasible": "réalisable",
+    "infeasible": "impossible",
+    "unknown": "inconnue",
+    "failed": "en échec",
+    "running": "en cours",
+}
+ACTION_LABELS = {"route": "Orientation automatique", "assign": "Attribution à une personne"}
+
+
+def fmt_date(value: date | datetime | None) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        value = as_utc(value).astimezone(PARIS).date()
+    return value.strftime("%d/%m/%Y")
+
+
+def fmt_datetime(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return as_utc(value).astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}".replace("%", " %")
+
+
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES_DIR)),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+)
+templates = Jinja2Templates(env=_env)
+templates.env.filters.update(date=fmt_date, datetime=fmt_datetime, ratio=fmt_ratio)
+templates.env.globals.update(
+    STATE_LABELS=STATE_LABELS,
+    OUTCOME_LABELS=OUTCOME_LABELS,
+    REFUSAL_LABELS=REFUSAL_LABELS,
+    DOMAIN_LABELS=DOMAIN_LABELS,
+    ROLE_LABELS=ROLE_LABELS,
+    PROGRAMME_LABELS=PROGRAMME_LABELS,
+    HOUSING_LABELS=HOUSING_LABELS,
+    FREIN_STATUS_LABELS=FREIN_STATUS_LABELS,
+    PROPOSAL_LABELS=PROPOSAL_LABELS,
+    ACTION_LABELS=ACTION_LABELS,
+    RUN_STATUS_LABELS=RUN_STATUS_LABELS,
+    thematique_label=label_of,
+)
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> HTMLResponse:
+    """Render a page; ``caller`` (or None) and ``csrf_token`` are always defined."""
+    ctx: dict[str, Any] = {"caller": None, "csrf_token": "", "flash": None, "error": None}
+    ctx.update(context or {})
+    caller = ctx.get("caller")
+    if caller is not None and not ctx["csrf_token"]:
+        ctx["csrf_token"] = caller.csrf_token
+    ctx["path"] = request.url.path
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
