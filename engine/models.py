@@ -303,6 +303,13 @@ class Referral(Base):
         Index("ix_referral_owner_queue", "owner_user_id", "state", "priority"),
         Index("ix_referral_scope", "territory_id", "domain", "state", "priority"),
         Index("ix_referral_state_priority", "state", "priority"),
+        Index(
+            "ix_referral_open_priority",
+            "priority",
+            "id",
+            sqlite_where=text(_OPEN_STATES_SQL),
+            postgresql_where=text(_OPEN_STATES_SQL),
+        ),
     )
     id: Mapped[intpk]
     frein_id: Mapped[int] = mapped_column(ForeignKey("frein.id"))

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine import models as m
 from engine.clock import utcnow
-from engine.lifecycle import STATE_LABELS, TransitionError, check_transition
+from engine.lifecycle import OPEN_STATES, STATE_LABELS, TransitionError, check_transition
 from engine.links import make_partner_token
 from engine.outbox import enqueue
 from engine.permissions import can
@@ -218,6 +218,38 @@ def _notify_partner(
             to_address=contact.email, context=ctx, base_url=settings.base_url,
             recipient_user_id=contact.id,
         )  # fmt: skip
+
+
+def assign(
+    session: Session, referral_id: int, *, actor_user: m.StaffUser, assignee_id: int,
+    expected_version: int | None,
+) -> m.Referral:  # fmt: skip
+    """Give one open referral to an active chargé·e of its territory (coordinators only)."""
+    ref = load_for_update(session, referral_id)
+    if not can(actor_user, "read", ref):
+        raise NotFound("orientation introuvable")
+    if not can(actor_user, "assign", ref):
+        raise PermissionError("seule la coordination peut attribuer une orientation")
+    if expected_version is not None and ref.version != expected_version:
+        raise StaleEdit(ref.version)
+    if ref.state not in OPEN_STATES:
+        raise TransitionError("une orientation terminée ne peut pas être attribuée")
+    assignee = session.get(m.StaffUser, assignee_id)
+    if (
+        assignee is None
+        or not assignee.active
+        or assignee.role != "officer"
+        or assignee.territory_id != ref.territory_id
+    ):
+        raise TransitionError("choisissez un·e chargé·e de partenariats du territoire")
+    ref.owner_user_id, ref.owner_kind = assignee.id, "officer"
+    session.flush()
+    record_event(
+        session, ref, from_state=ref.state, action="assign",
+        actor=Actor(actor_user, actor_user.email[:80]), note=f"attribuée à {assignee.display_name}",
+    )  # fmt: skip
+    return ref
+
 
 
 def state_label(state: str) -> str:

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 from engine import models as m
 from engine.db import Database, unit_of_work
-from engine.lifecycle import OPEN_STATES, TransitionError
-from engine.permissions import can
-from engine.referrals import Actor, NotFound, StaleEdit, load_for_update, record_event, transition
+from engine.lifecycle import TransitionError
+from engine.referrals import Actor, NotFound, StaleEdit, assign, transition
 from engine.settings import Settings
 
 
@@ -32,37 +31,6 @@ def parse_selection(values: list[str]) -> list[tuple[int, int | None]]:
         if ident.isdigit():
             out.append((int(ident), int(version) if version.isdigit() else None))
     return out
-
-
-def assign_referral(
-    session, referral_id: int, *, actor_user: m.StaffUser, assignee_id: int,
-    expected_version: int | None,
-) -> m.Referral:  # type: ignore[no-untyped-def]  # fmt: skip
-    """Give one open referral to an active chargé·e of its territory (coordinators only)."""
-    ref = load_for_update(session, referral_id)
-    if not can(actor_user, "read", ref):
-        raise NotFound("orientation introuvable")
-    if not can(actor_user, "assign", ref):
-        raise PermissionError("seule la coordination peut attribuer une orientation")
-    if expected_version is not None and ref.version != expected_version:
-        raise StaleEdit(ref.version)
-    if ref.state not in OPEN_STATES:
-        raise TransitionError("une orientation terminée ne peut pas être attribuée")
-    assignee = session.get(m.StaffUser, assignee_id)
-    if (
-        assignee is None
-        or not assignee.active
-        or assignee.role != "officer"
-        or assignee.territory_id != ref.territory_id
-    ):
-        raise TransitionError("choisissez un·e chargé·e de partenariats du territoire")
-    ref.owner_user_id, ref.owner_kind = assignee.id, "officer"
-    session.flush()
-    record_event(
-        session, ref, from_state=ref.state, action="assign",
-        actor=Actor(actor_user, actor_user.email[:80]), note=f"attribuée à {assignee.display_name}",
-    )  # fmt: skip
-    return ref
 
 
 def bulk_apply(
@@ -86,7 +54,7 @@ def bulk_apply(
                 elif action == "assign":
                     if assignee_id is None:
                         raise TransitionError("choisissez la personne à qui attribuer")
-                    assign_referral(
+                    assign(
                         session, referral_id, actor_user=user, assignee_id=assignee_id,
                         expected_version=version,
                     )  # fmt: skip
