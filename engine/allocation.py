@@ -67,6 +67,7 @@ class AllocationReport:
     waiting: int = 0
     candidates: int = 0
     worst_fill_ratio: float | None = None
+    worst_share_ratio: float | None = None
     envy: int = 0
     envy_causes: dict[str, int] = field(default_factory=dict)
     message: str = ""
@@ -94,7 +95,13 @@ class AllocationReport:
         lines.append(f"Personnes toujours en attente : {self.waiting}.")
         if self.worst_fill_ratio is not None:
             lines.append(
-                f"Taux de satisfaction du territoire le moins servi : {self.worst_fill_ratio:.0%}."
+                f"Demande satisfaite du territoire le moins servi : {self.worst_fill_ratio:.0%}"
+                " (places attribuées / demande, dans un dispositif partagé)."
+            )
+        if self.worst_share_ratio is not None:
+            lines.append(
+                f"Part équitable reçue par le territoire le moins servi : {self.worst_share_ratio:.0%}"
+                " (places attribuées / part proportionnelle à sa demande)."
             )
         causes = {"floor": "planchers territoriaux", "pin": "places déjà proposées", "consumption": "places multiples",
                   "weights": "poids"}  # fmt: skip
@@ -107,7 +114,8 @@ class AllocationReport:
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status, "solver": self.solver, "time_s": self.time_s,
                 "dry_run": self.dry_run, "proposals_by_pool": self.proposals_by_pool, "waiting": self.waiting,
-                "candidates": self.candidates, "worst_fill_ratio": self.worst_fill_ratio, "envy": self.envy,
+                "candidates": self.candidates, "worst_fill_ratio": self.worst_fill_ratio,
+            "worst_share_ratio": self.worst_share_ratio, "envy": self.envy,
                 "envy_causes": self.envy_causes,
                 "message": self.message}  # fmt: skip
 
@@ -377,7 +385,8 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
     return AllocationReport(
         run_id=run.id, status=result.status, solver=result.solver, time_s=run.time_s, dry_run=dry_run,
         proposals_by_pool=dict(proposals_by_pool), waiting=max(0, waiting), candidates=len(cand_list),
-        worst_fill_ratio=result.stats.get("worst_fill_ratio"), envy=len(result.envy), message=result.message,
+        worst_fill_ratio=result.stats.get("worst_fill_ratio"),
+        worst_share_ratio=result.stats.get("worst_share_ratio"), envy=len(result.envy), message=result.message,
         envy_causes=dict(Counter(e.cause for e in result.envy)),
     )  # fmt: skip
 

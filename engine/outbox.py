@@ -20,8 +20,16 @@ from sqlalchemy.orm import Session
 
 from engine import models as m
 from engine.clock import utcnow
-from notifications.fields import Day
+from notifications.fields import Day, register_partner_names
 from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
+
+PARTNER_KINDS = frozenset({"partner_orientation", "partner_reminder"})
+
+
+def register_directory(session: Session) -> None:
+    """Tell the email guard which partner names are the directory's own (see PartnerName)."""
+    register_partner_names(session.scalars(select(m.Partner.name)).all())
+
 
 # Defaults when a user has not chosen: new referrals go into the chargé·e's daily digest.
 DEFAULT_MODES: dict[str, str] = {"new_referrals": "digest"}
@@ -56,6 +64,8 @@ def enqueue(
     mode: str | None = None,
 ) -> bool:
     """Queue one message; returns False when the key was already queued (idempotent)."""
+    if kind in PARTNER_KINDS:
+        register_directory(session)
     clean = to_stored_context(validate_context(kind, context, base_url=base_url))
     mode = mode or preference_mode(session, recipient_user_id, kind)
     if mode == "off":
@@ -90,6 +100,8 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, base_url: 
     """
     if not messages:
         return 0
+    if any(msg["kind"] in PARTNER_KINDS for msg in messages):
+        register_directory(session)
     users = {msg.get("recipient_user_id") for msg in messages} - {None}
     chosen: dict[tuple[int, str], str] = {}
     if users:

@@ -16,14 +16,15 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Connection, Update, bindparam, select, text, update
 
 from engine import models as m
 from engine.clock import utcnow
 from engine.db import Database, unit_of_work
-from engine.outbox import from_stored_context
+from engine.outbox import from_stored_context, register_directory
 from engine.settings import Settings
 from notifications.fields import ContextError
 from notifications.render import build_email, message_id_for, render
@@ -59,6 +60,7 @@ class Claimed:
     to_address: str
     context: dict[str, Any]
     attempts: int
+    lease_until: datetime  # after this instant another relay may take the row: stop sending it
 
 
 def backoff(attempts: int) -> timedelta:
@@ -122,21 +124,41 @@ def claim(db: Database, *, worker: str, limit: int, lease_s: float, now: datetim
             import json
 
             ctx = json.loads(ctx)
-        out.append(Claimed(r[0], r[1], r[2], r[3], ctx, r[5]))
+        out.append(Claimed(r[0], r[1], r[2], r[3], ctx, r[5], lease_until))
     return out
 
 
-def _mark(db: Database, row: Claimed, worker: str, outcome: SendOutcome | None, error: str | None = None) -> str:
-    """Record one outcome at once (own transaction); returns sent / retried / parked."""
-    now = utcnow()
+def _acknowledge(**values: Any) -> Update:
+    """A prepared UPDATE of one row still leased by this worker (compiled once, cached)."""
     O = m.OutboxMessage
+    return (
+        update(O)
+        .where(O.id == bindparam("row_id"), O.leased_by == bindparam("worker"), O.status == "pending")
+        .values(lease_until=None, **values)
+    )
+
+
+_MARK_SENT = _acknowledge(status="sent", sent_at=bindparam("now"), last_error=None)
+_MARK_RETRY = _acknowledge(status="pending", due_at=bindparam("due_at"), last_error=bindparam("error"))
+_MARK_PARKED = _acknowledge(status="parked", last_error=bindparam("error"))
+
+
+def _mark(conn: Connection, row: Claimed, worker: str, outcome: SendOutcome | None, error: str | None = None) -> str:
+    """Record one outcome at once (own transaction); returns sent / retried / parked.
+
+    The connection is held for the whole chunk and the statements are prepared once, so
+    acknowledging costs one short transaction (no pool checkout, no pre-ping round trip on
+    PostgreSQL, no statement building).
+    """
+    now = utcnow()
+    params: dict[str, Any] = {"row_id": row.id, "worker": worker}
     if outcome is not None and outcome.sent:
-        values: dict[str, Any] = {"status": "sent", "sent_at": now, "lease_until": None, "last_error": None}
-        result = "sent"
+        stmt, result = _MARK_SENT, "sent"
+        params["now"] = now
     elif outcome is not None and outcome.status == "transient" and row.attempts < MAX_ATTEMPTS:
         detail = f"{outcome.code} {outcome.answer}".strip() if outcome.code else outcome.answer
-        values = {"status": "pending", "due_at": now + backoff(row.attempts), "lease_until": None, "last_error": detail[:2000]}
-        result = "retried"
+        stmt, result = _MARK_RETRY, "retried"
+        params.update(due_at=now + backoff(row.attempts), error=detail[:2000])
     else:
         if outcome is not None:
             detail = f"{outcome.code} {outcome.answer}".strip() if outcome.code else outcome.answer
@@ -144,37 +166,45 @@ def _mark(db: Database, row: Claimed, worker: str, outcome: SendOutcome | None, 
                 detail = f"abandon après {row.attempts} tentatives : {detail}"
         else:
             detail = error or "erreur inconnue"
-        values = {"status": "parked", "lease_until": None, "last_error": detail[:2000]}
-        result = "parked"
-    with db.engine.begin() as conn:
-        conn.execute(update(O).where(O.id == row.id, O.leased_by == worker, O.status == "pending").values(**values))
+        stmt, result = _MARK_PARKED, "parked"
+        params["error"] = detail[:2000]
+    with conn.begin():
+        conn.execute(stmt, params)
     return result
+
+
+def _compose(row: Claimed, settings: Settings, domain: str) -> EmailMessage:
+    rendered = render(row.kind, from_stored_context(row.kind, row.context), base_url=settings.base_url)
+    return build_email(rendered, to=row.to_address, from_=settings.mail_from, message_id=message_id_for(row.key, domain))
 
 
 async def _send_chunk(db: Database, settings: Settings, rows: list[Claimed], worker: str) -> RelayReport:
     report = RelayReport(claimed=len(rows))
     domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">") or "aiguillage.local"
     consecutive_connection_failures = 0
-    async with SmtpSender(smtp_config(settings)) as sender:
-        for row in rows:
-            try:
-                rendered = render(row.kind, from_stored_context(row.kind, row.context), base_url=settings.base_url)
-                msg = build_email(rendered, to=row.to_address, from_=settings.mail_from,
-                                  message_id=message_id_for(row.key, domain))  # fmt: skip
-            except (ContextError, ValueError, KeyError) as exc:
-                result = _mark(db, row, worker, None, error=f"message impossible à composer : {exc}")
-                report.parked += 1
-                continue
-            if consecutive_connection_failures >= 2:
-                outcome = SendOutcome("transient", None, "non tenté : serveur SMTP injoignable")
-            else:
-                outcome = await sender.send(msg)
-                if outcome.status == "transient" and outcome.code is None:
-                    consecutive_connection_failures += 1
+    with db.engine.connect() as conn:
+        async with SmtpSender(smtp_config(settings)) as sender:
+            for row in rows:
+                if utcnow() >= row.lease_until:
+                    # The lease ran out (slow server): another relay may already have taken
+                    # this row and the next ones, so sending them now could duplicate them.
+                    break
+                try:
+                    msg = _compose(row, settings, domain)
+                except (ContextError, ValueError, KeyError) as exc:
+                    _mark(conn, row, worker, None, error=f"message impossible à composer : {exc}")
+                    report.parked += 1
+                    continue
+                if consecutive_connection_failures >= 2:
+                    outcome = SendOutcome("transient", None, "non tenté : serveur SMTP injoignable")
                 else:
-                    consecutive_connection_failures = 0
-            result = _mark(db, row, worker, outcome)
-            setattr(report, result, getattr(report, result) + 1)
+                    outcome = await sender.send(msg)
+                    if outcome.status == "transient" and outcome.code is None:
+                        consecutive_connection_failures += 1
+                    else:
+                        consecutive_connection_failures = 0
+                result = _mark(conn, row, worker, outcome)
+                setattr(report, result, getattr(report, result) + 1)
     return report
 
 
@@ -190,6 +220,8 @@ def drain(
     """Send every due message, chunk by chunk, until none is due (or max_chunks)."""
     worker = worker or default_worker_id()
     total = RelayReport()
+    with db.sessions() as session:
+        register_directory(session)
     n = 0
     while max_chunks is None or n < max_chunks:
         rows = claim(db, worker=worker, limit=chunk, lease_s=lease_s)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -98,8 +98,14 @@ class ContextError(ValueError):
     """A template context is missing, has extra, or carries an unsafe value."""
 
 
-# Sector words that partner organisations carry in their own names.
-ORG_SECTOR_TERMS: frozenset[str] = frozenset({"addictions", "handicap", "mdph"})
+# Names of the partner organisations of the directory, registered by the engine: the only
+# values of a ``PartnerName`` field allowed to contain a sector word ("Addictions France").
+_KNOWN_PARTNER_NAMES: set[str] = set()
+
+
+def register_partner_names(names: Iterable[str]) -> None:
+    """Declare the partner directory's organisation names (exact values)."""
+    _KNOWN_PARTNER_NAMES.update(names)
 
 
 def fold(text: str) -> str:
@@ -200,10 +206,10 @@ class PlaceName(Field):
 class PartnerName(PlaceName):
     """The name of the partner organisation the message is addressed to.
 
-    Why a lighter screen: the reader *is* that organisation, and partners name themselves
-    after their field ("Addictions France"), so the sector words of ``ORG_SECTOR_TERMS``
-    are allowed; every other sensitive term (a diagnosis, a pregnancy, a street history)
-    is still refused, and the value must be one short line without markup.
+    Why a closed vocabulary: the reader *is* that organisation, and partners name
+    themselves after their field ("Addictions France", "PASS – consultation de l'hôpital"),
+    so a name registered from the directory (``register_partner_names``) is accepted as is;
+    any other value is screened like every place name, so free text cannot slip through.
     """
 
     def check(self, name: str, value: Any, *, base_url: str | None) -> str:
@@ -214,9 +220,8 @@ class PartnerName(PlaceName):
             or not PLACE_NAME_RE.match(value)
         ):
             raise ContextError(f"{name}: expected a short display name, got {value!r}")
-        hits = [h for h in find_sensitive(value) if h not in ORG_SECTOR_TERMS]
-        if hits:
-            raise ContextError(f"{name}: value contains sensitive terms {hits}")
+        if value not in _KNOWN_PARTNER_NAMES:
+            _check_sensitive(name, value)
         return value
 
 
