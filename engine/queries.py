@@ -230,6 +230,7 @@ class CaseFile:
     partner: m.Partner | None
     minimal: bool  # partner contacts see only the pseudonymous reference and the need
     freins: list[m.Frein] = field(default_factory=list)
+    other_domain_freins: int = 0  # freins a chargé·e of another domain does not see
     referrals: list[m.Referral] = field(default_factory=list)
     events: list[m.ReferralEvent] = field(default_factory=list)
     actions: list[Transition] = field(default_factory=list)
@@ -285,11 +286,18 @@ def read_case_file(
     ]
     if minimal:
         return case
-    case.freins = list(
+    freins = list(
         session.scalars(
             select(m.Frein).where(m.Frein.salarie_id == salarie.id).order_by(m.Frein.id)
         )
     )
+    # Need to know: a chargé·e sees the freins of their own domain (and transverse ones);
+    # the others (a health frein for the housing officer) are only counted.
+    if user.role == "officer":
+        case.freins = [f for f in freins if f.domain in (user.domain, "transverse")]
+        case.other_domain_freins = len(freins) - len(case.freins)
+    else:
+        case.freins = freins
     case.referrals = list(
         session.scalars(
             select(m.Referral)

@@ -158,3 +158,24 @@ def test_stale_edit_keeps_the_typed_note(world_db):
         assert ref.state == "triaging" and ref.refusal_reason is None
         assert s.scalar(select(func.count()).select_from(m.ReferralEvent)
                         .where(m.ReferralEvent.referral_id == rid)) == 2  # fmt: skip
+
+
+def test_an_officer_sees_only_the_freins_of_their_domain(clients, world):
+    """Need to know: the housing officer does not read the person's health freins."""
+    from sqlalchemy import select
+
+    from engine import models as m
+    from partners.taxonomy import label_of
+
+    with world.db.sessions() as s:
+        ref = s.get(m.Referral, world.target_id)
+        freins = s.scalars(select(m.Frein).where(m.Frein.salarie_id == ref.salarie_id)).all()
+        if not any(f.thematique == "sante--sante-mentale" for f in freins):
+            s.add(m.Frein(salarie_id=ref.salarie_id, thematique="sante--sante-mentale", domain="sante",
+                          status="open", identified_at=ref.created_at.date()))  # fmt: skip
+            s.commit()
+    officer = html.unescape(clients["officer"].get(f"/orientations/{world.target_id}").text)
+    coordinator = html.unescape(clients["coordinator"].get(f"/orientations/{world.target_id}").text)
+    assert label_of("sante--sante-mentale") in coordinator
+    assert label_of("sante--sante-mentale") not in officer
+    assert "autre(s) frein(s) suivi(s) par d'autres domaines" in officer
