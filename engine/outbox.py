@@ -145,7 +145,8 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, base_url: 
     stmt = ins(m.OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
     written = 0
     for i in range(0, len(rows), 5000):
-        written += max(session.connection().execute(stmt, rows[i : i + 5000]).rowcount or 0, 0)
+        # RETURNING counts the rows really inserted (rowcount is unreliable for executemany).
+        written += len(session.execute(stmt.returning(m.OutboxMessage.id), rows[i : i + 5000]).all())
     return written
 
 

@@ -1,0 +1,61 @@
+"""`aiguillage allocate-file` honours its JSON contract, as a person would call it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBLEM = {
+    "pools": [{"id": "logement-paris", "capacity": 1, "territory": "paris"},
+              {"id": "bilans", "capacity": 2}],
+    "candidates": [{"id": "a", "priority": 50, "territory": "paris"},
+                   {"id": "b", "priority": 30, "territory": "paris"},
+                   {"id": "c", "priority": 10, "territory": "lyon"}],
+    "options": [{"candidate": "a", "pool": "logement-paris", "weight": 50},
+                {"candidate": "b", "pool": "logement-paris", "weight": 30},
+                {"candidate": "b", "pool": "bilans", "weight": 29},
+                {"candidate": "c", "pool": "bilans", "weight": 10}],
+}  # fmt: skip
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "workflows.cli", "allocate-file", *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_solves_to_stdout_and_to_a_file(tmp_path: Path):
+    problem = tmp_path / "p.json"
+    problem.write_text(json.dumps(PROBLEM), encoding="utf-8")
+    out = _run(str(problem))
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["status"] == "optimal" and result["objective"] == 50 + 29 + 10 == result["bound"]
+    assert {(a["candidate"], a["pool"]) for a in result["assignments"]} == {
+        ("a", "logement-paris"), ("b", "bilans"), ("c", "bilans")}  # fmt: skip
+    assert result["envy"] == [] and result["unassigned"] == []
+    target = tmp_path / "r.json"
+    again = _run(str(problem), "-o", str(target))
+    assert again.returncode == 0 and again.stdout == ""
+    assert json.loads(target.read_text(encoding="utf-8"))["assignments"] == result["assignments"]
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("{not json", "JSON"),
+        (json.dumps({**PROBLEM, "options": [{"candidate": "zz", "pool": "bilans", "weight": 1}]}), "options[0].candidate"),
+        (json.dumps({**PROBLEM, "pools": [{"id": "bilans", "capacity": -1}]}), "capacity"),
+        (json.dumps({**PROBLEM, "options": [{"candidate": "a", "pool": "bilans", "weight": 2**62}]}), "weight"),
+    ],
+)
+def test_bad_problems_exit_2_with_a_message_naming_the_field(tmp_path: Path, text: str, field: str):
+    problem = tmp_path / "bad.json"
+    problem.write_text(text, encoding="utf-8")
+    out = _run(str(problem))
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert field in out.stderr and "Erreur" in out.stderr
