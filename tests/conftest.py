@@ -110,3 +110,9 @@ def sqlite_db(sqlite_url):
 
 
 from tests.support.smtp_server import smtp_server  # noqa: E402,F401  (shared fixture)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main
+    thread while its browser is open, which asyncio.run() in later tests would trip on."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
