@@ -59,7 +59,9 @@ def main() -> int:
             failed.append(name)
     summary = {"quick": args.quick, "bench_wall_s": timings, "failed": failed,
                "results": {name: _load(name) for name, _ in BENCHES}}  # fmt: skip
-    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (RESULTS / "summary.json").write_text(
+        json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     print(f"[bench] done; failed: {failed or 'none'}; results in {RESULTS}")
     return 1 if failed else 0
 

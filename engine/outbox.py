@@ -146,7 +146,9 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, base_url: 
     written = 0
     for i in range(0, len(rows), 5000):
         # RETURNING counts the rows really inserted (rowcount is unreliable for executemany).
-        written += len(session.execute(stmt.returning(m.OutboxMessage.id), rows[i : i + 5000]).all())
+        written += len(
+            session.execute(stmt.returning(m.OutboxMessage.id), rows[i : i + 5000]).all()
+        )
     return written
 
 

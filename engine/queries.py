@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from engine import models as m
@@ -98,6 +98,87 @@ def _parse_dt(value: Any) -> datetime | None:
         raise BadCursor("curseur de pagination invalide") from exc
 
 
+# The open states as literals, not bound parameters: the partial indexes on open referrals
+# (``WHERE state IN (...)``) are only usable when the query spells the same list, which neither
+# SQLite nor a PostgreSQL generic plan can prove from parameters.
+def _open_states() -> Any:
+    return bindparam("open_states", list(OPEN_STATES), expanding=True, literal_execute=True)
+
+
+def _walk_open_index(user: m.StaffUser, filters: QueueFilters, state: str) -> bool:
+    """Is the user's open queue a large enough share of open referrals to read in index order?
+
+    True for the broad scopes (national, territory, territory × domain, chantier) without a
+    narrowing filter; not for partner contacts or "mine", whose few rows are best found by
+    their own indexes and sorted.
+    """
+    return (
+        state == "open"
+        and user.role in ("national_admin", "coordinator", "officer", "cip")
+        and not filters.mine
+        and not filters.chantier
+    )
+
+
+def _page(conds: list[Any], order: list[Any], n: int) -> Select[Any]:
+    """The queue's columns for referrals matching ``conds``, in ``order``, at most n rows."""
+    R = m.Referral
+    return (
+        select(
+            R.id,
+            m.Salarie.reference,
+            R.thematique,
+            R.domain,
+            m.Territory.code,
+            m.Territory.name,
+            m.Chantier.code,
+            R.programme,
+            R.state,
+            R.priority,
+            R.due_at,
+            R.created_at,
+            R.version,
+            R.owner_user_id,
+        )  # fmt: skip
+        .join(m.Salarie, m.Salarie.id == R.salarie_id)
+        .join(m.Chantier, m.Chantier.id == R.chantier_id)
+        .outerjoin(m.Territory, m.Territory.id == R.territory_id)
+        .where(*conds)
+        .order_by(*order)
+        .limit(n)
+    )
+
+
+def _due_page(session: Session, conds: list[Any], after: str | None, n: int) -> list[Any]:
+    """Deadline order (dated by (due_at, id), then undated by id) as two ordered ranges.
+
+    Why two queries: "NULLs last" cannot walk an index on (due_at, id) in one range on
+    either database; each half can, and the second runs only when the first is short.
+    """
+    R = m.Referral
+    dated_conds: list[ColumnElement[bool]] = [R.due_at.is_not(None)]
+    undated_conds: list[ColumnElement[bool]] = [R.due_at.is_(None)]
+    skip_dated = False
+    if after:
+        d, i = decode_cursor(after)
+        due = _parse_dt(d)
+        if due is None:
+            skip_dated = True
+            undated_conds.append(R.id > i)
+        else:
+            dated_conds.append(
+                tuple_(R.due_at, R.id) > tuple_(literal(due, R.due_at.type), literal(i))
+            )
+    rows: list[Any] = []
+    if not skip_dated:
+        order = [R.due_at.asc(), R.id.asc()]
+        rows = list(session.execute(_page([*conds, *dated_conds], order, n)).all())
+    if len(rows) < n:
+        more = _page([*conds, *undated_conds], [R.id.asc()], n - len(rows))
+        rows += session.execute(more).all()
+    return rows
+
+
 def list_queue(
     session: Session,
     user: m.StaffUser,
@@ -109,10 +190,16 @@ def list_queue(
     """One page of the user's queue, in scope, filtered and sorted, with a keyset cursor."""
     R = m.Referral
     limit = max(1, min(limit, MAX_LIMIT))
-    conds: list[Any] = [referral_scope(user)]
     state = filters.state or "open"
+    scope = referral_scope(user)
+    if session.get_bind().dialect.name == "sqlite" and _walk_open_index(user, filters, state):
+        # SQLite turns an OR scope into a multi-index lookup of every row in scope, then sorts
+        # them all; hiding the scope from its index choice makes it walk the partial index of
+        # open referrals in page order instead, reading about 50 / (share in scope) rows.
+        scope = func.coalesce(scope, False)
+    conds: list[Any] = [scope]
     if state == "open":
-        conds.append(R.state.in_(OPEN_STATES))
+        conds.append(R.state.in_(_open_states()))
     elif state in STATES:
         conds.append(R.state == state)
     if filters.domain:
@@ -138,56 +225,27 @@ def list_queue(
         )
     sort = filters.sort if filters.sort in SORTS else "priority"
     if sort == "priority":
-        order = [R.priority.desc(), R.id.desc()]
         if after:
             p, i = decode_cursor(after)
             if not isinstance(p, int):
                 raise BadCursor("curseur de pagination invalide")
-            conds.append(or_(R.priority < p, and_(R.priority == p, R.id < i)))
+            conds.append(tuple_(R.priority, R.id) < tuple_(literal(p), literal(i)))
+        raw = session.execute(_page(conds, [R.priority.desc(), R.id.desc()], limit + 1)).all()
     elif sort == "due":
-        order = [R.due_at.is_(None), R.due_at.asc(), R.id.asc()]
-        if after:
-            d, i = decode_cursor(after)
-            due = _parse_dt(d)
-            if due is None:
-                conds.append(and_(R.due_at.is_(None), R.id > i))
-            else:
-                conds.append(
-                    or_(R.due_at > due, and_(R.due_at == due, R.id > i), R.due_at.is_(None))
-                )
+        raw = _due_page(session, conds, after, limit + 1)
     else:  # age: oldest first
-        order = [R.created_at.asc(), R.id.asc()]
         if after:
             c, i = decode_cursor(after)
             created = _parse_dt(c)
-            conds.append(or_(R.created_at > created, and_(R.created_at == created, R.id > i)))
-    stmt = (
-        select(
-            R.id,
-            m.Salarie.reference,
-            R.thematique,
-            R.domain,
-            m.Territory.code,
-            m.Territory.name,
-            m.Chantier.code,
-            R.programme,
-            R.state,
-            R.priority,
-            R.due_at,
-            R.created_at,
-            R.version,
-            R.owner_user_id,
-        )  # fmt: skip
-        .join(m.Salarie, m.Salarie.id == R.salarie_id)
-        .join(m.Chantier, m.Chantier.id == R.chantier_id)
-        .outerjoin(m.Territory, m.Territory.id == R.territory_id)
-        .where(*conds)
-        .order_by(*order)
-        .limit(limit + 1)
-    )
+            if created is None:
+                raise BadCursor("curseur de pagination invalide")
+            conds.append(
+                tuple_(R.created_at, R.id) > tuple_(literal(created, R.created_at.type), literal(i))
+            )
+        raw = session.execute(_page(conds, [R.created_at.asc(), R.id.asc()], limit + 1)).all()
     now = utcnow()
     rows = []
-    for r in session.execute(stmt).all()[: limit + 1]:
+    for r in raw[: limit + 1]:
         due = as_utc(r[10]) if r[10] is not None else None
         rows.append(
             QueueRow(

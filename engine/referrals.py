@@ -251,6 +251,5 @@ def assign(
     return ref
 
 
-
 def state_label(state: str) -> str:
     return STATE_LABELS.get(state, state)

@@ -49,7 +49,12 @@ class RelayReport:
         self.parked += other.parked
 
     def as_dict(self) -> dict[str, int]:
-        return {"claimed": self.claimed, "sent": self.sent, "retried": self.retried, "parked": self.parked}
+        return {
+            "claimed": self.claimed,
+            "sent": self.sent,
+            "retried": self.retried,
+            "parked": self.parked,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,13 +101,18 @@ _CLAIM_PG = text(
 )
 
 
-def claim(db: Database, *, worker: str, limit: int, lease_s: float, now: datetime | None = None) -> list[Claimed]:
+def claim(
+    db: Database, *, worker: str, limit: int, lease_s: float, now: datetime | None = None
+) -> list[Claimed]:
     """Lease up to ``limit`` due rows for this worker (committed before any sending)."""
     now = now or utcnow()
     lease_until = now + timedelta(seconds=lease_s)
     with unit_of_work(db, immediate=True) as session:
         if db.is_postgres:
-            rows = session.execute(_CLAIM_PG, {"now": now, "lease_until": lease_until, "worker": worker, "limit": limit}).all()
+            rows = session.execute(
+                _CLAIM_PG,
+                {"now": now, "lease_until": lease_until, "worker": worker, "limit": limit},
+            ).all()
         else:
             O = m.OutboxMessage
             ids = session.scalars(
@@ -115,7 +125,9 @@ def claim(db: Database, *, worker: str, limit: int, lease_s: float, now: datetim
             session.execute(update(O).where(O.id.in_(ids)).values(
                 lease_until=lease_until, leased_by=worker, attempts=O.attempts + 1))  # fmt: skip
             rows = session.execute(
-                select(O.id, O.idempotency_key, O.kind, O.to_address, O.context, O.attempts).where(O.id.in_(ids)).order_by(O.due_at, O.id)
+                select(O.id, O.idempotency_key, O.kind, O.to_address, O.context, O.attempts)
+                .where(O.id.in_(ids))
+                .order_by(O.due_at, O.id)
             ).all()
     out = []
     for r in rows:
@@ -133,17 +145,27 @@ def _acknowledge(**values: Any) -> Update:
     O = m.OutboxMessage
     return (
         update(O)
-        .where(O.id == bindparam("row_id"), O.leased_by == bindparam("worker"), O.status == "pending")
+        .where(
+            O.id == bindparam("row_id"), O.leased_by == bindparam("worker"), O.status == "pending"
+        )
         .values(lease_until=None, **values)
     )
 
 
 _MARK_SENT = _acknowledge(status="sent", sent_at=bindparam("now"), last_error=None)
-_MARK_RETRY = _acknowledge(status="pending", due_at=bindparam("due_at"), last_error=bindparam("error"))
+_MARK_RETRY = _acknowledge(
+    status="pending", due_at=bindparam("due_at"), last_error=bindparam("error")
+)
 _MARK_PARKED = _acknowledge(status="parked", last_error=bindparam("error"))
 
 
-def _mark(conn: Connection, row: Claimed, worker: str, outcome: SendOutcome | None, error: str | None = None) -> str:
+def _mark(
+    conn: Connection,
+    row: Claimed,
+    worker: str,
+    outcome: SendOutcome | None,
+    error: str | None = None,
+) -> str:
     """Record one outcome at once (own transaction); returns sent / retried / parked.
 
     The connection is held for the whole chunk and the statements are prepared once, so
@@ -174,11 +196,20 @@ def _mark(conn: Connection, row: Claimed, worker: str, outcome: SendOutcome | No
 
 
 def _compose(row: Claimed, settings: Settings, domain: str) -> EmailMessage:
-    rendered = render(row.kind, from_stored_context(row.kind, row.context), base_url=settings.base_url)
-    return build_email(rendered, to=row.to_address, from_=settings.mail_from, message_id=message_id_for(row.key, domain))
+    rendered = render(
+        row.kind, from_stored_context(row.kind, row.context), base_url=settings.base_url
+    )
+    return build_email(
+        rendered,
+        to=row.to_address,
+        from_=settings.mail_from,
+        message_id=message_id_for(row.key, domain),
+    )
 
 
-async def _send_chunk(db: Database, settings: Settings, rows: list[Claimed], worker: str) -> RelayReport:
+async def _send_chunk(
+    db: Database, settings: Settings, rows: list[Claimed], worker: str
+) -> RelayReport:
     report = RelayReport(claimed=len(rows))
     domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">") or "aiguillage.local"
     consecutive_connection_failures = 0
@@ -231,5 +262,7 @@ def drain(
         total.merge(part)
         n += 1
         if part.sent == 0 and part.retried == part.claimed:  # server down: stop, retry later
+            break
+        if part.sent + part.retried + part.parked == 0:  # lease too short to send anything
             break
     return total

@@ -47,9 +47,19 @@ def test_solves_to_stdout_and_to_a_file(tmp_path: Path):
     ("text", "field"),
     [
         ("{not json", "JSON"),
-        (json.dumps({**PROBLEM, "options": [{"candidate": "zz", "pool": "bilans", "weight": 1}]}), "options[0].candidate"),
+        (
+            json.dumps(
+                {**PROBLEM, "options": [{"candidate": "zz", "pool": "bilans", "weight": 1}]}
+            ),
+            "options[0].candidate",
+        ),
         (json.dumps({**PROBLEM, "pools": [{"id": "bilans", "capacity": -1}]}), "capacity"),
-        (json.dumps({**PROBLEM, "options": [{"candidate": "a", "pool": "bilans", "weight": 2**62}]}), "weight"),
+        (
+            json.dumps(
+                {**PROBLEM, "options": [{"candidate": "a", "pool": "bilans", "weight": 2**62}]}
+            ),
+            "weight",
+        ),
     ],
 )
 def test_bad_problems_exit_2_with_a_message_naming_the_field(tmp_path: Path, text: str, field: str):

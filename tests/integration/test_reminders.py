@@ -31,7 +31,13 @@ def _setup(db) -> Settings:
 
 def _kinds(db) -> Counter[str]:
     with db.sessions() as s:
-        return Counter(dict(s.execute(select(m.OutboxMessage.kind, func.count()).group_by(m.OutboxMessage.kind)).all()))
+        return Counter(
+            dict(
+                s.execute(
+                    select(m.OutboxMessage.kind, func.count()).group_by(m.OutboxMessage.kind)
+                ).all()
+            )
+        )
 
 
 def test_triage_deadlines_remind_then_escalate_once(db):
@@ -39,15 +45,21 @@ def test_triage_deadlines_remind_then_escalate_once(db):
     with db.sessions() as s:
         due = as_utc(s.scalar(select(m.Referral.due_at).where(m.Referral.state == "new").limit(1)))
         new_with_owner = s.scalar(
-            select(func.count()).select_from(m.Referral).where(m.Referral.state == "new", m.Referral.owner_user_id.is_not(None))
+            select(func.count())
+            .select_from(m.Referral)
+            .where(m.Referral.state == "new", m.Referral.owner_user_id.is_not(None))
         )
     assert due == end_of_day_utc(add_business_days(TODAY, 2))
     soon = write_due_reminders(db, settings, now=due - timedelta(hours=12))
     assert soon["triage_due_soon"] == new_with_owner and soon["triage_overdue"] == 0
-    assert write_due_reminders(db, settings, now=due - timedelta(hours=11))["written"] == 0  # idempotent
+    assert (
+        write_due_reminders(db, settings, now=due - timedelta(hours=11))["written"] == 0
+    )  # idempotent
     late = write_due_reminders(db, settings, now=due + timedelta(hours=1))
     assert late["triage_overdue"] == new_with_owner and late["triage_escalation"] == 0
-    escalate_at = end_of_day_utc(add_business_days(due.date(), settings.escalation_after_business_days))
+    escalate_at = end_of_day_utc(
+        add_business_days(due.date(), settings.escalation_after_business_days)
+    )
     esc = write_due_reminders(db, settings, now=escalate_at + timedelta(minutes=1))
     assert esc["triage_escalation"] > 0
     again = write_due_reminders(db, settings, now=escalate_at + timedelta(minutes=2))
@@ -70,9 +82,16 @@ def test_partner_reminders_every_ten_days_then_expiry(db):
     r3 = write_due_reminders(db, settings, now=sent + timedelta(days=30, hours=1))
     assert r3["expired"] == len(referred)
     with db.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(m.Referral).where(m.Referral.state == "referred")) == 0
+        assert (
+            s.scalar(
+                select(func.count()).select_from(m.Referral).where(m.Referral.state == "referred")
+            )
+            == 0
+        )
         events = s.scalars(select(m.ReferralEvent).where(m.ReferralEvent.action == "expire")).all()
-        assert len(events) == len(referred) and all(e.actor_label.startswith("système") for e in events)
+        assert len(events) == len(referred) and all(
+            e.actor_label.startswith("système") for e in events
+        )
 
 
 def test_digest_first_at_next_run_then_once_a_day_at_the_configured_hour(db):
@@ -80,14 +99,23 @@ def test_digest_first_at_next_run_then_once_a_day_at_the_configured_hour(db):
     now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
     with db.sessions() as s:
         owners = set(
-            s.scalars(select(m.OutboxMessage.recipient_user_id).where(m.OutboxMessage.delivery == "digest")).all()
+            s.scalars(
+                select(m.OutboxMessage.recipient_user_id).where(
+                    m.OutboxMessage.delivery == "digest"
+                )
+            ).all()
         )
     assert owners, "new referrals go to the daily digest by default"
     assert write_due_digests(db, settings, now=now) == len(owners)
     with db.sessions() as s:
-        assert s.scalar(
-            select(func.count()).select_from(m.OutboxMessage).where(m.OutboxMessage.status == "pending", m.OutboxMessage.delivery == "digest")
-        ) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(m.OutboxMessage)
+                .where(m.OutboxMessage.status == "pending", m.OutboxMessage.delivery == "digest")
+            )
+            == 0
+        )
     # A new digest item the same afternoon waits for tomorrow's digest hour.
     uid = next(iter(sorted(owners)))
     with unit_of_work(db) as s:
