@@ -191,6 +191,11 @@ class PlaceName(Field):
     max_length: int = 80
 
     def check(self, name: str, value: Any, *, base_url: str | None) -> str:
+        self._check_shape(name, value)
+        _check_sensitive(name, value)
+        return value
+
+    def _check_shape(self, name: str, value: Any) -> None:
         if (
             not isinstance(value, str)
             or not value.strip()
@@ -198,8 +203,6 @@ class PlaceName(Field):
             or not PLACE_NAME_RE.match(value)
         ):
             raise ContextError(f"{name}: expected a short display name, got {value!r}")
-        _check_sensitive(name, value)
-        return value
 
 
 @dataclass(frozen=True)
@@ -213,13 +216,7 @@ class PartnerName(PlaceName):
     """
 
     def check(self, name: str, value: Any, *, base_url: str | None) -> str:
-        if (
-            not isinstance(value, str)
-            or not value.strip()
-            or len(value) > self.max_length
-            or not PLACE_NAME_RE.match(value)
-        ):
-            raise ContextError(f"{name}: expected a short display name, got {value!r}")
+        self._check_shape(name, value)
         if value not in _KNOWN_PARTNER_NAMES:
             _check_sensitive(name, value)
         return value
