@@ -13,7 +13,7 @@ import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from types import TracebackType
 from typing import Literal
 
@@ -131,7 +131,7 @@ class SmtpSender:
             self._client.close()
         self._client = None
 
-    async def send(self, msg: EmailMessage) -> SendOutcome:
+    async def send(self, msg: Message) -> SendOutcome:
         """Send one message; never raises for delivery failures, returns the outcome."""
         try:
             client = await self._connected()
