@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from engine import models as m
 from engine.calendar import add_business_days, end_of_day_utc
 from engine.clock import utcnow
-from engine.db import Database
+from engine.db import Database, analyze
 from engine.lifecycle import OPEN_STATES
 from engine.links import make_partner_token
 from engine.outbox import enqueue_many
@@ -37,6 +37,7 @@ from matching.rules import RoutingRules, load_rules
 from partners.rules import Rule
 
 ACTOR_LABEL = "système : intake"
+ANALYZE_AFTER_ROWS = 10_000  # a bulk load changes the statistics the queue queries rely on
 
 
 @dataclass
@@ -333,6 +334,8 @@ def run_intake(
                 db, settings, net, chunk, decisions, dumps, secret, now, triage_due, partner_due
             )
         )
+    if report.routed >= ANALYZE_AFTER_ROWS:
+        analyze(db)
     return report
 
 

@@ -310,6 +310,21 @@ class Referral(Base):
             sqlite_where=text(_OPEN_STATES_SQL),
             postgresql_where=text(_OPEN_STATES_SQL),
         ),
+        Index(
+            "ix_referral_open_due",
+            "due_at",
+            "id",
+            sqlite_where=text(_OPEN_STATES_SQL),
+            postgresql_where=text(_OPEN_STATES_SQL),
+        ),
+        Index(
+            "ix_referral_open_chantier_due",
+            "chantier_id",
+            "due_at",
+            "id",
+            sqlite_where=text(_OPEN_STATES_SQL),
+            postgresql_where=text(_OPEN_STATES_SQL),
+        ),
     )
     id: Mapped[intpk]
     frein_id: Mapped[int] = mapped_column(ForeignKey("frein.id"))

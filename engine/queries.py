@@ -11,11 +11,22 @@ from __future__ import annotations
 
 import base64
 import json
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    bindparam,
+    func,
+    inspect,
+    literal,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from engine import models as m
@@ -105,19 +116,35 @@ def _open_states() -> Any:
     return bindparam("open_states", list(OPEN_STATES), expanding=True, literal_execute=True)
 
 
-def _walk_open_index(user: m.StaffUser, filters: QueueFilters, state: str) -> bool:
-    """Is the user's open queue a large enough share of open referrals to read in index order?
+# Partial indexes of open referrals in page order, per sort. The deadline one is proposed
+# for a later migration: until it exists, that order keeps SQLite's own plan.
+_OPEN_ORDER_INDEXES = {"priority": "ix_referral_open_priority", "due": "ix_referral_open_due"}
+_indexes_of: weakref.WeakKeyDictionary[Engine, frozenset[str]] = weakref.WeakKeyDictionary()
 
-    True for the broad scopes (national, territory, territory × domain, chantier) without a
-    narrowing filter; not for partner contacts or "mine", whose few rows are best found by
-    their own indexes and sorted.
+
+def _walk_open_index(session: Session, user: m.StaffUser, filters: QueueFilters, state: str,
+                     sort: str) -> bool:  # fmt: skip
+    """Should SQLite read the user's open queue in page order from a partial index?
+
+    Yes for the scopes spread over the whole network (national, territory, territory ×
+    domain) without a narrowing filter, when an index of open referrals in that order exists.
+    Not for a chantier, the national PHC queue or a partner, whose rows are clustered or few
+    (reading in page order could cross most of the index before finding them), nor for
+    "mine": their own indexes find them, then a sort.
     """
-    return (
-        state == "open"
-        and user.role in ("national_admin", "coordinator", "officer", "cip")
-        and not filters.mine
-        and not filters.chantier
+    broad = user.role in ("national_admin", "officer") or (
+        user.role == "coordinator" and not user.national_queue
     )
+    if not (broad and state == "open" and not filters.mine and not filters.chantier):
+        return False
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or sort not in _OPEN_ORDER_INDEXES:
+        return False
+    engine = bind.engine
+    if engine not in _indexes_of:
+        names = {ix["name"] for ix in inspect(engine).get_indexes("referral")}
+        _indexes_of[engine] = frozenset(n for n in names if n)
+    return _OPEN_ORDER_INDEXES[sort] in _indexes_of[engine]
 
 
 def _page(conds: list[Any], order: list[Any], n: int) -> Select[Any]:
@@ -192,7 +219,8 @@ def list_queue(
     limit = max(1, min(limit, MAX_LIMIT))
     state = filters.state or "open"
     scope = referral_scope(user)
-    if session.get_bind().dialect.name == "sqlite" and _walk_open_index(user, filters, state):
+    sort = filters.sort if filters.sort in SORTS else "priority"
+    if _walk_open_index(session, user, filters, state, sort):
         # SQLite turns an OR scope into a multi-index lookup of every row in scope, then sorts
         # them all; hiding the scope from its index choice makes it walk the partial index of
         # open referrals in page order instead, reading about 50 / (share in scope) rows.
@@ -223,7 +251,6 @@ def list_queue(
             R.chantier_id
             == select(m.Chantier.id).where(m.Chantier.code == filters.chantier).scalar_subquery()
         )
-    sort = filters.sort if filters.sort in SORTS else "priority"
     if sort == "priority":
         if after:
             p, i = decode_cursor(after)

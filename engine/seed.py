@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, insert, select, text
 
 from engine import models as m
 from engine.clock import utcnow
-from engine.db import Database
+from engine.db import Database, analyze
 from engine.reference import reference_2024
 from partners.catalogue import load_catalogue
 from partners.taxonomy import OFFICER_DOMAINS, slugs_of_domain
@@ -409,4 +409,5 @@ def seed_network(
               "object_id": None, "details": {"scale": scale, "seed": seed, "today": today.isoformat()},
               "at": now}],
         )  # fmt: skip
+    analyze(db)
     return summary
