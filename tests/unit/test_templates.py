@@ -350,3 +350,16 @@ def test_build_email_refuses_a_malformed_message_id() -> None:
 @pytest.mark.parametrize("name", ["Camille", "Jean-Luc", "Mme Durand", "Anne de Vries", "Éloïse"])
 def test_real_display_names_are_accepted(name: str) -> None:
     assert f"Bonjour {name}," in rendered("new_referrals", recipient_name=name).text
+
+
+def test_signed_tokens_in_links_are_not_read_as_words() -> None:
+    """A random token may spell "vih" between two dashes; only readable parts are screened."""
+    from notifications.kinds import validate_context
+
+    ctx = dict(sample_context("partner_orientation"))
+    token = "eyJyIjozMywicCI6OX0.awfFzw.qid49SSd3sm1zk-vih-xe2nPp0SIYoLc"
+    ctx["action_url"] = f"{BASE}/partenaire/reponse/{token}"
+    assert validate_context("partner_orientation", ctx, base_url=BASE)["action_url"].endswith(token)
+    ctx["action_url"] = f"{BASE}/partenaire/vih/{token}"
+    with pytest.raises(ContextError):
+        validate_context("partner_orientation", ctx, base_url=BASE)
