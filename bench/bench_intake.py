@@ -13,26 +13,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common import run_measured, write
+from common import ROUTE_STEP, SEED_STEP, run_measured, write
 
-SEED = """
-from engine.db import Database
-from engine.migrate import upgrade
-from engine.seed import seed_network
-upgrade(URL)
-db = Database(URL)
-s = seed_network(db, scale=SCALE, seed=42)
-result = {"people": sum(s.people.values()), "freins": sum(s.freins_by_domain.values())}
-"""
+SEED = SEED_STEP
 
-ROUTE = """
-from engine.db import Database
-from engine.intake import run_intake
-from engine.settings import Settings
-db = Database(URL)
-r = run_intake(db, Settings(database_url=URL))
-result = {"routed": r.routed, "by_owner_kind": dict(r.by_owner_kind)}
-"""
+ROUTE = ROUTE_STEP
 
 BARE = """
 from sqlalchemy import insert, select

@@ -51,21 +51,7 @@ BASE = "http://aiguillage.test"
 KIND = "slot_validated"
 
 
-def _serve(port: int, received: Any, ready: Any, stop: Any) -> None:
-    """Child process: an aiosmtpd server that counts and discards messages."""
-    from aiosmtpd.controller import Controller
-
-    class Count:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            with received.get_lock():
-                received.value += 1
-            return "250 OK"
-
-    controller = Controller(Count(), hostname=HOST, port=port)
-    controller.start()
-    ready.set()
-    stop.wait()
-    controller.stop()
+from common import serve_counting_smtp as _serve  # noqa: E402
 
 
 def contexts(n: int) -> list[dict[str, Any]]:

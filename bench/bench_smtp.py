@@ -23,7 +23,6 @@ import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,21 +36,7 @@ from notifications.smtp import SmtpConfig, SmtpSender, send_batch  # noqa: E402
 HOST = "127.0.0.1"
 
 
-def _serve(port: int, received: Any, ready: Any, stop: Any) -> None:
-    """Child process: an aiosmtpd server that counts and discards messages."""
-    from aiosmtpd.controller import Controller
-
-    class Discard:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            with received.get_lock():
-                received.value += 1
-            return "250 OK"
-
-    controller = Controller(Discard(), hostname=HOST, port=port)
-    controller.start()
-    ready.set()
-    stop.wait()
-    controller.stop()
+from common import serve_counting_smtp as _serve  # noqa: E402
 
 
 def build_messages(n: int) -> tuple[list[EmailMessage], float]:

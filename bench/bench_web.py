@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 import psutil
-from common import PY, RESULTS, ROOT, machine, run_measured
+from common import PY, RESULTS, ROOT, ROUTE_STEP, SEED_STEP, machine, run_measured
 from web_load import Phase, make_clients, run_phase
 
 TARGET_P95_MS = 100.0
@@ -49,24 +49,9 @@ SESSIONS = 50
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 SECRET = "bench-web-secret-key-not-for-production-0123456789"
 
-SEED = """
-from engine.db import Database
-from engine.migrate import upgrade
-from engine.seed import seed_network
-upgrade(URL)
-db = Database(URL)
-s = seed_network(db, scale=SCALE, seed=42)
-result = {"people": sum(s.people.values()), "freins": sum(s.freins_by_domain.values())}
-"""
+SEED = SEED_STEP
 
-ROUTE = """
-from engine.db import Database
-from engine.intake import run_intake
-from engine.settings import Settings
-db = Database(URL)
-r = run_intake(db, Settings(database_url=URL))
-result = {"routed": r.routed, "by_owner_kind": dict(r.by_owner_kind)}
-"""
+ROUTE = ROUTE_STEP
 
 
 # --- database ----------------------------------------------------------------------------

@@ -59,3 +59,43 @@ def write(name: str, data: dict[str, Any]) -> Path:
     data = {"machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **data}
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+# Code run in a fresh process by run_measured (URL and SCALE are set before it).
+SEED_STEP = """
+from engine.db import Database
+from engine.migrate import upgrade
+from engine.seed import seed_network
+upgrade(URL)
+db = Database(URL)
+s = seed_network(db, scale=SCALE, seed=42)
+result = {"people": sum(s.people.values()), "freins": sum(s.freins_by_domain.values())}
+"""
+
+ROUTE_STEP = """
+from engine.db import Database
+from engine.intake import run_intake
+from engine.settings import Settings
+db = Database(URL)
+r = run_intake(db, Settings(database_url=URL))
+result = {"routed": r.routed, "by_owner_kind": dict(r.by_owner_kind)}
+"""
+
+
+def serve_counting_smtp(
+    port: int, received: Any, ready: Any, stop: Any, host: str = "127.0.0.1"
+) -> None:
+    """Child process: an aiosmtpd server that counts and discards messages."""
+    from aiosmtpd.controller import Controller
+
+    class Count:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            with received.get_lock():
+                received.value += 1
+            return "250 OK"
+
+    controller = Controller(Count(), hostname=host, port=port)
+    controller.start()
+    ready.set()
+    stop.wait()
+    controller.stop()
