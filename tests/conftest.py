@@ -80,10 +80,8 @@ def _empty(db: Database) -> None:
                 conn.execute(text(f"DELETE FROM {t}"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request):
-    """A migrated, empty database of each kind; emptied again after the test."""
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+def _fresh(url: str):
+    """A migrated database emptied before and after the test."""
     database = Database(url)
     _empty(database)
     yield database
@@ -91,22 +89,22 @@ def db(request):
     database.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request):
+    """A migrated, empty database of each kind; emptied again after the test."""
+    yield from _fresh(
+        request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    )
+
+
 @pytest.fixture
 def pg_db(pg_url):
-    database = Database(pg_url)
-    _empty(database)
-    yield database
-    _empty(database)
-    database.dispose()
+    yield from _fresh(pg_url)
 
 
 @pytest.fixture
 def sqlite_db(sqlite_url):
-    database = Database(sqlite_url)
-    _empty(database)
-    yield database
-    _empty(database)
-    database.dispose()
+    yield from _fresh(sqlite_url)
 
 
 from tests.support.smtp_server import smtp_server  # noqa: E402,F401  (shared fixture)
