@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Update, bindparam, select, text, update
 
 from engine import models as m
 from engine.clock import utcnow
-from engine.db import Database, unit_of_work
+from engine.db import Database, sqlite_stamp, unit_of_work
 from engine.outbox import from_stored_context, register_directory
 from engine.settings import Settings
 from notifications.fields import ContextError
@@ -159,6 +159,12 @@ _MARK_RETRY = _acknowledge(
 _MARK_PARKED = _acknowledge(status="parked", last_error=bindparam("error"))
 
 
+_SQLITE_SENT = (
+    "UPDATE outbox_message SET status = 'sent', sent_at = ?, lease_until = NULL, last_error = NULL "
+    "WHERE id = ? AND leased_by = ? AND status = 'pending'"
+)
+
+
 def _mark(
     conn: Connection,
     row: Claimed,
@@ -173,6 +179,14 @@ def _mark(
     PostgreSQL, no statement building).
     """
     now = utcnow()
+    if outcome is not None and outcome.sent and conn.dialect.name == "sqlite":
+        # Hot path (one per message sent): straight to the driver. The connection is in
+        # autocommit between SQLAlchemy transactions (see engine.db), so this single
+        # UPDATE is its own committed transaction, like the prepared statement below.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            _SQLITE_SENT, (sqlite_stamp(now), row.id, worker)
+        )
+        return "sent"
     params: dict[str, Any] = {"row_id": row.id, "worker": worker}
     if outcome is not None and outcome.sent:
         stmt, result = _MARK_SENT, "sent"

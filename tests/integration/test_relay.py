@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from engine import models as m
-from engine.clock import utcnow
+from engine.clock import as_utc, utcnow
 from engine.db import unit_of_work
 from engine.outbox import enqueue_many
 from engine.relay import drain
@@ -71,6 +71,11 @@ def test_delivers_multipart_french_mail_with_stable_message_id(db, smtp_server):
     ids = {str(msg.message["Message-ID"]).strip() for msg in msgs}
     assert ids == {message_id_for(f"t:{i}", "convergence-france.example.org") for i in range(5)}
     assert "Place" in mail["Subject"]
+    with db.sessions() as s:
+        stamps = s.scalars(select(m.OutboxMessage.sent_at)).all()
+        assert all(
+            st is not None and abs((utcnow() - as_utc(st)).total_seconds()) < 120 for st in stamps
+        )
     # Nothing to do on a second pass: nothing sent twice.
     assert drain(db, _settings(db, smtp_server)).claimed == 0
     assert len(smtp_server.messages) == 5
