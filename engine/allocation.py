@@ -208,6 +208,8 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
     if territory is not None:
         pools = [p for p in pools if p.scope is None or territory in p.scope]
     # Pools keep their pending proposals as pins: remaining = capacity - validated units.
+    # The solver knows pools by their (unique) display names, so its French explanations
+    # read "Place attribuée dans CDC Habitat — …" without any rewriting.
     names: dict[int, str] = {}
     seen: Counter[str] = Counter(p.name for p in pools)
     for p in pools:
@@ -270,37 +272,28 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
             options.append(
                 Option(
                     cid,
-                    str(p.id),
+                    names[p.id],
                     lexicographic_weights(r.priority, fit, MAX_FIT),
                     units_for(p, person),
                 )
             )
         if r.state == "proposed" and r.id in pending:
-            pins.append(Pin(cid, str(pending[r.id].pool_id)))
+            pinned_pool = pending[r.id].pool_id
+            pins.append(Pin(cid, names.get(pinned_pool, str(pinned_pool))))
         if reasons:
             ineligible[cid] = "Non éligible : " + " ; ".join(reasons) + "."
     # Candidates with an option keep the solver's reason; the others get the rule that excluded them.
     has_option = {o.candidate for o in options}
     ineligible = {k: v for k, v in ineligible.items() if k not in has_option}
     problem = AllocationProblem(
-        pools=tuple(Pool(str(p.id), max(0, p.capacity - used.get(p.id, 0)), terr_code.get(p.territory_id) if p.territory_id else None) for p in pools),
+        pools=tuple(Pool(names[p.id], max(0, p.capacity - used.get(p.id, 0)), terr_code.get(p.territory_id) if p.territory_id else None) for p in pools),
         candidates=tuple(cand_list), options=tuple(options), pinned=tuple(pins),
         territory_floor_alpha=alpha, time_limit_s=time_limit_s, num_workers=1, ineligible=ineligible,
     )  # fmt: skip
     digest = _digest(problem)
     result = solve(problem)
-    pretty = {str(p.id): names[p.id] for p in pools}
-
-    def humanise(text: str) -> str:
-        for pid, name in pretty.items():
-            text = (
-                text.replace(f" {pid} :", f" {name} :")
-                .replace(f"dans {pid} ", f"dans {name} ")
-                .replace(f"dans {pid}.", f"dans {name}.")
-                .replace(f"vers {pid} ", f"vers {name} ")
-                .replace(f"dispositif {pid} ", f"dispositif {name} ")
-            )
-        return text
+    pool_named = {names[p.id]: p for p in pools}
+    weight_of = {(o.candidate, o.pool): o.weight for o in options}
 
     explanations: dict[str, str] = {}
     for cid, text in result.explanations.items():
@@ -309,7 +302,7 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
             f"{line[2]} ({line[1].split(' :')[0].lower()})" for line in (r.priority_breakdown or [])
         )
         explanations[cid] = (
-            f"{humanise(text)} Détail des points : {points or 'aucun critère'} = {r.priority}."
+            f"{text} Détail des points : {points or 'aucun critère'} = {r.priority}."
         )
     proposals_by_pool: Counter[str] = Counter()
     pinned = {(p.candidate, p.pool) for p in pins}
@@ -320,11 +313,11 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
             if (cid, pid) in pinned:
                 continue
             r = by_id[cid]
-            pool = next(p for p in pools if str(p.id) == pid)
+            pool = pool_named[pid]
             person = people[r.salarie_id]
             session.add(m.AllocationProposal(
                 run_id=run.id, referral_id=r.id, pool_id=pool.id, units=units_for(pool, person),
-                weight=next(o.weight for o in options if o.candidate == cid and o.pool == pid),
+                weight=weight_of[(cid, pid)],
                 priority=r.priority, explanation=explanations[cid], status="proposed", expires_at=expires))  # fmt: skip
             check_transition(r.state, "propose")
             before = r.state
@@ -351,12 +344,12 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
     elif dry_run:
         for cid, pid in result.assignments:
             if (cid, pid) not in pinned:
-                proposals_by_pool[pretty[pid]] += 1
+                proposals_by_pool[pid] += 1
     _notify_coordinators(session, settings, run.id, coord_counts)
     by_pool = []
     for p in pools:
         st = result.stats.get("per_pool", {})
-        entry = st.get(str(p.id), {}) if isinstance(st, dict) else {}
+        entry = st.get(names[p.id], {}) if isinstance(st, dict) else {}
         by_pool.append({"pool_id": p.id, "name": names[p.id], "capacity": p.capacity, "used": used.get(p.id, 0),
                         "proposed": proposals_by_pool.get(names[p.id], 0),
                         "waiting": sum(1 for r in referrals if r.pool_id == p.id and r.state == "waitlisted"),
@@ -372,7 +365,7 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
     run.stats["envy_cases"] = [
         {
             "candidate": e.candidate,
-            "pool": pretty.get(e.pool, e.pool),
+            "pool": e.pool,
             "envied": e.envied,
             "cause": e.cause,
         }

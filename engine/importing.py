@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from engine import models as m
 from engine.clock import utcnow
 from engine.db import Database, unit_of_work
-from engine.seed import _B32
+from engine.seed import REFERENCE_ALPHABET
 from partners.csv_import import ImportError_, SalarieRow, format_report, parse_salaries_csv
 from partners.taxonomy import domain_of
 
@@ -45,7 +45,7 @@ class ImportOutcome:
 def new_reference(session: Session) -> str:
     """A fresh random pseudonymous reference, checked unused."""
     while True:
-        ref = "SAL-" + "".join(secrets.choice(_B32) for _ in range(6))
+        ref = "SAL-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(6))
         if session.scalar(select(m.Salarie.id).where(m.Salarie.reference == ref)) is None:
             return ref
 

@@ -14,19 +14,34 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import exists, func, insert, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
 
 from engine import models as m
 from engine.calendar import add_business_days, end_of_day_utc
 from engine.clock import utcnow
-from engine.db import Database, analyze
+from engine.db import Database, analyze, sqlite_stamp
 from engine.lifecycle import OPEN_STATES
 from engine.links import make_partner_token
 from engine.outbox import enqueue_many
@@ -76,15 +91,11 @@ class Network:
 
     router: Router
     coordinator_of: dict[str, int]
-    territory_ids: dict[str, int]
+    territory_codes: dict[int, str]  # id -> code
     territory_names: dict[int, str]
     users: dict[int, tuple[str, str]]  # id -> (display name, email)
     partner_contacts: dict[int, list[int]]  # partner id -> user ids
     offer_partner: dict[int, tuple[int, str]]  # offer id -> (partner id, partner name)
-
-    @property
-    def territory_codes(self) -> dict[int, str]:
-        return {tid: code for code, tid in self.territory_ids.items()}
 
 
 def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyped-def]
@@ -140,7 +151,7 @@ def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyp
         territory_labels={code: name for _, code, name in territories},
     )  # fmt: skip
     return Network(
-        router, coordinator_of, {code: tid for tid, code, _ in territories},
+        router, coordinator_of, code_of,
         {tid: name for tid, _, name in territories}, users, dict(contacts), offer_partner,
     )  # fmt: skip
 
@@ -230,8 +241,6 @@ class _Json:
 
 
 # A lightweight view of the referral table whose JSON columns take pre-serialised text.
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, Text  # noqa: E402
-from sqlalchemy.types import TypeDecorator  # noqa: E402
 
 
 class _SerialisedJSON(TypeDecorator):  # type: ignore[type-arg]
@@ -256,9 +265,7 @@ class _StampText(TypeDecorator):  # type: ignore[type-arg]
 
 def _stamp(value: datetime, dialect: str) -> object:
     """The value as SQLite stores DateTime (UTC, naive text), or as is for PostgreSQL."""
-    if dialect != "sqlite":
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return sqlite_stamp(value) if dialect == "sqlite" else value
 
 
 _bulk_md = MetaData()
@@ -317,7 +324,7 @@ def run_intake(
             ).all()
         }
         conn.rollback()
-    code_of = {tid: code for code, tid in net.territory_ids.items()}
+    code_of = net.territory_codes
     facts = _facts_by_person(rows, code_of, open_counts)
     report = IntakeReport()
     dumps = _Json()

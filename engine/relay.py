@@ -129,15 +129,8 @@ def claim(
                 .where(O.id.in_(ids))
                 .order_by(O.due_at, O.id)
             ).all()
-    out = []
-    for r in rows:
-        ctx = r[4]
-        if isinstance(ctx, str):  # raw SQL on PostgreSQL returns JSON already decoded; be safe
-            import json
-
-            ctx = json.loads(ctx)
-        out.append(Claimed(r[0], r[1], r[2], r[3], ctx, r[5], lease_until))
-    return out
+    # psycopg decodes the json column of the raw PostgreSQL query itself.
+    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], lease_until) for r in rows]
 
 
 def _acknowledge(**values: Any) -> Update:

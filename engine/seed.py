@@ -41,7 +41,7 @@ PHC_OUTSIDE_DEPARTMENTS: tuple[str, ...] = (
     "61", "53", "26", "07", "73", "74", "06", "972",
 )  # fmt: skip
 
-_B32 = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I, O, 0, 1: read aloud on the phone
+REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no I, O, 0, 1: read aloud on the phone
 _REF_SPACE = 32**6
 
 
@@ -56,7 +56,7 @@ def pseudonym(index: int, seed: int) -> str:
     chars = []
     for _ in range(6):
         n, r = divmod(n, 32)
-        chars.append(_B32[r])
+        chars.append(REFERENCE_ALPHABET[r])
     return "SAL-" + "".join(chars)
 
 
