@@ -38,7 +38,7 @@ demo: demo-data
 		AIGUILLAGE_SMTP_PORT=$(SINK_PORT) PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage notify; \
 		echo "Courriels reçus par le puits local : $$(ls var/mail | wc -l) fichiers dans var/mail/"; \
 		if $(VENV)/bin/aiguillage --help | grep -q " serve "; then \
-			AIGUILLAGE_SMTP_PORT=$(SINK_PORT) $(VENV)/bin/aiguillage serve --port $(DEMO_PORT) --print-logins; \
+			AIGUILLAGE_SMTP_PORT=$(SINK_PORT) $(VENV)/bin/aiguillage serve --port $(DEMO_PORT) --print-logins --demo; \
 		fi; \
 		kill $$SINK; \
 	fi

@@ -39,6 +39,7 @@ import aiosmtplib  # noqa: E402
 from sqlalchemy import func, select, update  # noqa: E402
 
 from engine import models as m  # noqa: E402
+from engine.clock import Clock
 from engine.db import Database, unit_of_work  # noqa: E402
 from engine.migrate import upgrade  # noqa: E402
 from engine.outbox import enqueue_many  # noqa: E402
@@ -49,6 +50,10 @@ from notifications.render import build_email, message_id_for, render  # noqa: E4
 HOST = "127.0.0.1"
 BASE = "http://aiguillage.test"
 KIND = "slot_validated"
+
+# The relay is real I/O against a real SMTP server and real worker processes: leases and
+# backoff elapse in real time, so these tests use the system clock on purpose.
+REAL_TIME = Clock.system()
 
 
 from common import serve_counting_smtp as _serve  # noqa: E402
@@ -61,7 +66,6 @@ def contexts(n: int) -> list[dict[str, Any]]:
             "recipient_name": "Camille Martin",
             "preferences_url": f"{BASE}/preferences",
             "reference": f"SAL-{i:06d}",
-            "pool_name": "CDC Habitat",
             "territory": "Convergence Paris",
             "url": f"{BASE}/orientations/{i}",
         }
@@ -84,6 +88,7 @@ def queue(db: Database, ctxs: list[dict[str, Any]]) -> None:
                 for i, ctx in enumerate(ctxs)
             ],
             base_url=BASE,
+            now=REAL_TIME.now(),
         )
 
 
@@ -167,7 +172,7 @@ def main() -> None:
                 requeue(db)
             before = received.value
             started, cpu_started = time.perf_counter(), time.process_time()
-            report = drain(db, settings, worker="bench", chunk=args.chunk)
+            report = drain(db, settings, worker="bench", chunk=args.chunk, clock=REAL_TIME)
             timings["relay_drain"].append(time.perf_counter() - started)
             cpu["relay_drain"].append(time.process_time() - cpu_started)
             if report.sent != n or received.value - before != n or count_sent(db) != n:

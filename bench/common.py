@@ -65,19 +65,21 @@ def write(name: str, data: dict[str, Any]) -> Path:
 SEED_STEP = """
 from engine.db import Database
 from engine.migrate import upgrade
+from engine.clock import Clock
 from engine.seed import seed_network
 upgrade(URL)
 db = Database(URL)
-s = seed_network(db, scale=SCALE, seed=42)
+s = seed_network(db, scale=SCALE, seed=42, clock=Clock.system())
 result = {"people": sum(s.people.values()), "freins": sum(s.freins_by_domain.values())}
 """
 
 ROUTE_STEP = """
 from engine.db import Database
+from engine.clock import Clock
 from engine.intake import run_intake
 from engine.settings import Settings
 db = Database(URL)
-r = run_intake(db, Settings(database_url=URL))
+r = run_intake(db, Settings(database_url=URL), clock=Clock.system())
 result = {"routed": r.routed, "by_owner_kind": dict(r.by_owner_kind)}
 """
 

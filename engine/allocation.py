@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -23,13 +23,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import models as m
-from engine.clock import as_utc, utcnow
+from engine.clock import Clock, as_utc
 from engine.db import Database, unit_of_work
-from engine.lifecycle import TransitionError, check_transition
+from engine.errors import Conflict, NotFound, Refused
+from engine.lifecycle import TransitionError
 from engine.outbox import enqueue_many
 from engine.permissions import can
-from engine.referrals import Actor, NotFound, StaleEdit, record_event
+from engine.referrals import StaleEdit
 from engine.settings import Settings
+from engine.transitions import Actor, apply_transition
 from matching.allocation import (
     AllocationProblem,
     Candidate,
@@ -52,7 +54,7 @@ DEFAULT_ALPHA = 0.8
 ACTOR = Actor.system("allocation")
 
 
-class AllocationBusy(RuntimeError):
+class AllocationBusy(Conflict):
     """Another run is in progress (French message)."""
 
 
@@ -135,16 +137,17 @@ def units_for(pool: m.SlotPool, person: m.Salarie) -> int:
     return max(1, person.household_size) if pool.unit_kind == "place" else 1
 
 
-def _start_run(session: Session, *, dry_run: bool, territory: str | None, actor_user_id: int | None, params: dict) -> m.AllocationRun:  # fmt: skip
-    stale = utcnow() - STALE_RUN_AFTER
+def _start_run(session: Session, *, dry_run: bool, territory: str | None, actor_user_id: int | None, params: dict,
+               now: datetime) -> m.AllocationRun:  # fmt: skip
+    stale = now - STALE_RUN_AFTER
     for run in session.scalars(
         select(m.AllocationRun).where(m.AllocationRun.status == "running")
     ).all():
         if as_utc(run.started_at) < stale:
-            run.status, run.finished_at = "failed", utcnow()
+            run.status, run.finished_at = "failed", now
     session.flush()
     run = m.AllocationRun(status="running", dry_run=dry_run, territory_code=territory,
-                          parameters=params, created_by=actor_user_id, started_at=utcnow())  # fmt: skip
+                          parameters=params, created_by=actor_user_id, started_at=now)  # fmt: skip
     session.add(run)
     try:
         session.flush()
@@ -159,6 +162,7 @@ def run_allocation(
     db: Database,
     settings: Settings,
     *,
+    clock: Clock,
     territory: str | None = None,
     dry_run: bool = False,
     actor_user_id: int | None = None,
@@ -178,28 +182,29 @@ def run_allocation(
             territory=territory,
             actor_user_id=actor_user_id,
             params=params,
+            now=clock.now(),
         ).id
     try:
         with unit_of_work(db, immediate=True) as session:
             run = session.get(m.AllocationRun, run_id)
             assert run is not None
             report = _solve_and_store(session, settings, run, territory=territory, dry_run=dry_run,
-                                      alpha=alpha, time_limit_s=time_limit_s)  # fmt: skip
+                                      alpha=alpha, time_limit_s=time_limit_s, clock=clock)  # fmt: skip
     except BaseException:
         with unit_of_work(db) as session:
             session.execute(update(m.AllocationRun).where(m.AllocationRun.id == run_id)
-                            .values(status="failed", finished_at=utcnow()))  # fmt: skip
+                            .values(status="failed", finished_at=clock.now()))  # fmt: skip
         raise
     return report
 
 
 def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun, *, territory: str | None,
-                     dry_run: bool, alpha: float, time_limit_s: float) -> AllocationReport:  # fmt: skip
-    now = utcnow()
+                     dry_run: bool, alpha: float, time_limit_s: float, clock: Clock) -> AllocationReport:  # fmt: skip
+    now = clock.now()
     terr_code = dict(session.execute(select(m.Territory.id, m.Territory.code)).all())
     terr_id = {v: k for k, v in terr_code.items()}
     if territory is not None and territory not in terr_id:
-        raise ValueError(f"territoire inconnu : « {territory} »")
+        raise Refused(f"territoire inconnu : « {territory[:40]} »")
     pools = session.scalars(select(m.SlotPool).order_by(m.SlotPool.id)).all()
     offers = {o.id: o for o in session.scalars(select(m.Offer)).all()}
     used = dict(session.execute(
@@ -315,28 +320,14 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
             r = by_id[cid]
             pool = pool_named[pid]
             person = people[r.salarie_id]
-            session.add(m.AllocationProposal(
+            prop = m.AllocationProposal(
                 run_id=run.id, referral_id=r.id, pool_id=pool.id, units=units_for(pool, person),
                 weight=weight_of[(cid, pid)],
-                priority=r.priority, explanation=explanations[cid], status="proposed", expires_at=expires))  # fmt: skip
-            check_transition(r.state, "propose")
-            before = r.state
-            r.state, r.pool_id, r.offer_id, r.state_changed_at = (
-                "proposed",
-                pool.id,
-                pool.offer_id,
-                now,
-            )
-            r.units_needed = units_for(pool, person)
+                priority=r.priority, explanation=explanations[cid], status="proposed", expires_at=expires)  # fmt: skip
+            session.add(prop)
             session.flush()
-            record_event(
-                session,
-                r,
-                from_state=before,
-                action="propose",
-                actor=ACTOR,
-                note=f"exécution n° {run.id}",
-            )
+            apply_transition(session, settings, r, "propose", actor=ACTOR, clock=clock,
+                             proposal=prop, note=f"exécution n° {run.id}")  # fmt: skip
             proposals_by_pool[names[pool.id]] += 1
             if r.territory_id:
                 for coord in _coordinators(session, r.territory_id):
@@ -345,7 +336,7 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
         for cid, pid in result.assignments:
             if (cid, pid) not in pinned:
                 proposals_by_pool[pid] += 1
-    _notify_coordinators(session, settings, run.id, coord_counts)
+    _notify_coordinators(session, settings, run.id, coord_counts, now=now)
     by_pool = []
     for p in pools:
         st = result.stats.get("per_pool", {})
@@ -359,7 +350,7 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
     run.solver, run.objective, run.bound = result.solver, result.objective, result.bound
     run.time_s = float(result.stats.get("time_s", 0.0))
     run.inputs_digest = digest
-    run.finished_at = utcnow()
+    run.finished_at = clock.now()
     run.running_lock = run.id  # release the "one running run" slot
     run.stats = {k: v for k, v in result.stats.items() if k != "per_pool"} | {"by_pool": by_pool}
     run.stats["envy_cases"] = [
@@ -401,7 +392,7 @@ def _coordinators(session: Session, territory_id: int) -> list[m.StaffUser]:
 
 
 def _notify_coordinators(
-    session: Session, settings: Settings, run_id: int, counts: Counter[int]
+    session: Session, settings: Settings, run_id: int, counts: Counter[int], *, now: datetime
 ) -> None:
     messages = []
     for uid, n in sorted(counts.items()):
@@ -413,23 +404,19 @@ def _notify_coordinators(
                          "context": {"recipient_name": u.display_name, "preferences_url": f"{settings.base_url}/preferences",
                                      "count": n, "territory": terr.name if terr else "Hors territoire",
                                      "url": f"{settings.base_url}/attributions"}})  # fmt: skip
-    enqueue_many(session, messages, base_url=settings.base_url)
+    enqueue_many(session, messages, base_url=settings.base_url, now=now)
 
 
-def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str, expected_version: int | None) -> tuple[m.AllocationProposal, m.Referral]:  # fmt: skip
+def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str,
+                   expected_version: int | None) -> tuple[m.AllocationProposal, m.Referral]:  # fmt: skip
     pg = session.get_bind().dialect.name == "postgresql"
     prop = session.get(m.AllocationProposal, proposal_id, with_for_update=pg)
     if prop is None:
         raise NotFound("proposition introuvable")
     ref = session.get(m.Referral, prop.referral_id, with_for_update=pg)
     assert ref is not None
-    if actor.user is not None:
-        if not can(actor.user, "read", ref):
-            raise NotFound("proposition introuvable")
-        if not can(actor.user, action, ref):
-            raise PermissionError(
-                "seule la coordination du territoire peut valider ou décliner une proposition"
-            )
+    if actor.user is not None and not can(actor.user, "read", ref):
+        raise NotFound("proposition introuvable")
     if expected_version is not None and prop.version != expected_version:
         raise StaleEdit(prop.version)
     if prop.status != "proposed":
@@ -438,103 +425,35 @@ def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str
 
 
 def validate_proposal(session: Session, settings: Settings, proposal_id: int, *, actor: Actor,
-                      expected_version: int | None = None) -> m.AllocationProposal:  # fmt: skip
-    """Validate: consume the units (never more than the pool has), referral → accepted."""
+                      clock: Clock, expected_version: int | None = None) -> m.AllocationProposal:  # fmt: skip
+    """Validate: the door consumes the units (never more than the pool has), → accepted."""
     prop, ref = _load_proposal(session, proposal_id, actor, "validate", expected_version)
-    check_transition(ref.state, "validate")
-    pg = session.get_bind().dialect.name == "postgresql"
-    pool = session.get(
-        m.SlotPool, prop.pool_id, with_for_update=pg
-    )  # serialises validations per pool
-    assert pool is not None
-    taken = select(m.SlotAssignment.unit_id).where(m.SlotAssignment.active)
-    free = session.scalars(
-        select(m.SlotUnit.id).where(m.SlotUnit.pool_id == pool.id, m.SlotUnit.id.not_in(taken))
-        .order_by(m.SlotUnit.unit_no).limit(prop.units)).all()  # fmt: skip
-    if len(free) < prop.units:
-        raise TransitionError(
-            f"plus assez de places dans « {pool.name} » : {len(free)} libre(s), {prop.units} nécessaire(s)"
-        )
-    now = utcnow()
-    for unit_id in free:
-        session.add(
-            m.SlotAssignment(
-                unit_id=unit_id,
-                referral_id=ref.id,
-                proposal_id=prop.id,
-                active=True,
-                created_at=now,
-            )
-        )
-    prop.status, prop.decided_at = "validated", now
-    prop.decided_by = actor.user.id if actor.user else None
-    before = ref.state
-    ref.state, ref.state_changed_at = "accepted", now
-    session.flush()
-    record_event(session, ref, from_state=before, action="validate", actor=actor)
-    _notify_validated(session, settings, ref, pool)
+    apply_transition(session, settings, ref, "validate", actor=actor, clock=clock, proposal=prop)
     return prop
 
 
-def decline_proposal(session: Session, settings: Settings, proposal_id: int, *, actor: Actor, reason: str,
-                     expected_version: int | None = None) -> m.AllocationProposal:  # fmt: skip
+def decline_proposal(session: Session, settings: Settings, proposal_id: int, *, actor: Actor,
+                     clock: Clock, reason: str, expected_version: int | None = None) -> m.AllocationProposal:  # fmt: skip
     """Decline: the person goes back to the waitlist, with the reason recorded."""
-    if not reason or not reason.strip():
-        raise TransitionError("indiquez pourquoi la proposition est déclinée")
     prop, ref = _load_proposal(session, proposal_id, actor, "decline_proposal", expected_version)
-    check_transition(ref.state, "decline_proposal")
-    now = utcnow()
-    prop.status, prop.decided_at, prop.decline_reason = "declined", now, reason.strip()
-    prop.decided_by = actor.user.id if actor.user else None
-    before = ref.state
-    ref.state, ref.state_changed_at = "waitlisted", now
-    session.flush()
-    record_event(
-        session, ref, from_state=before, action="decline_proposal", actor=actor, note=reason.strip()
-    )
+    apply_transition(session, settings, ref, "decline_proposal", actor=actor, clock=clock,
+                     proposal=prop, note=reason)  # fmt: skip
     return prop
 
 
-def expire_proposals(session: Session, *, now: Any = None) -> int:
+def expire_proposals(session: Session, settings: Settings, *, clock: Clock) -> int:
     """Proposals nobody answered in time go back to the waitlist."""
-    now = now or utcnow()
+    now = clock.now()
     n = 0
     for prop in session.scalars(select(m.AllocationProposal).where(
-            m.AllocationProposal.status == "proposed", m.AllocationProposal.expires_at < now)).all():  # fmt: skip
+            m.AllocationProposal.status == "proposed", m.AllocationProposal.expires_at < now)
+            .order_by(m.AllocationProposal.id)).all():  # fmt: skip
         ref = session.get(m.Referral, prop.referral_id)
         assert ref is not None
-        prop.status = "expired"
-        if ref.state == "proposed":
-            ref.state, ref.state_changed_at = "waitlisted", now
-            session.flush()
-            record_event(session, ref, from_state="proposed", action="expire_proposal", actor=ACTOR)
+        if ref.state != "proposed":  # the referral ended another way: only the proposal closes
+            prop.status, prop.decided_at = "expired", now
+        else:
+            apply_transition(session, settings, ref, "expire_proposal", actor=ACTOR, clock=clock,
+                             proposal=prop)  # fmt: skip
         n += 1
     return n
-
-
-def _notify_validated(
-    session: Session, settings: Settings, ref: m.Referral, pool: m.SlotPool
-) -> None:
-    salarie = session.get(m.Salarie, ref.salarie_id)
-    assert salarie is not None
-    terr = session.get(m.Territory, ref.territory_id) if ref.territory_id else None
-    recipients: list[m.StaffUser] = []
-    if ref.owner_user_id:
-        owner = session.get(m.StaffUser, ref.owner_user_id)
-        if owner is not None:
-            recipients.append(owner)
-    recipients += session.scalars(select(m.StaffUser).where(
-        m.StaffUser.role == "cip", m.StaffUser.chantier_id == ref.chantier_id, m.StaffUser.active)).all()  # fmt: skip
-    enqueue_many(session, [
-        {"kind": "slot_validated", "key": f"slot_validated:{ref.id}:{u.id}", "to_address": u.email,
-         "recipient_user_id": u.id,
-         "context": {"recipient_name": u.display_name, "preferences_url": f"{settings.base_url}/preferences",
-                     "reference": salarie.reference, "pool_name": _short(pool),
-                     "territory": terr.name if terr else "Hors territoire",
-                     "url": f"{settings.base_url}/orientations/{ref.id}"}}
-        for u in recipients], base_url=settings.base_url)  # fmt: skip
-
-
-def _short(pool: m.SlotPool) -> str:
-    """The pool's offer name: a place name safe for email (no person detail)."""
-    return pool.name.split(" (")[0]

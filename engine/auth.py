@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,10 +19,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine import models as m
-from engine.clock import as_utc, utcnow
+from engine.clock import Clock, as_utc
 from engine.db import Database, unit_of_work
 
-MAX_FAILURES = 5
+# Failures are counted per (account, IP) — so someone else's failures never lock the real
+# user out from their own machine — and per IP across accounts, so one address cannot spray
+# every account. Both within a sliding window.
+MAX_FAILURES = 5  # per (account, IP)
+MAX_FAILURES_PER_IP = 20  # per IP, all accounts
 FAILURE_WINDOW = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
 MIN_PASSWORD_LENGTH = 12
@@ -40,11 +44,14 @@ class LoginFailed(ValueError):
 
 
 class RateLimited(RuntimeError):
-    """Too many failures for this email recently."""
+    """Too many recent failures for this account from this address, or from this address."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, from_ip: bool = False) -> None:
         super().__init__(
-            "Trop de tentatives de connexion ont échoué pour cette adresse. "
+            "Trop de tentatives de connexion ont échoué depuis votre poste. "
+            "Réessayez dans 15 minutes."
+            if from_ip
+            else "Trop de tentatives de connexion ont échoué pour cette adresse. "
             "Réessayez dans 15 minutes."
         )
 
@@ -75,30 +82,31 @@ def _normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def recent_failures(session: Session, email: str) -> int:
-    since = utcnow() - FAILURE_WINDOW
-    return session.scalar(
-        select(func.count())
-        .select_from(m.LoginAttempt)
-        .where(
-            m.LoginAttempt.email == email,
-            m.LoginAttempt.at >= since,
-            m.LoginAttempt.success.is_(False),
-        )
-    )
+def recent_failures(session: Session, *, ip: str, now: datetime, email: str | None = None) -> int:
+    """Failed attempts in the window from ``ip`` (for ``email`` only, when given)."""
+    conds = [m.LoginAttempt.ip == ip, m.LoginAttempt.at >= now - FAILURE_WINDOW,
+             m.LoginAttempt.success.is_(False)]  # fmt: skip
+    if email is not None:
+        conds.append(m.LoginAttempt.email == email)
+    return session.scalar(select(func.count()).select_from(m.LoginAttempt).where(*conds)) or 0
 
 
 def login(
-    db: Database, email: str, password: str, *, ip: str = "", replaces: str | None = None
-) -> NewSession:
+    db: Database, email: str, password: str, *, clock: Clock, ip: str = "",
+    replaces: str | None = None,
+) -> NewSession:  # fmt: skip
     """Check the password and open a new session; raise LoginFailed or RateLimited.
 
     ``replaces`` is the token of the session the browser had before, deleted so that a
     login always rotates the token (no session fixation).
     """
     email = _normalise_email(email)[:200]
+    ip = ip[:64]
+    now = clock.now()
     with unit_of_work(db) as session:
-        if recent_failures(session, email) >= MAX_FAILURES:
+        if recent_failures(session, ip=ip, now=now) >= MAX_FAILURES_PER_IP:
+            raise RateLimited(from_ip=True)
+        if recent_failures(session, ip=ip, now=now, email=email) >= MAX_FAILURES:
             raise RateLimited()
         user = session.scalar(select(m.StaffUser).where(func.lower(m.StaffUser.email) == email))
         ok = False
@@ -109,7 +117,7 @@ def login(
         except (VerificationError, InvalidHashError):
             ok = False
         ok = ok and user is not None and user.active and bool(user.password_hash)
-        session.add(m.LoginAttempt(email=email, ip=ip[:64], at=utcnow(), success=ok))
+        session.add(m.LoginAttempt(email=email, ip=ip, at=now, success=ok))
         if not ok:
             failed = True
         else:
@@ -123,15 +131,15 @@ def login(
                 user.password_hash = _hasher.hash(password)
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
-            expires = utcnow() + SESSION_LIFETIME
+            expires = now + SESSION_LIFETIME
             session.add(
                 m.WebSession(
                     token_hash=token_hash(token),
                     user_id=user.id,
                     csrf_token=csrf,
                     expires_at=expires,
-                    ip=ip[:64],
-                    created_at=utcnow(),
+                    ip=ip,
+                    created_at=now,
                 )
             )
             new = NewSession(token=token, csrf_token=csrf, user_id=user.id, expires_at=expires)
@@ -146,7 +154,9 @@ def logout(db: Database, token: str) -> None:
         session.execute(delete(m.WebSession).where(m.WebSession.token_hash == token_hash(token)))
 
 
-def session_user(session: Session, token: str) -> tuple[m.StaffUser, m.WebSession] | None:
+def session_user(
+    session: Session, token: str, *, now: datetime
+) -> tuple[m.StaffUser, m.WebSession] | None:
     """The active user and session behind a cookie token, or None when unknown or expired."""
     if not token:
         return None
@@ -158,7 +168,7 @@ def session_user(session: Session, token: str) -> tuple[m.StaffUser, m.WebSessio
     if row is None:
         return None
     web_session, user = row
-    if as_utc(web_session.expires_at) <= utcnow() or not user.active:
+    if as_utc(web_session.expires_at) <= now or not user.active:
         return None
     return user, web_session
 
@@ -175,6 +185,7 @@ def create_user(
     chantier_code: str | None = None,
     partner_code: str | None = None,
     actor_label: str = "système : ligne de commande",
+    clock: Clock,
 ) -> int:
     """Create a staff account with an argon2 hash; raise AccountError (French) if refused."""
     email = _normalise_email(email)
@@ -212,6 +223,7 @@ def create_user(
             partner_id=partner_id,
             password_hash=hash_password(password),
             active=True,
+            created_at=clock.now(),
         )
         session.add(user)
         session.flush()
@@ -222,7 +234,7 @@ def create_user(
                 object_type="staff_user",
                 object_id=str(user.id),
                 details={"role": role},
-                at=utcnow(),
+                at=clock.now(),
             )
         )
         return user.id

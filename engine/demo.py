@@ -14,14 +14,15 @@ from collections import Counter
 from sqlalchemy import select
 
 from engine import models as m
+from engine.clock import Clock
 from engine.db import Database, unit_of_work
 from engine.referrals import Actor, transition
 from engine.settings import Settings
 from partners.taxonomy import covers
 
 
-def simulate_activity(db: Database, settings: Settings, *, seed: int = 42, waitlist_share: float = 0.6,
-                      refer_share: float = 0.05) -> Counter[str]:  # fmt: skip
+def simulate_activity(db: Database, settings: Settings, *, clock: Clock, seed: int = 42,
+                      waitlist_share: float = 0.6, refer_share: float = 0.05) -> Counter[str]:  # fmt: skip
     """Officers take some referrals: waitlist those a counted pool could serve, refer a few."""
     rng = random.Random(seed)
     done: Counter[str] = Counter()
@@ -39,26 +40,21 @@ def simulate_activity(db: Database, settings: Settings, *, seed: int = 42, waitl
             .order_by(m.Referral.id)
         ).all()
         for ref in refs:
-            actor = Actor(officers[ref.owner_user_id], officers[ref.owner_user_id].display_name)
+            actor = Actor.of(officers[ref.owner_user_id])
             code = terr.get(ref.territory_id)
             fitting = [p for p in pools if (p.scope is None or code in p.scope)
                        and any(covers(t, ref.thematique) for t in offers[p.offer_id].thematiques)]  # fmt: skip
             if fitting and rng.random() < waitlist_share:
-                transition(session, settings, ref.id, "take", actor=actor)
-                transition(
-                    session,
-                    settings,
-                    ref.id,
-                    "waitlist",
-                    actor=actor,
-                    pool_id=rng.choice(fitting).id,
-                )
+                transition(session, settings, ref.id, "take", actor=actor, clock=clock)
+                transition(session, settings, ref.id, "waitlist", actor=actor, clock=clock,
+                           pool_id=rng.choice(fitting).id)  # fmt: skip
                 done["waitlisted"] += 1
             elif ref.suggestions and rng.random() < refer_share:
                 offer_id = ref.suggestions[0][0]
                 if offers[offer_id].slot_based:
                     continue
-                transition(session, settings, ref.id, "take", actor=actor)
-                transition(session, settings, ref.id, "refer", actor=actor, offer_id=offer_id)
+                transition(session, settings, ref.id, "take", actor=actor, clock=clock)
+                transition(session, settings, ref.id, "refer", actor=actor, clock=clock,
+                           offer_id=offer_id)  # fmt: skip
                 done["referred"] += 1
     return done

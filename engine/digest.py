@@ -14,7 +14,7 @@ from datetime import UTC, datetime, time
 from sqlalchemy import select
 
 from engine import models as m
-from engine.clock import utcnow
+from engine.clock import Clock
 from engine.db import Database, unit_of_work
 from engine.outbox import enqueue_many
 from engine.settings import Settings
@@ -34,9 +34,9 @@ DIGEST_LABELS = {
 MAX_ITEMS = 200
 
 
-def write_due_digests(db: Database, settings: Settings, *, now: datetime | None = None) -> int:
+def write_due_digests(db: Database, settings: Settings, *, clock: Clock) -> int:
     """Fold pending digest rows into one daily message per user whose digest is due."""
-    now = now or utcnow()
+    now = clock.now()
     written = 0
     with unit_of_work(db, immediate=True) as session:
         O = m.OutboxMessage
@@ -71,7 +71,7 @@ def write_due_digests(db: Database, settings: Settings, *, now: datetime | None 
                                          "url": f"{settings.base_url}/file", "items": lines}})  # fmt: skip
             for r in items:
                 r.status = "digested"
-        written = enqueue_many(session, messages, base_url=settings.base_url)
+        written = enqueue_many(session, messages, base_url=settings.base_url, now=now)
     return written
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import models as m
-from engine.clock import utcnow
+from engine.clock import Clock
 from engine.db import Database, unit_of_work
 from engine.seed import REFERENCE_ALPHABET
 from partners.csv_import import ImportError_, SalarieRow, format_report, parse_salaries_csv
@@ -50,7 +51,11 @@ def new_reference(session: Session) -> str:
             return ref
 
 
-def import_salaries(db: Database, data: bytes, *, actor_label: str = "import CSV") -> ImportOutcome:
+def import_salaries(
+    db: Database, data: bytes, *, clock: Clock, actor_label: str = "import CSV"
+) -> ImportOutcome:
+    """All-or-nothing import of the salarié·es CSV; dates of new freins come from ``clock``."""
+    now = clock.now()
     with unit_of_work(db, immediate=True) as session:
         chantiers = {c.code: c for c in session.scalars(select(m.Chantier)).all()}
         programmes = {
@@ -83,12 +88,14 @@ def import_salaries(db: Database, data: bytes, *, actor_label: str = "import CSV
             )
         outcome = ImportOutcome(ok=True)
         for row in result.rows:
-            _apply_row(session, row, chantiers[row.chantier], existing.get(row.reference), outcome)
+            _apply_row(session, row, chantiers[row.chantier], existing.get(row.reference), outcome,
+                       now=now, today=clock.today())  # fmt: skip
         session.add(
             m.AuditLog(
                 actor_label=f"système : {actor_label}",
                 action="import_salaries",
                 object_type="salarie",
+                at=now,
                 details={
                     "created": outcome.created,
                     "updated": outcome.updated,
@@ -107,6 +114,9 @@ def _apply_row(
     chantier: m.Chantier,
     person: m.Salarie | None,
     outcome: ImportOutcome,
+    *,
+    now: datetime,
+    today: date,
 ) -> None:
     digest = row.digest()
     if person is not None and person.import_digest == digest:
@@ -120,7 +130,8 @@ def _apply_row(
         "vulnerability_flags": "|".join(sorted(row.vulnerability_flags)), "import_digest": digest,
     }  # fmt: skip
     if person is None:
-        person = m.Salarie(reference=new_reference(session), external_ref=row.reference, **fields)
+        person = m.Salarie(reference=new_reference(session), external_ref=row.reference,
+                           created_at=now, **fields)  # fmt: skip
         session.add(person)
         session.flush()
         outcome.created += 1
@@ -137,11 +148,10 @@ def _apply_row(
     known = set(
         session.scalars(select(m.Frein.thematique).where(m.Frein.salarie_id == person.id)).all()
     )
-    today = utcnow().date()
     for slug in row.freins:
         if slug not in known:
             session.add(
                 m.Frein(salarie_id=person.id, thematique=slug, domain=domain_of(slug), status="open",
-                        identified_at=today)
+                        identified_at=today, created_at=now)
             )  # fmt: skip
             outcome.freins_added += 1

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -40,7 +40,7 @@ from sqlalchemy.types import TypeDecorator
 
 from engine import models as m
 from engine.calendar import add_business_days, end_of_day_utc
-from engine.clock import utcnow
+from engine.clock import Clock
 from engine.db import Database, analyze, sqlite_stamp
 from engine.lifecycle import OPEN_STATES
 from engine.links import make_partner_token
@@ -295,14 +295,14 @@ def run_intake(
     db: Database,
     settings: Settings,
     *,
-    today: date | None = None,
+    clock: Clock,
     chunk_size: int = 100_000,
     rules: RoutingRules | None = None,
 ) -> IntakeReport:
     """Route every frein that never had a referral. Idempotent; safe to run concurrently."""
     rules = rules or load_rules(settings.rules_file)
-    today = today or utcnow().date()
-    now = utcnow()
+    today = clock.today()
+    now = clock.now()
     triage_due = end_of_day_utc(add_business_days(today, settings.triage_deadline_business_days))
     partner_due = now + timedelta(days=settings.partner_answer_days)
     with db.engine.connect() as conn:
@@ -442,7 +442,9 @@ def _write_chunk(
                 expires = (now + timedelta(days=settings.partner_expiry_days)).date()
                 for rid, offer_id, sid, tid in partner_refs:
                     partner_id, partner_name = net.offer_partner[offer_id]
-                    token = make_partner_token(secret, referral_id=rid, partner_id=partner_id)
+                    token = make_partner_token(
+                        secret, referral_id=rid, partner_id=partner_id, now=now
+                    )
                     for contact in net.partner_contacts.get(partner_id, []):
                         name, email = net.users[contact]
                         messages.append(
@@ -455,7 +457,7 @@ def _write_chunk(
                                          "expires_on": expires}}
                         )  # fmt: skip
                         report.partner_messages += 1
-            enqueue_many(session, messages, base_url=settings.base_url)
+            enqueue_many(session, messages, base_url=settings.base_url, now=now)
             session.flush()
     return report
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.errors import Refused
+
 STATE_LABELS: dict[str, str] = {
     "new": "Nouvelle",
     "triaging": "En qualification",
@@ -69,50 +71,81 @@ class Transition:
     needs_offer: bool = False
     needs_pool: bool = False
     system_only: bool = False  # performed by flows, not by a person
+    # Reached only through its own use case (allocation review, flows), never through the
+    # generic case action or API route: those use cases carry the proposal it decides.
+    dedicated: bool = False
+    # The payload fields the action takes (a note is always accepted); any other is refused.
+    takes: tuple[str, ...] = ()
 
 
 TRANSITIONS: tuple[Transition, ...] = (
     Transition("take", ("new",), "triaging", "Prendre en charge"),
-    Transition("refer", ("triaging",), "referred", "Orienter vers un partenaire", needs_offer=True),
     Transition(
-        "waitlist",
-        ("triaging", "referred"),
-        "waitlisted",
-        "Mettre en attente de place",
-        needs_pool=True,
+        "refer", ("triaging",), "referred", "Orienter vers un partenaire", needs_offer=True,
+        takes=("offer_id",),
     ),
-    Transition("propose", ("waitlisted",), "proposed", "Proposer une place", system_only=True),
-    Transition("validate", ("proposed",), "accepted", "Valider la place proposée"),
-    Transition("decline_proposal", ("proposed",), "waitlisted", "Décliner la proposition"),
     Transition(
-        "expire_proposal", ("proposed",), "waitlisted", "Proposition expirée", system_only=True
+        "waitlist", ("triaging", "referred"), "waitlisted", "Mettre en attente de place",
+        needs_pool=True, takes=("pool_id",),
+    ),
+    Transition(
+        "propose", ("waitlisted",), "proposed", "Proposer une place", system_only=True,
+        dedicated=True, takes=("proposal",),
+    ),
+    Transition(
+        "validate", ("proposed",), "accepted", "Valider la place proposée", dedicated=True,
+        takes=("proposal",),
+    ),
+    Transition(
+        "decline_proposal", ("proposed",), "waitlisted", "Décliner la proposition",
+        dedicated=True, takes=("proposal",),
+    ),
+    Transition(
+        "expire_proposal", ("proposed",), "waitlisted", "Proposition expirée", system_only=True,
+        dedicated=True, takes=("proposal",),
     ),
     Transition("partner_accept", ("referred",), "accepted", "Accepter l'orientation"),
     Transition("start", ("accepted",), "in_progress", "Démarrer l'accompagnement"),
     Transition(
-        "close",
-        ("triaging", "referred", "accepted", "in_progress"),
-        "closed",
-        "Clôturer",
-        needs_outcome=True,
+        "close", ("triaging", "referred", "accepted", "in_progress"), "closed", "Clôturer",
+        needs_outcome=True, takes=("outcome",),
     ),
     Transition(
-        "refuse",
-        ("new", "triaging", "referred", "waitlisted", "proposed"),
-        "refused",
-        "Refuser",
-        needs_reason=True,
+        "refuse", ("new", "triaging", "referred", "waitlisted", "proposed"), "refused", "Refuser",
+        needs_reason=True, takes=("reason",),
     ),
-    Transition("expire", ("referred",), "expired", "Expirer", system_only=True),
-    Transition("cancel", OPEN_STATES, "cancelled", "Annuler", needs_reason=False),
     Transition(
-        "transfer", ("new", "triaging", "referred", "waitlisted"), "transferred", "Transférer"
+        "expire", ("referred",), "expired", "Expirer", system_only=True, dedicated=True
     ),
-)
+    Transition("cancel", OPEN_STATES, "cancelled", "Annuler"),
+    Transition(
+        "transfer", ("new", "triaging", "referred", "waitlisted"), "transferred", "Transférer",
+        takes=("new_owner_id", "offer_id"),
+    ),
+)  # fmt: skip
 BY_ACTION: dict[str, Transition] = {t.action: t for t in TRANSITIONS}
 
+# Events that are not state changes: the referral's creation (intake, the new referral of a
+# transfer) and an owner change; every other event is a row of the table above.
+CREATION_ACTIONS = frozenset({"route", "transfer"})
+OWNER_ACTIONS = frozenset({"assign"})
+# A held slot unit is released when the referral ends before the help was delivered; once
+# the help started (in_progress) or the referral is closed with an outcome, it stays consumed.
+RELEASE_ON = frozenset({"cancel", "refuse", "expire", "transfer"})
+HELP_DELIVERED_STATES = frozenset({"in_progress"})
 
-class TransitionError(ValueError):
+
+def is_table_event(from_state: str | None, to_state: str, action: str) -> bool:
+    """Is a stored event a row of the lifecycle (or a creation / owner change)?"""
+    t = BY_ACTION.get(action)
+    if from_state is None:
+        return action in CREATION_ACTIONS and to_state in ("new", "referred")
+    if action in OWNER_ACTIONS:
+        return from_state == to_state
+    return t is not None and from_state in t.sources and to_state == t.target
+
+
+class TransitionError(Refused):
     """A refused transition; the message is French and shown to the user as is."""
 
 

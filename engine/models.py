@@ -29,7 +29,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from engine.clock import utcnow
 from engine.lifecycle import OPEN_STATES, OUTCOMES, REFUSAL_REASONS, STATES
 
 NAMING_CONVENTION = {
@@ -51,11 +50,18 @@ intpk = Annotated[int, mapped_column(Integer, primary_key=True)]
 bigpk = Annotated[
     int, mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
 ]
-created_at = Annotated[datetime, mapped_column(DateTime(timezone=True), default=utcnow)]
+# No wall-clock defaults: every use case stamps its rows from the injected Clock, and a
+# row inserted without a timestamp fails loudly (NOT NULL) instead of reading the wall.
+created_at = Annotated[datetime, mapped_column(DateTime(timezone=True))]
 tz_datetime = Annotated[datetime, mapped_column(DateTime(timezone=True))]
 code_str = Annotated[str, mapped_column(String(80))]
 short_str = Annotated[str, mapped_column(String(40))]
 name_str = Annotated[str, mapped_column(String(200))]
+
+
+# Ids are 32-bit integers on PostgreSQL: any id outside 1..MAX_ID cannot exist, and the web
+# edge answers it as "not found" before a query could overflow.
+MAX_ID = 2**31 - 1
 
 
 def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
@@ -352,7 +358,7 @@ class Referral(Base):
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[created_at]
-    state_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    state_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     offer: Mapped[Offer | None] = relationship(foreign_keys=[offer_id])
@@ -453,7 +459,7 @@ class OutboxMessage(Base):
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     delivery: Mapped[str] = mapped_column(String(10), default="immediate")  # or "digest"
     status: Mapped[str] = mapped_column(String(10), default="pending")
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     leased_by: Mapped[str | None] = mapped_column(String(80))
@@ -479,7 +485,9 @@ class AccessLog(Base):
 
     __tablename__ = "access_log"
     id: Mapped[bigpk]
-    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    # None for a partner reading through its signed link (no account): ``reader`` says who.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    reader: Mapped[str] = mapped_column(String(80), default="")
     salarie_id: Mapped[int] = mapped_column(ForeignKey("salarie.id"), index=True)
     at: Mapped[created_at]
     purpose: Mapped[str] = mapped_column(String(80))
@@ -502,7 +510,10 @@ class AuditLog(Base):
 
 class LoginAttempt(Base):
     __tablename__ = "login_attempt"
-    __table_args__ = (Index("ix_login_attempt_email_at", "email", "at"),)
+    __table_args__ = (
+        Index("ix_login_attempt_email_at", "email", "at"),
+        Index("ix_login_attempt_ip_at", "ip", "at"),
+    )
     id: Mapped[bigpk]
     email: Mapped[str] = mapped_column(String(200))
     ip: Mapped[str] = mapped_column(String(64), default="")

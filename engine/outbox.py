@@ -19,7 +19,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine import models as m
-from engine.clock import utcnow
 from notifications.fields import Day, register_partner_names
 from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
 
@@ -59,6 +58,7 @@ def enqueue(
     to_address: str,
     context: dict[str, Any],
     base_url: str,
+    now: datetime,
     recipient_user_id: int | None = None,
     due_at: datetime | None = None,
     mode: str | None = None,
@@ -78,9 +78,9 @@ def enqueue(
         "context": clean,
         "delivery": mode,
         "status": "pending",
-        "due_at": due_at or utcnow(),
+        "due_at": due_at or now,
         "attempts": 0,
-        "created_at": utcnow(),
+        "created_at": now,
     }
     dialect = session.get_bind().dialect.name
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -92,7 +92,9 @@ def enqueue(
     return bool(session.execute(stmt).rowcount)
 
 
-def enqueue_many(session: Session, messages: list[dict[str, Any]], *, base_url: str) -> int:
+def enqueue_many(
+    session: Session, messages: list[dict[str, Any]], *, base_url: str, now: datetime
+) -> int:
     """Queue many messages in one statement (bulk paths: intake, reminders, allocation).
 
     Each item has the keyword arguments of ``enqueue``. Preferences are read once for all
@@ -113,7 +115,6 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, base_url: 
             ).where(m.NotificationPreference.user_id.in_(users))
         ).all():
             chosen[(uid, kind)] = mode
-    now = utcnow()
     rows = []
     for msg in messages:
         kind, uid = msg["kind"], msg.get("recipient_user_id")

@@ -7,12 +7,13 @@ by the outbox on read), and every change leaves an audit row, whatever page or A
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import models as m
-from engine.clock import utcnow
+from engine.errors import Refused
 from engine.outbox import preference_mode
 from notifications.kinds import DIGESTIBLE_KINDS, KINDS
 
@@ -23,7 +24,7 @@ MODE_LABELS: dict[str, str] = {
 }
 
 
-class PreferenceError(ValueError):
+class PreferenceError(Refused):
     """A refused preference (French message)."""
 
 
@@ -49,16 +50,18 @@ def get_preferences(session: Session, user: m.StaffUser) -> list[PreferenceRow]:
     ]
 
 
-def set_preferences(session: Session, user: m.StaffUser, choices: dict[str, str]) -> int:
+def set_preferences(
+    session: Session, user: m.StaffUser, choices: dict[str, str], *, now: datetime
+) -> int:
     """Save the user's choices; raise PreferenceError before writing anything if one is invalid.
 
     Returns how many kinds changed.
     """
     for kind, mode in choices.items():
         if kind not in DIGESTIBLE_KINDS:
-            raise PreferenceError(f"type de message inconnu : « {kind} »")
+            raise PreferenceError(f"type de message inconnu : « {kind[:40]} »")
         if mode not in MODE_LABELS:
-            raise PreferenceError(f"mode inconnu : « {mode} »")
+            raise PreferenceError(f"mode inconnu : « {mode[:40]} »")
         if mode == "off" and KINDS[kind].critical:
             raise PreferenceError(
                 f"« {KINDS[kind].label} » est un message important : il ne peut pas être désactivé"
@@ -85,12 +88,12 @@ def set_preferences(session: Session, user: m.StaffUser, choices: dict[str, str]
         session.add(
             m.AuditLog(
                 actor_user_id=user.id,
-                actor_label=user.email[:80],
+                actor_label=user.display_name[:80],
                 action="set_notification_preferences",
                 object_type="staff_user",
                 object_id=str(user.id),
                 details=changed,
-                at=utcnow(),
+                at=now,
             )
         )
     return len(changed)

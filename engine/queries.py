@@ -30,7 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from engine import models as m
-from engine.clock import as_utc, utcnow
+from engine.clock import as_utc
+from engine.errors import Forbidden, Refused
 from engine.lifecycle import OPEN_STATES, STATES, Transition, allowed_actions
 from engine.permissions import can, referral_scope, salarie_scope
 
@@ -40,7 +41,7 @@ MAX_LIMIT = 200
 DEADLINE_STATES = ("new", "triaging", "referred")
 
 
-class BadCursor(ValueError):
+class BadCursor(Refused):
     """A pagination cursor that was not produced by us (French message)."""
 
 
@@ -65,10 +66,10 @@ class QueueRow:
     domain: str
     territory: str | None
     territory_name: str | None
-    chantier: str
-    programme: str
+    chantier: str | None  # None, like programme, priority and owner, for partner contacts
+    programme: str | None
     state: str
-    priority: int
+    priority: int | None
     due_at: datetime | None
     created_at: datetime
     version: int
@@ -91,13 +92,22 @@ def encode_cursor(values: list[Any]) -> str:
 
 def decode_cursor(cursor: str) -> list[Any]:
     try:
+        cursor = cursor[:200]
         pad = "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(cursor + pad))
-        if not isinstance(values, list) or len(values) != 2 or not isinstance(values[1], int):
+        if not isinstance(values, list) or len(values) != 2:
+            raise ValueError
+        key, ident = values
+        if not _small_int(ident) or not (key is None or isinstance(key, str) or _small_int(key)):
             raise ValueError
         return values
     except (ValueError, TypeError) as exc:
         raise BadCursor("curseur de pagination invalide") from exc
+
+
+def _small_int(value: Any) -> bool:
+    """An integer a 32-bit column can hold (cursors are ours, but anybody can edit them)."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= m.MAX_ID
 
 
 def _parse_dt(value: Any) -> datetime | None:
@@ -211,6 +221,7 @@ def list_queue(
     user: m.StaffUser,
     filters: QueueFilters,
     *,
+    now: datetime,
     after: str | None = None,
     limit: int = 50,
 ) -> QueuePage:
@@ -270,7 +281,6 @@ def list_queue(
                 tuple_(R.created_at, R.id) > tuple_(literal(created, R.created_at.type), literal(i))
             )
         raw = session.execute(_page(conds, [R.created_at.asc(), R.id.asc()], limit + 1)).all()
-    now = utcnow()
     rows = []
     for r in raw[: limit + 1]:
         due = as_utc(r[10]) if r[10] is not None else None
@@ -299,6 +309,9 @@ def list_queue(
         last = rows[-1]
         key = {"priority": last.priority, "due": last.due_at, "age": last.created_at}[sort]
         next_cursor = encode_cursor([key, last.id])
+    if user.role == "partner_contact":  # the fields of its case page, no more
+        for row in rows:
+            row.chantier = row.programme = row.priority = row.owner_user_id = None
     return QueuePage(rows=rows, next_cursor=next_cursor)
 
 
@@ -331,8 +344,9 @@ _ELSEWHERE = frozenset({"validate", "decline_proposal"})
 
 
 def read_case_file(
-    session: Session, user: m.StaffUser, referral_id: int, *, purpose: str = "consultation"
-) -> CaseFile | None:
+    session: Session, user: m.StaffUser, referral_id: int, *, now: datetime,
+    purpose: str = "consultation",
+) -> CaseFile | None:  # fmt: skip
     """The case file of one referral, or None when missing or out of scope (→ 404).
 
     Writes one access-log row per read (who, which person, when, why, with identity or not);
@@ -354,8 +368,9 @@ def read_case_file(
     session.add(
         m.AccessLog(
             user_id=user.id,
+            reader=user.display_name[:80],
             salarie_id=salarie.id,
-            at=utcnow(),
+            at=now,
             purpose=purpose,
             with_identity=identity is not None,
         )
@@ -562,19 +577,19 @@ def access_log(
 ) -> tuple[list[AccessRow], int | None]:
     """Newest access-log rows first, keyset by id; national admin only (else PermissionError)."""
     if not can(user, "view_access_log"):
-        raise PermissionError("réservé à l'administration nationale")
+        raise Forbidden("réservé à l'administration nationale")
     A = m.AccessLog
     stmt = (
         select(
             A.id,
             A.at,
-            m.StaffUser.email,
-            m.StaffUser.role,
+            func.coalesce(m.StaffUser.email, A.reader),
+            func.coalesce(m.StaffUser.role, "partner_link"),
             m.Salarie.reference,
             A.purpose,
             A.with_identity,
         )  # fmt: skip
-        .join(m.StaffUser, m.StaffUser.id == A.user_id)
+        .outerjoin(m.StaffUser, m.StaffUser.id == A.user_id)
         .join(m.Salarie, m.Salarie.id == A.salarie_id)
         .order_by(A.id.desc())
         .limit(limit + 1)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Update, bindparam, select, text, update
 
 from engine import models as m
-from engine.clock import utcnow
+from engine.clock import Clock
 from engine.db import Database, sqlite_stamp, unit_of_work
 from engine.outbox import from_stored_context, register_directory
 from engine.settings import Settings
@@ -101,11 +101,9 @@ _CLAIM_PG = text(
 )
 
 
-def claim(
-    db: Database, *, worker: str, limit: int, lease_s: float, now: datetime | None = None
-) -> list[Claimed]:
+def claim(db: Database, *, worker: str, limit: int, lease_s: float, clock: Clock) -> list[Claimed]:
     """Lease up to ``limit`` due rows for this worker (committed before any sending)."""
-    now = now or utcnow()
+    now = clock.now()
     lease_until = now + timedelta(seconds=lease_s)
     with unit_of_work(db, immediate=True) as session:
         if db.is_postgres:
@@ -164,6 +162,8 @@ def _mark(
     worker: str,
     outcome: SendOutcome | None,
     error: str | None = None,
+    *,
+    now: datetime,
 ) -> str:
     """Record one outcome at once (own transaction); returns sent / retried / parked.
 
@@ -171,7 +171,6 @@ def _mark(
     acknowledging costs one short transaction (no pool checkout, no pre-ping round trip on
     PostgreSQL, no statement building).
     """
-    now = utcnow()
     if outcome is not None and outcome.sent and conn.dialect.name == "sqlite":
         # Hot path (one per message sent): straight to the driver. The connection is in
         # autocommit between SQLAlchemy transactions (see engine.db), so this single
@@ -215,7 +214,7 @@ def _compose(row: Claimed, settings: Settings, domain: str) -> EmailMessage:
 
 
 async def _send_chunk(
-    db: Database, settings: Settings, rows: list[Claimed], worker: str
+    db: Database, settings: Settings, rows: list[Claimed], worker: str, clock: Clock
 ) -> RelayReport:
     report = RelayReport(claimed=len(rows))
     domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">") or "aiguillage.local"
@@ -223,14 +222,15 @@ async def _send_chunk(
     with db.engine.connect() as conn:
         async with SmtpSender(smtp_config(settings)) as sender:
             for row in rows:
-                if utcnow() >= row.lease_until:
+                if clock.now() >= row.lease_until:
                     # The lease ran out (slow server): another relay may already have taken
                     # this row and the next ones, so sending them now could duplicate them.
                     break
                 try:
                     msg = _compose(row, settings, domain)
                 except (ContextError, ValueError, KeyError) as exc:
-                    _mark(conn, row, worker, None, error=f"message impossible à composer : {exc}")
+                    _mark(conn, row, worker, None, error=f"message impossible à composer : {exc}",
+                          now=clock.now())  # fmt: skip
                     report.parked += 1
                     continue
                 if consecutive_connection_failures >= 2:
@@ -241,7 +241,7 @@ async def _send_chunk(
                         consecutive_connection_failures += 1
                     else:
                         consecutive_connection_failures = 0
-                result = _mark(conn, row, worker, outcome)
+                result = _mark(conn, row, worker, outcome, now=clock.now())
                 setattr(report, result, getattr(report, result) + 1)
     return report
 
@@ -250,6 +250,7 @@ def drain(
     db: Database,
     settings: Settings,
     *,
+    clock: Clock,
     worker: str | None = None,
     chunk: int = 200,
     lease_s: float = 300,
@@ -262,10 +263,10 @@ def drain(
         register_directory(session)
     n = 0
     while max_chunks is None or n < max_chunks:
-        rows = claim(db, worker=worker, limit=chunk, lease_s=lease_s)
+        rows = claim(db, worker=worker, limit=chunk, lease_s=lease_s, clock=clock)
         if not rows:
             break
-        part = asyncio.run(_send_chunk(db, settings, rows, worker))
+        part = asyncio.run(_send_chunk(db, settings, rows, worker, clock))
         total.merge(part)
         n += 1
         if part.sent == 0 and part.retried == part.claimed:  # server down: stop, retry later

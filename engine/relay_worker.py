@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from engine.clock import Clock
 from engine.db import Database
 from engine.relay import default_worker_id, drain
 from engine.settings import Settings, load_settings
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = drain(
             db,
             settings,
+            clock=Clock.system(),
             worker=args.worker or default_worker_id(),
             chunk=args.chunk,
             lease_s=args.lease_s,

@@ -8,19 +8,19 @@ occasion gets a new key. Deadlines count French business days (``engine.calendar
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
 from engine import models as m
 from engine.allocation import expire_proposals
 from engine.calendar import add_business_days, end_of_day_utc
-from engine.clock import as_utc, utcnow
+from engine.clock import Clock, as_utc
 from engine.db import Database, unit_of_work
 from engine.links import make_partner_token
 from engine.outbox import enqueue_many
-from engine.referrals import Actor, record_event
 from engine.settings import Settings
+from engine.transitions import Actor, apply_transition
 
 OUTCOME_DUE_AFTER = timedelta(days=60)
 FOLLOWUP_MONTHS = (3, 6, 12)
@@ -37,11 +37,9 @@ def _add_months(day: date, months: int) -> date:
     raise AssertionError("unreachable")
 
 
-def write_due_reminders(
-    db: Database, settings: Settings, *, now: datetime | None = None
-) -> Counter[str]:
-    """Every reminder, escalation and expiry due at ``now``; returns counts by kind."""
-    now = now or utcnow()
+def write_due_reminders(db: Database, settings: Settings, *, clock: Clock) -> Counter[str]:
+    """Every reminder, escalation and expiry due at the clock's now; returns counts by kind."""
+    now = clock.now()
     done: Counter[str] = Counter()
     with unit_of_work(db, immediate=True) as session:
         users = {
@@ -109,11 +107,8 @@ def write_due_reminders(
         ).all():
             sent = as_utc(r.state_changed_at)
             if now - sent >= timedelta(days=settings.partner_expiry_days):
-                before = r.state
-                r.state, r.state_changed_at = "expired", now
-                session.flush()
-                record_event(session, r, from_state=before, action="expire", actor=Actor.system("relances"),
-                             note=f"sans réponse du partenaire après {settings.partner_expiry_days} jours")  # fmt: skip
+                apply_transition(session, settings, r, "expire", actor=Actor.system("relances"), clock=clock,
+                                 note=f"sans réponse du partenaire après {settings.partner_expiry_days} jours")  # fmt: skip
                 done["expired"] += 1
                 continue
             n_due = int((now - sent) / timedelta(days=settings.partner_reminder_every_days))
@@ -122,7 +117,7 @@ def write_due_reminders(
                 partner = session.get(m.Partner, offer.partner_id) if offer else None
                 if partner is None:
                     continue
-                token = make_partner_token(secret, referral_id=r.id, partner_id=partner.id)
+                token = make_partner_token(secret, referral_id=r.id, partner_id=partner.id, now=now)
                 for c in (u for u in users.values() if u.partner_id == partner.id):
                     msg("partner_reminder", f"partner_reminder:{r.id}:{n_due}:{c.id}", c, partner_name=partner.name,
                         reference=refs[r.salarie_id], sent_on=sent.date(),
@@ -138,7 +133,7 @@ def write_due_reminders(
                     msg("outcome_due", f"outcome_due:{r.id}:{c.id}", c, reference=refs[r.salarie_id],
                         due_on=(as_utc(r.state_changed_at) + OUTCOME_DUE_AFTER).date(), url=f"{base}/orientations/{r.id}")  # fmt: skip
         # CVG post-exit follow-up at 3, 6 and 12 months.
-        today = now.date()
+        today = clock.today()
         for s in session.scalars(
             select(m.Salarie).where(m.Salarie.programme == "cvg", m.Salarie.exit_date.is_not(None))
         ).all():
@@ -148,7 +143,7 @@ def write_due_reminders(
                     for c in cips.get(s.chantier_id, []):
                         msg("followup_due", f"followup_due:{s.id}:{months}:{c.id}", c, reference=s.reference,
                             months=months, due_on=due, url=f"{base}/salaries/{s.id}")  # fmt: skip
-        done["proposals_expired"] = expire_proposals(session, now=now)
-        written = enqueue_many(session, messages, base_url=base)
+        done["proposals_expired"] = expire_proposals(session, settings, clock=clock)
+        written = enqueue_many(session, messages, base_url=base, now=now)
         done["written"] = written
     return done

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import delete, func, insert, select, text
 
 from engine import models as m
-from engine.clock import utcnow
+from engine.clock import Clock
 from engine.db import Database, analyze
 from engine.reference import reference_2024
 from partners.catalogue import load_catalogue
@@ -138,13 +138,11 @@ def _fix_sequences(conn) -> None:  # type: ignore[no-untyped-def]
             )
 
 
-def seed_network(
-    db: Database, *, scale: float = 1.0, seed: int = 42, today: date | None = None
-) -> SeedSummary:
+def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 42) -> SeedSummary:
     """Generate and insert the synthetic network into an empty database."""
     if scale <= 0:
         raise SeedError("l'échelle doit être strictement positive")
-    today = today or date.today()
+    today = clock.today()
     with db.engine.connect() as conn:
         if conn.execute(select(func.count()).select_from(m.Territory)).scalar_one():
             raise SeedError(
@@ -386,7 +384,7 @@ def seed_network(
     make_people("cvg", n_cvg)
     make_people("phc", n_phc)
 
-    now = utcnow()
+    now = clock.now()
     for rows in (people, freins, staff):
         for r in rows:
             r.setdefault("created_at", now)

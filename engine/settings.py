@@ -11,13 +11,17 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_SECRET = "dev-only-secret-change-me-in-production"
+MIN_SECRET_LENGTH = 32
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIGUILLAGE_", extra="ignore")
 
     database_url: str = "sqlite:///var/aiguillage.db"
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: SecretStr = SecretStr("dev-only-secret-change-me-in-production")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    max_body_bytes: int = 1_000_000  # request bodies larger than this get a French 413
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025
@@ -44,3 +48,24 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, with explicit overrides (tests, CLI flags)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def secret_problem(settings: Settings) -> str | None:
+    """Why the secret key must not be used to serve (French), or None when it is fine.
+
+    The key signs partner links and session-bound forms: with the public default, anyone
+    could forge a link and answer an orientation in a partner's name."""
+    secret = settings.secret_key.get_secret_value()
+    if secret == DEFAULT_SECRET:
+        return (
+            "la clé secrète est celle par défaut, publique. Définissez AIGUILLAGE_SECRET_KEY "
+            f"(au moins {MIN_SECRET_LENGTH} caractères aléatoires, par exemple : "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+            "ou lancez « aiguillage serve --demo » pour une démonstration."
+        )
+    if len(secret) < MIN_SECRET_LENGTH:
+        return (
+            f"la clé secrète AIGUILLAGE_SECRET_KEY est trop courte ({len(secret)} caractères) : "
+            f"il en faut au moins {MIN_SECRET_LENGTH}."
+        )
+    return None

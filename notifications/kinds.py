@@ -152,7 +152,6 @@ _SPECS: tuple[KindSpec, ...] = (
         "Place validée",
         "vous suivez cette orientation",
         reference=Reference(),
-        pool_name=PlaceName(),
         territory=PlaceName(),
         url=Url(),
     ),

@@ -62,7 +62,6 @@ def sample_context(kind: str, base_url: str = SAMPLE_BASE_URL) -> dict[str, Any]
         },
         "slot_validated": {
             "reference": "SAL-7F3K2Q",
-            "pool_name": "CDI progressif — 2025",
             "territory": "Occitanie",
             "url": f"{b}/orientations/812",
         },

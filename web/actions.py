@@ -11,10 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine import models as m
+from engine.clock import Clock
 from engine.db import Database, unit_of_work
+from engine.errors import DomainError
 from engine.lifecycle import TransitionError
-from engine.referrals import Actor, NotFound, StaleEdit, assign, transition
+from engine.referrals import Actor, assign, transition
 from engine.settings import Settings
+
+MAX_SELECTION = 500  # referrals in one bulk action
 
 
 @dataclass
@@ -24,12 +28,13 @@ class BulkResult:
 
 
 def parse_selection(values: list[str]) -> list[tuple[int, int | None]]:
-    """Checkbox values are "id:version"; malformed ones are ignored."""
+    """Checkbox values are "id:version"; malformed or out-of-range ones are ignored."""
     out = []
-    for raw in values:
+    for raw in values[:MAX_SELECTION]:
         ident, _, version = raw.partition(":")
-        if ident.isdigit():
-            out.append((int(ident), int(version) if version.isdigit() else None))
+        if ident.isdigit() and 0 < int(ident) <= m.MAX_ID:
+            ok = version.isdigit() and int(version) <= m.MAX_ID
+            out.append((int(ident), int(version) if ok else None))
     return out
 
 
@@ -41,26 +46,27 @@ def bulk_apply(
     selection: list[tuple[int, int | None]],
     *,
     assignee_id: int | None = None,
+    clock: Clock,
 ) -> BulkResult:
     result = BulkResult()
     for referral_id, version in selection:
         try:
-            with unit_of_work(db) as session:
+            with unit_of_work(db, immediate=True) as session:
                 if action == "take":
                     transition(
-                        session, settings, referral_id, "take",
-                        actor=Actor(user, user.email[:80]), expected_version=version,
+                        session, settings, referral_id, "take", clock=clock,
+                        actor=Actor.of(user), expected_version=version,
                     )  # fmt: skip
                 elif action == "assign":
                     if assignee_id is None:
                         raise TransitionError("choisissez la personne à qui attribuer")
                     assign(
                         session, referral_id, actor_user=user, assignee_id=assignee_id,
-                        expected_version=version,
+                        expected_version=version, clock=clock,
                     )  # fmt: skip
                 else:
                     raise TransitionError("action inconnue")
             result.done += 1
-        except (NotFound, PermissionError, StaleEdit, TransitionError) as exc:
+        except DomainError as exc:
             result.failed.append((referral_id, str(exc)))
     return result

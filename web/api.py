@@ -11,20 +11,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from engine import models as m
 from engine.db import unit_of_work
-from engine.lifecycle import STATE_LABELS, TransitionError
+from engine.lifecycle import STATE_LABELS
 from engine.permissions import can
-from engine.queries import BadCursor, QueueFilters, list_queue, pools_overview, read_case_file
-from engine.referrals import Actor, NotFound, StaleEdit, transition
+from engine.queries import QueueFilters, list_queue, pools_overview, read_case_file
+from engine.referrals import Actor, StaleEdit, transition
 from partners.taxonomy import label_of
 from web.security import Caller, OutOfScope, api_caller
 
 router = APIRouter(prefix="/api/v1", tags=["orientations"])
 ApiCaller = Annotated[Caller, Depends(api_caller)]
+PathId = Annotated[int, Path(ge=1, le=m.MAX_ID, description="Identifiant (1 à 2³¹−1).")]
+BodyId = Annotated[int | None, Field(None, ge=1, le=m.MAX_ID)]
+Text = Annotated[str | None, Field(None, max_length=4000)]
+Code = Annotated[str | None, Field(None, max_length=40)]
+Filter = Annotated[str | None, Query(max_length=80)]
 
 
 class Me(BaseModel):
@@ -36,17 +42,20 @@ class Me(BaseModel):
 
 
 class ReferralItem(BaseModel):
+    """One queue row; a partner contact gets the fields of its case page only (the need,
+    the territory, the state) — no points, chantier, programme or officer."""
+
     id: int
     reference: str = Field(description="Référence pseudonyme de la personne (SAL-XXXXXX).")
     thematique: str
     thematique_label: str
     domain: str
     territory: str | None
-    chantier: str
-    programme: str
+    chantier: str | None = None
+    programme: str | None = None
     state: str
     state_label: str
-    priority: int
+    priority: int | None = None
     due_at: datetime | None
     overdue: bool
     created_at: datetime
@@ -84,14 +93,14 @@ class ReferralDetail(BaseModel):
 
 
 class TransitionIn(BaseModel):
-    action: str
-    expected_version: int | None = None
-    outcome: str | None = None
-    reason: str | None = None
-    note: str | None = None
-    offer_id: int | None = None
-    pool_id: int | None = None
-    new_owner_id: int | None = None
+    action: str = Field(max_length=40)
+    expected_version: BodyId = None
+    outcome: Code = None
+    reason: Code = None
+    note: Text = None
+    offer_id: BodyId = None
+    pool_id: BodyId = None
+    new_owner_id: BodyId = None
 
 
 class PoolItem(BaseModel):
@@ -103,14 +112,16 @@ class PoolItem(BaseModel):
     waiting: int
 
 
-def _item(r) -> ReferralItem:  # type: ignore[no-untyped-def]
-    return ReferralItem(
+def _item(r, minimal: bool) -> ReferralItem:  # type: ignore[no-untyped-def]
+    item = ReferralItem(
         id=r.id, reference=r.reference, thematique=r.thematique,
         thematique_label=label_of(r.thematique), domain=r.domain, territory=r.territory,
-        chantier=r.chantier, programme=r.programme, state=r.state,
-        state_label=STATE_LABELS[r.state], priority=r.priority, due_at=r.due_at,
+        state=r.state, state_label=STATE_LABELS[r.state], due_at=r.due_at,
         overdue=r.overdue, created_at=r.created_at, version=r.version,
     )  # fmt: skip
+    if not minimal:
+        item.chantier, item.programme, item.priority = r.chantier, r.programme, r.priority
+    return item
 
 
 @router.get("/me", response_model=Me, summary="Le compte connecté")
@@ -124,28 +135,30 @@ def me(caller: ApiCaller) -> Me:
 def list_referrals(
     request: Request,
     caller: ApiCaller,
-    after: str | None = None,
+    after: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    state: str | None = Query(None, description="un état, « open » (défaut) ou « all »"),
-    domain: str | None = None,
-    territory: str | None = None,
-    chantier: str | None = None,
-    programme: str | None = None,
+    state: Annotated[
+        str | None, Query(max_length=20, description="un état, « open » (défaut) ou « all »")
+    ] = None,
+    domain: Filter = None,
+    territory: Filter = None,
+    chantier: Filter = None,
+    programme: Filter = None,
     sort: str = Query("priority", pattern="^(priority|due|age)$"),
-) -> ReferralPage | JSONResponse:
+) -> ReferralPage:
     filters = QueueFilters(domain=domain, territory=territory, state=state, chantier=chantier,
                            programme=programme, sort=sort)  # fmt: skip
     with unit_of_work(request.app.state.db) as session:
-        try:
-            page = list_queue(session, caller.user, filters, after=after, limit=limit)
-        except BadCursor as exc:
-            return JSONResponse({"detail": str(exc)}, status_code=400)
-    return ReferralPage(items=[_item(r) for r in page.rows], next=page.next_cursor)
+        page = list_queue(session, caller.user, filters, after=after, limit=limit,
+                          now=request.app.state.clock.now())  # fmt: skip
+    minimal = caller.user.role == "partner_contact"
+    return ReferralPage(items=[_item(r, minimal) for r in page.rows], next=page.next_cursor)
 
 
 def _detail(request: Request, caller: Caller, referral_id: int) -> ReferralDetail:
-    with unit_of_work(request.app.state.db) as session:
-        case = read_case_file(session, caller.user, referral_id, purpose="consultation (API)")
+    with unit_of_work(request.app.state.db, immediate=True) as session:
+        case = read_case_file(session, caller.user, referral_id, purpose="consultation (API)",
+                              now=request.app.state.clock.now())  # fmt: skip
         if case is None:
             raise OutOfScope()
         ref = case.referral
@@ -176,7 +189,7 @@ def _detail(request: Request, caller: Caller, referral_id: int) -> ReferralDetai
 
 @router.get("/referrals/{referral_id}", response_model=ReferralDetail,
             summary="Une orientation (lecture journalisée)")  # fmt: skip
-def get_referral(request: Request, caller: ApiCaller, referral_id: int) -> ReferralDetail:
+def get_referral(request: Request, caller: ApiCaller, referral_id: PathId) -> ReferralDetail:
     return _detail(request, caller, referral_id)
 
 
@@ -184,28 +197,23 @@ def get_referral(request: Request, caller: ApiCaller, referral_id: int) -> Refer
     "/referrals/{referral_id}/transitions",
     response_model=ReferralDetail,
     summary="Appliquer une action du cycle de vie",
-    responses={409: {"description": "Modifiée entre-temps"}, 422: {"description": "Refusée"}},
-)
+    responses={403: {"description": "Interdite"}, 409: {"description": "Modifiée entre-temps"},
+               422: {"description": "Refusée"}},
+)  # fmt: skip
 def post_transition(
-    request: Request, caller: ApiCaller, referral_id: int, body: TransitionIn
+    request: Request, caller: ApiCaller, referral_id: PathId, body: TransitionIn
 ) -> ReferralDetail | JSONResponse:
     try:
-        with unit_of_work(request.app.state.db) as session:
+        with unit_of_work(request.app.state.db, immediate=True) as session:
             transition(
                 session, request.app.state.settings, referral_id, body.action,
-                actor=Actor(caller.user, caller.user.email[:80]),
+                actor=Actor.of(caller.user), clock=request.app.state.clock,
                 expected_version=body.expected_version, outcome=body.outcome,
                 reason=body.reason, note=body.note, offer_id=body.offer_id,
                 pool_id=body.pool_id, new_owner_id=body.new_owner_id,
             )  # fmt: skip
-    except NotFound:
-        raise OutOfScope() from None
-    except StaleEdit as exc:
+    except StaleEdit as exc:  # the other domain errors are mapped once, by the app
         return JSONResponse({"detail": str(exc), "current_version": exc.current_version}, 409)
-    except PermissionError as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=403)
-    except TransitionError as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
     return _detail(request, caller, referral_id)
 
 

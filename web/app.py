@@ -8,30 +8,39 @@ the API) here, so that "not found" and "out of scope" look exactly the same.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from engine.clock import Clock
 from engine.db import Database
+from engine.errors import DomainError, sentence
 from engine.settings import Settings, load_settings
 from web import api, pages, partner_link
+from web.edge import EdgeMiddleware, route_of
 from web.render import render
 from web.security import ApiUnauthenticated, CsrfRejected, LoginRequired, OutOfScope
 
 STATIC_DIR = Path(__file__).parent / "static"
+log = logging.getLogger("aiguillage.web")
 
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
-    """Build the app for one database (the settings' one unless given)."""
+def create_app(
+    settings: Settings | None = None, db: Database | None = None, clock: Clock | None = None
+) -> FastAPI:
+    """Build the app for one database (the settings' one unless given) and one clock."""
     settings = settings or load_settings()
     app = FastAPI(
         title="Aiguillage — API",
@@ -43,25 +52,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
+    app.state.clock = clock or Clock.system()
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(pages.router)
     app.include_router(partner_link.router)
     app.include_router(api.router)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-            "script-src 'self'; frame-ancestors 'none'; form-action 'self'",
-        )
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, _exc: LoginRequired) -> Response:
@@ -82,26 +78,70 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             "Ce formulaire n'a pas été accepté : il a expiré ou ne vient pas d'Aiguillage. "
             "Rien n'a été modifié. Rechargez la page et recommencez."
         )
-        if _is_api(request):
-            return JSONResponse({"detail": message}, status_code=403)
-        return render(request, "error.html", {"title": "Formulaire refusé", "message": message},
-                      status=403)  # fmt: skip
+        return _error(request, 403, "Formulaire refusé", message)
 
     @app.exception_handler(OutOfScope)
     async def _scope(request: Request, _exc: OutOfScope) -> Response:
         return _not_found(request)
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        """Domain errors mapped once: NotFound 404, Forbidden 403, Conflict 409, Refused 422."""
+        if exc.status == 404:
+            return _not_found(request)
+        title = {403: "Action refusée", 409: "Modification concurrente"}.get(exc.status,
+                                                                          "Action impossible")  # fmt: skip
+        return _error(request, exc.status, title, sentence(exc.message))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        if errors and all(e.get("loc", ("",))[0] == "path" for e in errors):
+            return _not_found(request)  # an id that cannot exist: the same 404 as a missing one
+        fields = sorted({str(e.get("loc", ("", "?"))[-1]) for e in errors})
+        message = "Saisie refusée : vérifiez " + ", ".join(f"« {f} »" for f in fields) + "."
+        if _is_api(request):
+            return JSONResponse(
+                {"detail": message,
+                 "errors": [{"field": ".".join(str(x) for x in e.get("loc", ())),
+                             "message": e.get("msg", "")} for e in errors]},
+                status_code=422,
+            )  # fmt: skip
+        return _error(request, 422, "Saisie refusée", message)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        """A lost write race or a value the database refuses: 409 / 422 in French, never 500.
+        The log line carries the request id, route and error class only."""
+        status = 409 if isinstance(exc, (OperationalError, IntegrityError)) else 422
+        log.warning("request=%s route=%s status=%s error=%s",
+                    request.scope.get("state", {}).get("request_id", "?"), route_of(request.scope),
+                    status, type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)  # fmt: skip
+        if status == 409:
+            return _error(request, 409, "Modification concurrente", (
+                "Quelqu'un d'autre enregistrait au même moment : rien n'a été modifié. "
+                "Rechargez la page et recommencez."))  # fmt: skip
+        return _error(
+            request,
+            422,
+            "Saisie refusée",
+            "Une valeur saisie n'est pas acceptée : rien n'a été enregistré.",
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return _not_found(request)
         message = {405: "Méthode non autorisée."}.get(exc.status_code, str(exc.detail))
-        if _is_api(request):
-            return JSONResponse({"detail": message}, status_code=exc.status_code)
-        return render(request, "error.html", {"title": "Erreur", "message": message},
-                      status=exc.status_code)  # fmt: skip
+        return _error(request, exc.status_code, "Erreur", message)
 
     return app
+
+
+def _error(request: Request, status: int, title: str, message: str) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    return render(request, "error.html", {"title": title, "message": message}, status=status)
 
 
 def _not_found(request: Request) -> Response:

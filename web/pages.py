@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
@@ -19,7 +20,8 @@ from starlette.responses import Response
 from engine import models as m
 from engine.auth import LoginFailed, RateLimited, login, logout
 from engine.db import unit_of_work
-from engine.lifecycle import BY_ACTION, STATES, TransitionError
+from engine.errors import Conflict, DomainError, Forbidden, Refused, sentence
+from engine.lifecycle import BY_ACTION, STATES
 from engine.permissions import can
 from engine.preferences import MODE_LABELS, PreferenceError, get_preferences, set_preferences
 from engine.queries import (
@@ -33,9 +35,10 @@ from engine.queries import (
     pools_overview,
     read_case_file,
 )
-from engine.referrals import Actor, NotFound, StaleEdit, transition
+from engine.referrals import Actor, NotFound, transition
 from partners.taxonomy import DOMAINS
 from web.actions import bulk_apply, parse_selection
+from web.flash import set_flash
 from web.render import render
 from web.security import (
     SESSION_COOKIE,
@@ -53,6 +56,8 @@ from web.security import (
 
 router = APIRouter(include_in_schema=False)
 CallerDep = Annotated[Caller, Depends(page_caller)]
+# An id in a path: anything outside 1..MAX_ID is the same 404 as a missing row.
+PathId = Annotated[int, Path(ge=1, le=m.MAX_ID)]
 
 
 def _db(request: Request):  # type: ignore[no-untyped-def]
@@ -63,8 +68,12 @@ def _settings(request: Request):  # type: ignore[no-untyped-def]
     return request.app.state.settings
 
 
+def _clock(request: Request):  # type: ignore[no-untyped-def]
+    return request.app.state.clock
+
+
 def _actor(user: m.StaffUser) -> Actor:
-    return Actor(user, user.email[:80])
+    return Actor.of(user)
 
 
 def _safe_next(target: str | None) -> str:
@@ -74,10 +83,15 @@ def _safe_next(target: str | None) -> str:
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
+    """A form's id or version: None when absent, 0 (which matches nothing) when malformed or
+    out of range, so the use case answers "inconnu" instead of the database overflowing."""
+    if value is None or str(value).strip() == "":
         return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return 0
+    return number if 0 < number <= m.MAX_ID else 0
 
 
 def _str(value: Any) -> str | None:
@@ -120,8 +134,11 @@ async def login_submit(request: Request) -> Response:
     suivant = str(form.get("suivant", ""))
     ip = request.client.host if request.client else ""
     try:
-        new = login(_db(request), email, password, ip=ip,
-                    replaces=request.cookies.get(SESSION_COOKIE))  # fmt: skip
+        # argon2 takes tens of milliseconds of CPU: off the event loop, so that logins (good or
+        # bad) never stall the other requests.
+        new = await run_in_threadpool(login, _db(request), email[:200], password[:1000], ip=ip,
+                                      clock=_clock(request),
+                                      replaces=request.cookies.get(SESSION_COOKIE))  # fmt: skip
     except RateLimited as exc:
         return _login_page(request, email=email, suivant=suivant, error=str(exc), status=429)
     except LoginFailed as exc:
@@ -134,7 +151,7 @@ async def login_submit(request: Request) -> Response:
 @router.post("/deconnexion")
 async def logout_submit(request: Request, caller: CallerDep) -> Response:
     await check_form_csrf(request, caller)
-    logout(_db(request), request.cookies.get(SESSION_COOKIE, ""))
+    await run_in_threadpool(logout, _db(request), request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/connexion?deconnecte=1", status_code=303)
     clear_session_cookie(request, response)
     return response
@@ -171,7 +188,8 @@ def queue_page(request: Request, caller: CallerDep, apres: str | None = None) ->
     filters = _filters(request)
     with unit_of_work(_db(request)) as session:
         try:
-            page = list_queue(session, user, filters, after=apres, limit=50)
+            page = list_queue(session, user, filters, after=apres, limit=50,
+                              now=_clock(request).now())  # fmt: skip
         except BadCursor:
             raise OutOfScope() from None
         territories = session.scalars(select(m.Territory).order_by(m.Territory.name)).all()
@@ -198,22 +216,11 @@ def queue_page(request: Request, caller: CallerDep, apres: str | None = None) ->
     next_url = None
     if page.next_cursor:
         next_url = "/file?" + urlencode({**_queue_params(filters), "apres": page.next_cursor})
-    q = request.query_params
-    flash = None
-    if q.get("fait") in ("take", "assign"):
-        done, failed = _int(q.get("n")) or 0, _int(q.get("echecs")) or 0
-        verb = "prise(s) en charge" if q.get("fait") == "take" else "attribuée(s)"
-        flash = f"{done} orientation(s) {verb}."
-        if failed:
-            flash += (
-                f" {failed} n'ont pas pu l'être : modifiées entre-temps par quelqu'un d'autre "
-                "ou action impossible dans leur état."
-            )
     return render(
         request, "queue.html",
         {"caller": caller, "page": page, "filters": filters, "territories": territories,
          "chantiers": chantiers, "assignees": assignees, "owners": owners, "next_url": next_url,
-         "states": STATES, "domains": DOMAINS, "flash": flash,
+         "states": STATES, "domains": DOMAINS, "minimal": user.role == "partner_contact",
          "can_take": user.role in ("officer", "coordinator", "national_admin"),
          "can_assign": bool(assignees)},
     )  # fmt: skip
@@ -228,12 +235,18 @@ async def queue_bulk(request: Request, caller: CallerDep) -> Response:
         return render(request, "error.html", {"caller": caller, "title": "Action inconnue",
                       "message": "Choisissez « Prendre en charge » ou « Attribuer »."}, status=422)  # fmt: skip
     selection = parse_selection([str(v) for v in form.getlist("selection")])
-    result = bulk_apply(
-        _db(request), _settings(request), caller.user, action, selection,
-        assignee_id=_int(form.get("assignee")),
+    result = await run_in_threadpool(
+        bulk_apply, _db(request), _settings(request), caller.user, action, selection,
+        assignee_id=_int(form.get("assignee")), clock=_clock(request),
     )  # fmt: skip
-    back = "/file?" + urlencode({"fait": action, "n": result.done, "echecs": len(result.failed)})
-    return RedirectResponse(back, status_code=303)
+    verb = "prise(s) en charge" if action == "take" else "attribuée(s)"
+    message = f"{result.done} orientation(s) {verb}."
+    if result.failed:
+        message += (
+            f" {len(result.failed)} n'ont pas pu l'être : modifiées entre-temps par quelqu'un "
+            "d'autre ou action impossible dans leur état."
+        )
+    return set_flash(request, RedirectResponse("/file", status_code=303), message)
 
 
 # --- case file -------------------------------------------------------------------------
@@ -242,8 +255,9 @@ async def queue_bulk(request: Request, caller: CallerDep) -> Response:
 def _case_response(request: Request, caller: Caller, referral_id: int, *, error: str | None = None,
                    form: dict[str, str] | None = None, failed_action: str | None = None,
                    status: int = 200, flash: str | None = None) -> Response:  # fmt: skip
-    with unit_of_work(_db(request)) as session:
-        case = read_case_file(session, caller.user, referral_id)
+    # Immediate: reading a case file writes its access-log row (SQLite's write lock first).
+    with unit_of_work(_db(request), immediate=True) as session:
+        case = read_case_file(session, caller.user, referral_id, now=_clock(request).now())
         if case is None:
             raise OutOfScope()
         response = render(
@@ -257,40 +271,44 @@ def _case_response(request: Request, caller: Caller, referral_id: int, *, error:
 
 
 @router.get("/orientations/{referral_id}")
-def case_page(request: Request, caller: CallerDep, referral_id: int, fait: str = "") -> Response:
-    flash = None
-    if fait in BY_ACTION:
-        flash = f"Action enregistrée : {BY_ACTION[fait].label}."
-    return _case_response(request, caller, referral_id, flash=flash)
+def case_page(request: Request, caller: CallerDep, referral_id: PathId) -> Response:
+    return _case_response(request, caller, referral_id)
 
 
 @router.post("/orientations/{referral_id}/actions")
-async def case_action(request: Request, caller: CallerDep, referral_id: int) -> Response:
+async def case_action(request: Request, caller: CallerDep, referral_id: PathId) -> Response:
     await check_form_csrf(request, caller)
     raw = await request.form()
     form = {k: str(v) for k, v in raw.items() if k != "csrf_token"}
     action = form.get("action", "")
     try:
-        with unit_of_work(_db(request)) as session:
-            transition(
-                session, _settings(request), referral_id, action,
-                actor=_actor(caller.user), expected_version=_int(form.get("version")),
-                outcome=_str(form.get("outcome")), reason=_str(form.get("reason")),
-                note=_str(form.get("note")), offer_id=_int(form.get("offer_id")),
-                pool_id=_int(form.get("pool_id")), new_owner_id=_int(form.get("new_owner_id")),
-            )  # fmt: skip
+        await run_in_threadpool(_apply_case_action, request, caller, referral_id, action, form)
     except NotFound:
         raise OutOfScope() from None
-    except StaleEdit as exc:
-        return _case_response(request, caller, referral_id, error=str(exc), form=form,
-                              failed_action=action, status=409)  # fmt: skip
-    except PermissionError as exc:
-        return _case_response(request, caller, referral_id, error=f"Action refusée : {exc}.",
-                              form=form, failed_action=action, status=403)  # fmt: skip
-    except TransitionError as exc:
-        return _case_response(request, caller, referral_id, error=f"Action impossible : {exc}.",
-                              form=form, failed_action=action, status=422)  # fmt: skip
-    return RedirectResponse(f"/orientations/{referral_id}?fait={action}", status_code=303)
+    except DomainError as exc:
+        title = {Conflict: None, Forbidden: "Action refusée", Refused: "Action impossible"}
+        prefix = next((v for k, v in title.items() if isinstance(exc, k)), "Action impossible")
+        text = str(exc) if prefix is None else f"{prefix} : {exc}."
+        return _case_response(request, caller, referral_id, error=text, form=form,
+                              failed_action=action, status=exc.status)  # fmt: skip
+    label = BY_ACTION[action].label if action in BY_ACTION else action
+    return set_flash(
+        request,
+        RedirectResponse(f"/orientations/{referral_id}", status_code=303),
+        f"Action enregistrée : {label}.",
+    )
+
+
+def _apply_case_action(request: Request, caller: Caller, referral_id: int, action: str,
+                       form: dict[str, str]) -> None:  # fmt: skip
+    with unit_of_work(_db(request), immediate=True) as session:
+        transition(
+            session, _settings(request), referral_id, action, clock=_clock(request),
+            actor=_actor(caller.user), expected_version=_int(form.get("version")),
+            outcome=_str(form.get("outcome")), reason=_str(form.get("reason")),
+            note=_str(form.get("note")), offer_id=_int(form.get("offer_id")),
+            pool_id=_int(form.get("pool_id")), new_owner_id=_int(form.get("new_owner_id")),
+        )  # fmt: skip
 
 
 # --- allocation review -----------------------------------------------------------------
@@ -313,40 +331,44 @@ def _allocation_page(request: Request, caller: Caller, *, status: int = 200,
 
 @router.get("/attributions")
 def allocation_page(request: Request, caller: CallerDep) -> Response:
-    fait = request.query_params.get("fait")
-    flash = {"valider": "Proposition validée : la place est attribuée.",
-             "decliner": "Proposition déclinée : la personne reste en attente."}.get(fait or "")  # fmt: skip
-    return _allocation_page(request, caller, flash=flash)
+    return _allocation_page(request, caller)
+
+
+def _decide(request: Request, caller: Caller, proposal_id: int, decision: str,
+            form: dict[str, str]) -> None:  # fmt: skip
+    from engine.allocation import decline_proposal, validate_proposal
+
+    version = _int(form.get("version"))
+    with unit_of_work(_db(request), immediate=True) as session:
+        if decision == "valider":
+            validate_proposal(session, _settings(request), proposal_id, clock=_clock(request),
+                              actor=_actor(caller.user), expected_version=version)  # fmt: skip
+        else:
+            decline_proposal(session, _settings(request), proposal_id, clock=_clock(request),
+                             actor=_actor(caller.user), reason=form.get("reason", ""),
+                             expected_version=version)  # fmt: skip
 
 
 @router.post("/attributions/{proposal_id}/{decision}")
-async def allocation_decide(request: Request, caller: CallerDep, proposal_id: int,
+async def allocation_decide(request: Request, caller: CallerDep, proposal_id: PathId,
                             decision: str) -> Response:  # fmt: skip
     await check_form_csrf(request, caller)
     if decision not in ("valider", "decliner") or not can(caller.user, "review_allocation"):
         raise OutOfScope()
-    from engine.allocation import decline_proposal, validate_proposal
-
-    form = await request.form()
-    version = _int(form.get("version"))
+    raw = await request.form()
+    form = {k: str(v) for k, v in raw.items() if k != "csrf_token"}
     try:
-        with unit_of_work(_db(request)) as session:
-            if decision == "valider":
-                validate_proposal(session, _settings(request), proposal_id,
-                                  actor=_actor(caller.user), expected_version=version)  # fmt: skip
-            else:
-                decline_proposal(session, _settings(request), proposal_id,
-                                 actor=_actor(caller.user), reason=str(form.get("reason", "")),
-                                 expected_version=version)  # fmt: skip
+        await run_in_threadpool(_decide, request, caller, proposal_id, decision, form)
     except NotFound:
         raise OutOfScope() from None
-    except StaleEdit as exc:
-        return _allocation_page(request, caller, status=409, error=str(exc))
-    except PermissionError as exc:
-        return _allocation_page(request, caller, status=403, error=f"Action refusée : {exc}.")
-    except TransitionError as exc:
-        return _allocation_page(request, caller, status=422, error=f"Action impossible : {exc}.")
-    return RedirectResponse(f"/attributions?fait={decision}", status_code=303)
+    except DomainError as exc:
+        prefix = {403: "Action refusée : ", 422: "Action impossible : "}.get(exc.status, "")
+        return _allocation_page(
+            request, caller, status=exc.status, error=prefix + sentence(str(exc))
+        )
+    message = {"valider": "Proposition validée : la place est attribuée.",
+               "decliner": "Proposition déclinée : la personne reste en attente."}[decision]  # fmt: skip
+    return set_flash(request, RedirectResponse("/attributions", status_code=303), message)
 
 
 @router.post("/attributions/simulation")
@@ -354,7 +376,7 @@ async def allocation_dry_run(request: Request, caller: CallerDep) -> Response:
     await check_form_csrf(request, caller)
     if not can(caller.user, "allocate"):
         raise OutOfScope()
-    from engine.allocation import AllocationBusy, run_allocation
+    from engine.allocation import run_allocation
 
     territory = None
     if caller.user.role == "coordinator" and caller.user.territory_id is not None:
@@ -363,9 +385,11 @@ async def allocation_dry_run(request: Request, caller: CallerDep) -> Response:
                 select(m.Territory.code).where(m.Territory.id == caller.user.territory_id)
             )
     try:
-        report = run_allocation(_db(request), _settings(request), territory=territory,
-                                dry_run=True, actor_user_id=caller.user.id)  # fmt: skip
-    except AllocationBusy as exc:
+        report = await run_in_threadpool(
+            run_allocation, _db(request), _settings(request), territory=territory, dry_run=True,
+            actor_user_id=caller.user.id, clock=_clock(request),
+        )  # fmt: skip
+    except Conflict as exc:
         return _allocation_page(request, caller, status=409, error=str(exc))
     return _allocation_page(request, caller, simulation=report.lines_fr())
 
@@ -400,12 +424,11 @@ def partners_page(request: Request, caller: CallerDep) -> Response:
 
 
 @router.get("/preferences")
-def preferences_page(request: Request, caller: CallerDep, enregistre: int = 0) -> Response:
+def preferences_page(request: Request, caller: CallerDep) -> Response:
     with unit_of_work(_db(request)) as session:
         rows = get_preferences(session, caller.user)
-    flash = "Vos préférences sont enregistrées." if enregistre else None
     return render(request, "preferences.html",
-                  {"caller": caller, "rows": rows, "modes": MODE_LABELS, "flash": flash})  # fmt: skip
+                  {"caller": caller, "rows": rows, "modes": MODE_LABELS})  # fmt: skip
 
 
 @router.post("/preferences")
@@ -414,19 +437,23 @@ async def preferences_submit(request: Request, caller: CallerDep) -> Response:
     form = await request.form()
     choices = {k.removeprefix("mode_"): str(v) for k, v in form.items() if k.startswith("mode_")}
     try:
-        with unit_of_work(_db(request)) as session:
-            set_preferences(session, caller.user, choices)
+        with unit_of_work(_db(request), immediate=True) as session:
+            set_preferences(session, caller.user, choices, now=_clock(request).now())
     except PreferenceError as exc:
         with unit_of_work(_db(request)) as session:
             rows = get_preferences(session, caller.user)
         return render(request, "preferences.html",
                       {"caller": caller, "rows": rows, "modes": MODE_LABELS,
                        "error": str(exc)}, status=422)  # fmt: skip
-    return RedirectResponse("/preferences?enregistre=1", status_code=303)
+    return set_flash(request, RedirectResponse("/preferences", status_code=303),
+                     "Vos préférences sont enregistrées.")  # fmt: skip
 
 
 @router.get("/journal-acces")
-def access_log_page(request: Request, caller: CallerDep, avant: int | None = None) -> Response:
+def access_log_page(
+    request: Request, caller: CallerDep,
+    avant: Annotated[int | None, Query(ge=1, le=m.MAX_ID)] = None,
+) -> Response:  # fmt: skip
     if not can(caller.user, "view_access_log"):
         raise OutOfScope()
     with unit_of_work(_db(request)) as session:

@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse
 from engine.clock import as_utc
 from engine.lifecycle import OUTCOME_LABELS, REFUSAL_LABELS, STATE_LABELS
 from partners.taxonomy import DOMAIN_LABELS, label_of
+from web.flash import clear_flash, pop_flash
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PARIS = ZoneInfo("Europe/Paris")
@@ -29,6 +30,7 @@ ROLE_LABELS = {
     "officer": "Chargé·e de partenariats",
     "cip": "CIP / ESP",
     "partner_contact": "Contact partenaire",
+    "partner_link": "Partenaire (lien signé)",
 }
 PROGRAMME_LABELS = {"cvg": "CVG", "phc": "PHC"}
 HOUSING_LABELS = {
@@ -107,4 +109,8 @@ def render(
     if caller is not None and not ctx["csrf_token"]:
         ctx["csrf_token"] = caller.csrf_token
     ctx["path"] = request.url.path
-    return templates.TemplateResponse(request, name, ctx, status_code=status)
+    pending = pop_flash(request)
+    if ctx["flash"] is None and pending:
+        ctx["flash"] = pending
+    response = templates.TemplateResponse(request, name, ctx, status_code=status)
+    return clear_flash(request, response) if pending else response

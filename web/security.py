@@ -55,7 +55,7 @@ def current_caller(request: Request) -> Caller | None:
     if not token:
         return None
     with unit_of_work(request.app.state.db) as session:
-        found = session_user(session, token)
+        found = session_user(session, token[:200], now=request.app.state.clock.now())
         if found is None:
             return None
         user, web_session = found

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +41,33 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+# Every command that acts "today" takes the same two options, so any scenario replays on any
+# date: --today D (D at 09:00, Paris time, then running) or --now D T (an exact instant).
+TodayOpt = Annotated[
+    str | None, typer.Option("--today", help="Jour de référence AAAA-MM-JJ (rejeu d'un scénario).")
+]
+NowOpt = Annotated[
+    str | None,
+    typer.Option("--now", help="Instant de référence AAAA-MM-JJTHH:MM (heure de Paris)."),
+]
+
+
+def _clock(today: str | None, now: str | None):  # type: ignore[no-untyped-def]
+    """The command's one Clock, built at start-up (French error, exit 2, on a bad value)."""
+    from engine.clock import parse_clock
+
+    try:
+        return parse_clock(today, now)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+        raise AssertionError from exc  # unreachable: _fail exits
+
+
+def _now_param(clock) -> str | None:  # type: ignore[no-untyped-def]
+    """The clock as a flow parameter (an ISO instant, or None for the system clock)."""
+    return None if clock.anchor is None else clock.now().isoformat()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Crée ou met à jour le schéma de la base."""
@@ -66,24 +92,20 @@ def seed(
     scale: Annotated[float, typer.Option(help="Multiplie le nombre de personnes.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Graine du générateur (déterministe).")] = 42,
     reset: Annotated[bool, typer.Option(help="Efface la base avant de générer.")] = False,
-    today: Annotated[str | None, typer.Option(help="Date de référence AAAA-MM-JJ.")] = None,
+    today: TodayOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """Génère le réseau synthétique calibré sur le rapport d'activité 2024."""
     from engine.seed import SeedError, seed_network
     from engine.seed import reset as reset_db
 
+    clock = _clock(today, now)
     db = _database()
-    ref_day = None
-    if today:
-        try:
-            ref_day = date.fromisoformat(today)
-        except ValueError:
-            _fail(f"--today : date invalide « {today} » (attendu AAAA-MM-JJ)", 2)
     if reset:
         reset_db(db)
     t0 = time.perf_counter()
     try:
-        summary = seed_network(db, scale=scale, seed=seed, today=ref_day)
+        summary = seed_network(db, scale=scale, seed=seed, clock=clock)
     except SeedError as exc:
         _fail(str(exc))
         return
@@ -108,6 +130,8 @@ def summary() -> None:
 @import_app.command("salaries")
 def import_salaries_cmd(
     file: Annotated[Path, typer.Argument(help="Fichier CSV exporté par le chantier.")],
+    today: TodayOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """Importe des salarié·es et leurs freins (tout ou rien ; réimporter ne change rien)."""
     from engine.importing import import_salaries
@@ -117,7 +141,7 @@ def import_salaries_cmd(
     except OSError as exc:
         _fail(f"impossible de lire « {file} » : {exc.strerror}", 2)
         return
-    outcome = import_salaries(_database(), data)
+    outcome = import_salaries(_database(), data, clock=_clock(today, now))
     for line in outcome.lines_fr():
         typer.echo(line, err=not outcome.ok)
     if not outcome.ok:
@@ -128,18 +152,23 @@ def import_salaries_cmd(
 def route(
     chunk_size: Annotated[int, typer.Option(help="Freins par transaction.")] = 100_000,
     no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
+    today: TodayOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """Oriente chaque nouveau frein vers la bonne personne et propose des partenaires."""
+    clock = _clock(today, now)
     t0 = time.perf_counter()
     if no_prefect:
         from engine.intake import run_intake
 
         settings = _settings()
-        result = run_intake(_database(settings), settings, chunk_size=chunk_size).as_dict()
+        result = run_intake(
+            _database(settings), settings, chunk_size=chunk_size, clock=clock
+        ).as_dict()
     else:
         from workflows.flows import intake_flow
 
-        result = intake_flow(chunk_size=chunk_size)
+        result = intake_flow(chunk_size=chunk_size, now=_now_param(clock))
     elapsed = time.perf_counter() - t0
     kinds = result["by_owner_kind"]
     doms = result["by_domain"]
@@ -161,12 +190,17 @@ def route(
 
 
 @app.command("demo-activity")
-def demo_activity(seed: Annotated[int, typer.Option(help="Graine.")] = 42) -> None:
+def demo_activity(
+    seed: Annotated[int, typer.Option(help="Graine.")] = 42,
+    today: TodayOpt = None,
+    now: NowOpt = None,
+) -> None:
     """Simule une première semaine de travail (mises en attente, orientations) pour la démo."""
     from engine.demo import simulate_activity
 
+    clock = _clock(today, now)
     settings = _settings()
-    done = simulate_activity(_database(settings), settings, seed=seed)
+    done = simulate_activity(_database(settings), settings, seed=seed, clock=clock)
     typer.echo(
         f"Activité simulée : {done['waitlisted']} orientations mises en attente de place, "
         f"{done['referred']} orientées vers un partenaire."
@@ -183,28 +217,38 @@ def allocate(
         float, typer.Option(help="Plancher d'équité entre territoires (0 à 1).")
     ] = 0.8,
     no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
+    today: TodayOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """Propose les places comptées aux personnes en attente (à valider par la coordination)."""
     if not 0 <= alpha <= 1:
         _fail("--alpha doit être compris entre 0 et 1", 2)
     from engine.allocation import AllocationBusy
+    from engine.errors import Refused
 
+    clock = _clock(today, now)
     try:
         if no_prefect:
             from engine.allocation import run_allocation
 
             settings = _settings()
             result = run_allocation(
-                _database(settings), settings, territory=territory, dry_run=dry_run, alpha=alpha
+                _database(settings),
+                settings,
+                territory=territory,
+                dry_run=dry_run,
+                alpha=alpha,
+                clock=clock,
             ).as_dict()
         else:
             from workflows.flows import allocation_flow
 
-            result = allocation_flow(territory=territory, dry_run=dry_run, alpha=alpha)
+            result = allocation_flow(territory=territory, dry_run=dry_run, alpha=alpha,
+                                     now=_now_param(clock))  # fmt: skip
     except AllocationBusy as exc:
         _fail(str(exc))
         return
-    except ValueError as exc:
+    except Refused as exc:
         _fail(str(exc), 2)
         return
     from engine.allocation import AllocationReport
@@ -245,8 +289,11 @@ def allocate_file(
 def notify(
     chunk: Annotated[int, typer.Option(help="Messages par connexion SMTP.")] = 200,
     no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
+    today: TodayOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """Écrit les relances et échéances dues, puis envoie les messages en attente."""
+    clock = _clock(today, now)
     if no_prefect:
         from engine.digest import write_due_digests
         from engine.relay import drain
@@ -254,13 +301,14 @@ def notify(
 
         settings = _settings()
         db = _database(settings)
-        written = dict(write_due_reminders(db, settings))
-        written["daily_digest"] = write_due_digests(db, settings)
-        result = {"written": written, "relay": drain(db, settings, chunk=chunk).as_dict()}
+        written = dict(write_due_reminders(db, settings, clock=clock))
+        written["daily_digest"] = write_due_digests(db, settings, clock=clock)
+        result = {"written": written,
+                  "relay": drain(db, settings, chunk=chunk, clock=clock).as_dict()}  # fmt: skip
     else:
         from workflows.flows import notifications_flow
 
-        result = notifications_flow(chunk=chunk)
+        result = notifications_flow(chunk=chunk, now=_now_param(clock))
     w, r = result["written"], result["relay"]
     typer.echo(
         f"Échéances : {w.get('triage_due_soon', 0)} qualifications bientôt dues, {w.get('triage_overdue', 0)} en retard, "

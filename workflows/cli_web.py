@@ -68,9 +68,20 @@ def register(app: typer.Typer, users_app: typer.Typer) -> None:
             bool,
             typer.Option("--print-logins", help="Affiche un compte de démonstration par rôle."),
         ] = False,
+        demo: Annotated[
+            bool,
+            typer.Option("--demo", help="Démonstration : accepte la clé secrète par défaut."),
+        ] = False,
     ) -> None:
         """Démarre l'application web (pages et API)."""
         import uvicorn
+
+        from engine.settings import load_settings, secret_problem
+
+        problem = secret_problem(load_settings())
+        if problem and not demo:
+            typer.echo(f"Erreur : {problem}", err=True)
+            raise typer.Exit(2)
 
         if print_logins:
             for line in demo_login_lines(_first_partner_contact()):
@@ -98,6 +109,7 @@ def register(app: typer.Typer, users_app: typer.Typer) -> None:
     ) -> None:
         """Crée un compte (mot de passe haché avec argon2)."""
         from engine.auth import AccountError, create_user
+        from engine.clock import Clock
         from engine.db import Database
         from engine.settings import load_settings
 
@@ -113,7 +125,7 @@ def register(app: typer.Typer, users_app: typer.Typer) -> None:
             user_id = create_user(
                 Database(load_settings().database_url), email=email, display_name=name,
                 role=role, password=password, territory_code=territory, domain=domain,
-                chantier_code=chantier, partner_code=partner,
+                chantier_code=chantier, partner_code=partner, clock=Clock.system(),
             )  # fmt: skip
         except AccountError as exc:
             typer.echo(f"Erreur : {exc}", err=True)

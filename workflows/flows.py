@@ -8,11 +8,12 @@ results are IDs, dates and counts — never personal data, because Prefect store
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, task
 
+from engine.clock import Clock
 from engine.db import Database
 from engine.settings import load_settings
 
@@ -22,36 +23,41 @@ def _context() -> tuple[Any, Database]:
     return settings, Database(settings.database_url)
 
 
+def _clock(now: str | None) -> Clock:
+    """The flow's clock: the instant it was given (a replay), else the system clock."""
+    return Clock.starting_at(datetime.fromisoformat(now)) if now else Clock.system()
+
+
 @task(name="route-new-freins", retries=1, retry_delay_seconds=2)
-def route_new_freins(chunk_size: int, today: str | None) -> dict[str, Any]:
+def route_new_freins(chunk_size: int, now: str | None) -> dict[str, Any]:
     """Route every frein that never had a referral (one task for the whole batch)."""
     from engine.intake import run_intake
 
     settings, db = _context()
     try:
-        report = run_intake(
-            db, settings, chunk_size=chunk_size, today=date.fromisoformat(today) if today else None
-        )
+        report = run_intake(db, settings, chunk_size=chunk_size, clock=_clock(now))
     finally:
         db.dispose()
     return report.as_dict()
 
 
 @flow(name="intake", log_prints=False)
-def intake_flow(chunk_size: int = 100_000, today: str | None = None) -> dict[str, Any]:
+def intake_flow(chunk_size: int = 100_000, now: str | None = None) -> dict[str, Any]:
     """New freins → referrals assigned to chargé·es, with reasons and partner suggestions."""
-    return route_new_freins(chunk_size, today)
+    return route_new_freins(chunk_size, now)
 
 
 @task(name="solve-and-propose", retries=0)
-def solve_and_propose(territory: str | None, dry_run: bool, alpha: float) -> dict[str, Any]:
+def solve_and_propose(
+    territory: str | None, dry_run: bool, alpha: float, now: str | None
+) -> dict[str, Any]:
     """One solve over the whole waitlist (one run at a time, enforced by the database)."""
     from engine.allocation import run_allocation
 
     settings, db = _context()
     try:
         return run_allocation(
-            db, settings, territory=territory, dry_run=dry_run, alpha=alpha
+            db, settings, territory=territory, dry_run=dry_run, alpha=alpha, clock=_clock(now)
         ).as_dict()
     finally:
         db.dispose()
@@ -59,42 +65,44 @@ def solve_and_propose(territory: str | None, dry_run: bool, alpha: float) -> dic
 
 @flow(name="allocation", log_prints=False)
 def allocation_flow(
-    territory: str | None = None, dry_run: bool = False, alpha: float = 0.8
-) -> dict[str, Any]:
+    territory: str | None = None, dry_run: bool = False, alpha: float = 0.8,
+    now: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Waitlisted referrals × open slot pools → proposals for the coordinators."""
-    return solve_and_propose(territory, dry_run, alpha)
+    return solve_and_propose(territory, dry_run, alpha, now)
 
 
 @task(name="write-due-reminders", retries=1, retry_delay_seconds=2)
-def write_reminders_task() -> dict[str, int]:
+def write_reminders_task(now: str | None) -> dict[str, int]:
     """Reminders, escalations, expiries and digests that fell due (idempotent)."""
     from engine.digest import write_due_digests
     from engine.reminders import write_due_reminders
 
     settings, db = _context()
     try:
-        counts = dict(write_due_reminders(db, settings))
-        counts["daily_digest"] = write_due_digests(db, settings)
+        clock = _clock(now)
+        counts = dict(write_due_reminders(db, settings, clock=clock))
+        counts["daily_digest"] = write_due_digests(db, settings, clock=clock)
         return counts
     finally:
         db.dispose()
 
 
 @task(name="drain-outbox", retries=0)
-def drain_outbox_task(chunk: int) -> dict[str, int]:
+def drain_outbox_task(chunk: int, now: str | None) -> dict[str, int]:
     """Send due messages in chunks over one SMTP connection per chunk."""
     from engine.relay import drain
 
     settings, db = _context()
     try:
-        return drain(db, settings, chunk=chunk).as_dict()
+        return drain(db, settings, chunk=chunk, clock=_clock(now)).as_dict()
     finally:
         db.dispose()
 
 
 @flow(name="notifications", log_prints=False)
-def notifications_flow(chunk: int = 200) -> dict[str, Any]:
+def notifications_flow(chunk: int = 200, now: str | None = None) -> dict[str, Any]:
     """Write what fell due to the outbox, then drain the outbox to SMTP."""
-    written = write_reminders_task()
-    sent = drain_outbox_task(chunk)
+    written = write_reminders_task(now)
+    sent = drain_outbox_task(chunk, now)
     return {"written": written, "relay": sent}

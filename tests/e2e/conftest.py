@@ -40,7 +40,7 @@ def served(tmp_path_factory):
     world: World = build_world(db, base_url=base)
     from web.app import create_app
 
-    app = create_app(world.settings, db)
+    app = create_app(world.settings, db, world.clock)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -51,7 +51,7 @@ def test_coordinator_validates_a_proposal(page, served):
     allocation = pytest.importorskip("engine.allocation")
     base, world = served
     waitlist_some(world, 10)
-    report = allocation.run_allocation(world.db, world.settings)
+    report = allocation.run_allocation(world.db, world.settings, clock=world.clock)
     with unit_of_work(world.db) as s:
         paris = s.scalar(select(m.Territory.id).where(m.Territory.code == "paris"))
         pid = s.scalar(
@@ -77,7 +77,8 @@ def test_partner_answers_from_signed_link(page, served):
         state = s.get(m.Referral, world.target_id).state
     assert state == "referred"
     token = make_partner_token(world.settings.secret_key.get_secret_value(),
-                               referral_id=world.target_id, partner_id=world.partner_id)  # fmt: skip
+                               referral_id=world.target_id, partner_id=world.partner_id,
+                               now=world.clock.now())  # fmt: skip
     page.goto(f"{base}/partenaire/reponse/{token}")
     assert page.get_by_role("heading", level=1).inner_text().startswith("Orientation SAL-")
     assert world.identity_last_name not in page.content()

@@ -16,7 +16,7 @@ from engine.allocation import (
     run_allocation,
     validate_proposal,
 )
-from engine.clock import utcnow
+from engine.clock import Clock
 from engine.db import unit_of_work
 from engine.demo import simulate_activity
 from engine.intake import run_intake
@@ -26,13 +26,14 @@ from engine.seed import seed_network
 from engine.settings import Settings
 
 TODAY = date(2026, 11, 26)
+CLOCK = Clock.on_day(TODAY, running=False)
 
 
 def _network(db, scale=0.3):
     settings = Settings(database_url=db.url)
-    seed_network(db, scale=scale, seed=5, today=TODAY)
-    run_intake(db, settings, today=TODAY)
-    simulate_activity(db, settings, seed=5, refer_share=0)
+    seed_network(db, scale=scale, seed=5, clock=CLOCK)
+    run_intake(db, settings, clock=CLOCK)
+    simulate_activity(db, settings, seed=5, refer_share=0, clock=CLOCK)
     return settings
 
 
@@ -55,10 +56,10 @@ def _coordinator_for(session, referral):
 
 def test_a_run_proposes_within_capacity_and_stores_its_inputs(db):
     settings = _network(db)
-    dry = run_allocation(db, settings, dry_run=True)
+    dry = run_allocation(db, settings, dry_run=True, clock=CLOCK)
     with db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(m.AllocationProposal)) == 0
-    report = run_allocation(db, settings)
+    report = run_allocation(db, settings, clock=CLOCK)
     assert report.status == "optimal" and report.solver in ("min_cost_flow", "cp_sat")
     assert sum(report.proposals_by_pool.values()) == sum(dry.proposals_by_pool.values()) > 0
     with db.sessions() as s:
@@ -91,25 +92,30 @@ def test_a_run_proposes_within_capacity_and_stores_its_inputs(db):
             > 0
         )
     # Same waitlist, same pending proposals as pins: a second run proposes nothing new.
-    again = run_allocation(db, settings)
+    again = run_allocation(db, settings, clock=CLOCK)
     assert sum(again.proposals_by_pool.values()) == 0
 
 
 def test_validate_consumes_units_and_decline_returns_to_waitlist(db):
     settings = _network(db)
-    run_allocation(db, settings)
+    run_allocation(db, settings, clock=CLOCK)
     with unit_of_work(db) as s:
         props = s.scalars(select(m.AllocationProposal).order_by(m.AllocationProposal.id)).all()
         first, second = props[0], props[1]
         coord = _coordinator_for(s, s.get(m.Referral, first.referral_id))
-        actor = Actor(coord, coord.display_name) if coord else Actor.system("test")
-        validate_proposal(s, settings, first.id, actor=actor)
+        actor = Actor.of(coord) if coord else Actor.system("test")
+        validate_proposal(s, settings, first.id, actor=actor, clock=CLOCK)
         assert _used(s, first.pool_id) == first.units
         assert s.get(m.Referral, first.referral_id).state == "accepted"
         with pytest.raises(TransitionError):
-            validate_proposal(s, settings, first.id, actor=actor)
+            validate_proposal(s, settings, first.id, actor=actor, clock=CLOCK)
         decline_proposal(
-            s, settings, second.id, actor=Actor.system("test"), reason="la personne a déménagé"
+            s,
+            settings,
+            second.id,
+            actor=Actor.system("test"),
+            reason="la personne a déménagé",
+            clock=CLOCK,
         )
         assert s.get(m.Referral, second.referral_id).state == "waitlisted"
         assert (
@@ -124,13 +130,17 @@ def test_validate_consumes_units_and_decline_returns_to_waitlist(db):
 
 def test_unanswered_proposals_expire_back_to_the_waitlist(db):
     settings = _network(db, scale=0.2)
-    run_allocation(db, settings)
+    run_allocation(db, settings, clock=CLOCK)
     with unit_of_work(db) as s:
         n = s.scalar(select(func.count()).select_from(m.AllocationProposal))
         from datetime import timedelta
 
         assert (
-            expire_proposals(s, now=utcnow() + timedelta(days=settings.proposal_expiry_days + 1))
+            expire_proposals(
+                s,
+                settings,
+                clock=Clock.fixed(CLOCK.now() + timedelta(days=settings.proposal_expiry_days + 1)),
+            )
             == n
         )
         assert (
@@ -144,9 +154,9 @@ def test_unanswered_proposals_expire_back_to_the_waitlist(db):
 def test_only_one_run_at_a_time(db):
     settings = _network(db, scale=0.1)
     with unit_of_work(db) as s:
-        s.add(m.AllocationRun(status="running", started_at=utcnow()))
+        s.add(m.AllocationRun(status="running", started_at=CLOCK.now()))
     with pytest.raises(AllocationBusy):
-        run_allocation(db, settings)
+        run_allocation(db, settings, clock=CLOCK)
 
 
 def test_concurrent_validations_never_over_consume_a_pool(pg_db):
@@ -157,7 +167,7 @@ def test_concurrent_validations_never_over_consume_a_pool(pg_db):
         ).first()
         refs = s.scalars(select(m.Referral).where(m.Referral.state == "waitlisted").limit(8)).all()
         assert len(refs) == 8
-        run = m.AllocationRun(status="optimal", running_lock=0, started_at=utcnow())
+        run = m.AllocationRun(status="optimal", running_lock=0, started_at=CLOCK.now())
         s.add(run)
         s.flush()
         ids = []
@@ -174,7 +184,7 @@ def test_concurrent_validations_never_over_consume_a_pool(pg_db):
     def validate(pid: int) -> None:
         try:
             with unit_of_work(pg_db) as s:
-                validate_proposal(s, settings, pid, actor=Actor.system("test"))
+                validate_proposal(s, settings, pid, actor=Actor.system("test"), clock=CLOCK)
             outcomes.append("ok")
         except TransitionError:
             outcomes.append("full")

@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from engine import models as m
+from engine.clock import Clock
 from engine.demo import simulate_activity
 from engine.seed import seed_network
 from engine.settings import Settings
@@ -25,9 +26,10 @@ def test_intake_allocation_and_notifications_flows_run_in_prefect(
     monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", sqlite_db.url)
     monkeypatch.setenv("AIGUILLAGE_SMTP_PORT", str(smtp_server.port))
     monkeypatch.setenv("AIGUILLAGE_BASE_URL", "http://aiguillage.test")
-    seed_network(sqlite_db, scale=0.05, seed=2, today=TODAY)
+    seed_network(sqlite_db, scale=0.05, seed=2, clock=Clock.on_day(TODAY, running=False))
 
-    routed = intake_flow(chunk_size=200)
+    clock = Clock.on_day(TODAY, running=False)
+    routed = intake_flow(chunk_size=200, now=clock.now().isoformat())
     with sqlite_db.sessions() as s:
         assert routed["routed"] == s.scalar(select(func.count()).select_from(m.Frein)) > 0
     # Flow results carry counts only: nothing that looks like a person.
@@ -35,12 +37,15 @@ def test_intake_allocation_and_notifications_flows_run_in_prefect(
     assert "SAL-" not in blob and "@" not in blob
 
     simulate_activity(
-        sqlite_db, Settings(database_url=sqlite_db.url, base_url="http://aiguillage.test"), seed=2
+        sqlite_db,
+        Settings(database_url=sqlite_db.url, base_url="http://aiguillage.test"),
+        seed=2,
+        clock=clock,
     )
-    alloc = allocation_flow(dry_run=False)
+    alloc = allocation_flow(dry_run=False, now=clock.now().isoformat())
     assert alloc["status"] == "optimal" and sum(alloc["proposals_by_pool"].values()) > 0
 
-    sent = notifications_flow(chunk=50)
+    sent = notifications_flow(chunk=50, now=clock.now().isoformat())
     assert sent["relay"]["sent"] == len(smtp_server.messages) > 0
     assert sent["relay"]["parked"] == 0
     with sqlite_db.sessions() as s:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from engine import models as m
+from engine.clock import Clock
 from engine.seed import seed_network
 from workflows.cli import app
 
@@ -27,7 +28,7 @@ def _counts(db) -> tuple[int, int, int, int]:
 
 @pytest.fixture
 def cli(db, monkeypatch):
-    seed_network(db, scale=0.02, seed=1, today=TODAY)
+    seed_network(db, scale=0.02, seed=1, clock=Clock.on_day(TODAY, running=False))
     monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", db.url)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, list(args))

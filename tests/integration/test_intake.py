@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from engine import models as m
+from engine.clock import Clock
 from engine.intake import run_intake
 from engine.lifecycle import OPEN_STATES
 from engine.seed import seed_network
@@ -31,8 +32,8 @@ def _open_per_frein(session) -> dict[int, int]:
 
 
 def test_every_open_frein_gets_exactly_one_referral_and_rerun_creates_nothing(db):
-    seed_network(db, scale=0.05, seed=7, today=TODAY)
-    report = run_intake(db, _settings(db), today=TODAY, chunk_size=300)
+    seed_network(db, scale=0.05, seed=7, clock=Clock.on_day(TODAY, running=False))
+    report = run_intake(db, _settings(db), clock=Clock.on_day(TODAY, running=False), chunk_size=300)
     with db.sessions() as s:
         freins = s.scalar(select(func.count()).select_from(m.Frein).where(m.Frein.status == "open"))
         per_frein = _open_per_frein(s)
@@ -62,15 +63,15 @@ def test_every_open_frein_gets_exactly_one_referral_and_rerun_creates_nothing(db
             select(func.count()).select_from(m.Referral).where(m.Referral.state == "new")
         )
         assert sum(n.context["count"] for n in notes) == new_count
-    again = run_intake(db, _settings(db), today=TODAY)
+    again = run_intake(db, _settings(db), clock=Clock.on_day(TODAY, running=False))
     assert again.routed == 0
     with db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(m.Referral)) == freins
 
 
 def test_routing_follows_the_network(db):
-    seed_network(db, scale=0.1, seed=3, today=TODAY)
-    run_intake(db, _settings(db), today=TODAY)
+    seed_network(db, scale=0.1, seed=3, clock=Clock.on_day(TODAY, running=False))
+    run_intake(db, _settings(db), clock=Clock.on_day(TODAY, running=False))
     with db.sessions() as s:
         isere = s.scalar(select(m.Territory.id).where(m.Territory.code == "isere"))
         kinds = set(
@@ -133,14 +134,19 @@ def test_routing_follows_the_network(db):
 
 
 def test_two_concurrent_runs_never_open_two_referrals_for_one_frein(pg_db):
-    seed_network(pg_db, scale=0.1, seed=11, today=TODAY)
+    seed_network(pg_db, scale=0.1, seed=11, clock=Clock.on_day(TODAY, running=False))
     errors: list[BaseException] = []
     reports = []
 
     def run() -> None:
         try:
             reports.append(
-                run_intake(pg_db, Settings(database_url=pg_db.url), today=TODAY, chunk_size=200)
+                run_intake(
+                    pg_db,
+                    Settings(database_url=pg_db.url),
+                    clock=Clock.on_day(TODAY, running=False),
+                    chunk_size=200,
+                )
             )
         except BaseException as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)

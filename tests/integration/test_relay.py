@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from engine import models as m
-from engine.clock import as_utc, utcnow
+from engine.clock import Clock, as_utc, utcnow
 from engine.db import unit_of_work
 from engine.outbox import enqueue_many
 from engine.relay import drain
@@ -17,6 +17,10 @@ from engine.settings import Settings
 from notifications.render import message_id_for
 
 BASE = "http://aiguillage.test"
+
+# The relay is real I/O against a real SMTP server and real worker processes: leases and
+# backoff elapse in real time, so these tests use the system clock on purpose.
+REAL_TIME = Clock.system()
 
 
 def _settings(db, server, **kw) -> Settings:
@@ -31,11 +35,11 @@ def _queue(db, n: int, prefix: str = "t") -> None:
             [
                 {"kind": "slot_validated", "key": f"{prefix}:{i}", "to_address": f"user{i}@example.org",
                  "context": {"recipient_name": "Camille Martin", "preferences_url": f"{BASE}/preferences",
-                             "reference": "SAL-ABCDEF", "pool_name": "CDC Habitat", "territory": "Convergence Paris",
+                             "reference": "SAL-ABCDEF", "territory": "Convergence Paris",
                              "url": f"{BASE}/orientations/{i}"}, "mode": "immediate"}
                 for i in range(n)
             ],
-            base_url=BASE,
+            base_url=BASE, now=REAL_TIME.now(),
         )  # fmt: skip
 
 
@@ -61,7 +65,7 @@ def _make_due(db) -> None:
 
 def test_delivers_multipart_french_mail_with_stable_message_id(db, smtp_server):
     _queue(db, 5)
-    report = drain(db, _settings(db, smtp_server))
+    report = drain(db, _settings(db, smtp_server), clock=REAL_TIME)
     assert report.sent == 5 and _statuses(db) == Counter({"sent": 5})
     msgs = smtp_server.messages
     assert len(msgs) == 5 and smtp_server.connections == 1
@@ -77,14 +81,14 @@ def test_delivers_multipart_french_mail_with_stable_message_id(db, smtp_server):
             st is not None and abs((utcnow() - as_utc(st)).total_seconds()) < 120 for st in stamps
         )
     # Nothing to do on a second pass: nothing sent twice.
-    assert drain(db, _settings(db, smtp_server)).claimed == 0
+    assert drain(db, _settings(db, smtp_server), clock=REAL_TIME).claimed == 0
     assert len(smtp_server.messages) == 5
 
 
 def test_451_is_retried_later_and_nothing_is_lost(db, smtp_server):
     _queue(db, 3)
     smtp_server.set_mode("refuse_451")
-    report = drain(db, _settings(db, smtp_server))
+    report = drain(db, _settings(db, smtp_server), clock=REAL_TIME)
     assert report.retried == 3 and report.sent == 0
     with db.sessions() as s:
         rows = s.scalars(select(m.OutboxMessage)).all()
@@ -92,16 +96,18 @@ def test_451_is_retried_later_and_nothing_is_lost(db, smtp_server):
             r.status == "pending" and r.attempts == 1 and "451" in r.last_error for r in rows
         )
     smtp_server.set_mode("ok")
-    assert drain(db, _settings(db, smtp_server)).claimed == 0  # backoff: not due yet
+    assert (
+        drain(db, _settings(db, smtp_server), clock=REAL_TIME).claimed == 0
+    )  # backoff: not due yet
     _make_due(db)
-    assert drain(db, _settings(db, smtp_server)).sent == 3
+    assert drain(db, _settings(db, smtp_server), clock=REAL_TIME).sent == 3
     assert len(smtp_server.messages) == 3
 
 
 def test_550_is_parked_with_the_answer(db, smtp_server):
     _queue(db, 2)
     smtp_server.set_mode("reject_550")
-    report = drain(db, _settings(db, smtp_server))
+    report = drain(db, _settings(db, smtp_server), clock=REAL_TIME)
     assert report.parked == 2
     with db.sessions() as s:
         assert all(
@@ -113,16 +119,16 @@ def test_550_is_parked_with_the_answer(db, smtp_server):
 def test_stall_drop_and_down_are_transient(db, smtp_server):
     _queue(db, 2, "stall")
     smtp_server.set_mode("stall")
-    assert drain(db, _settings(db, smtp_server, timeout=0.5)).retried == 2
+    assert drain(db, _settings(db, smtp_server, timeout=0.5), clock=REAL_TIME).retried == 2
     smtp_server.set_mode("drop")
     _make_due(db)
-    assert drain(db, _settings(db, smtp_server)).retried == 2
+    assert drain(db, _settings(db, smtp_server), clock=REAL_TIME).retried == 2
     smtp_server.set_mode("down")
     _make_due(db)
-    assert drain(db, _settings(db, smtp_server)).sent == 0
+    assert drain(db, _settings(db, smtp_server), clock=REAL_TIME).sent == 0
     smtp_server.set_mode("up")
     _make_due(db)
-    assert drain(db, _settings(db, smtp_server)).sent == 2
+    assert drain(db, _settings(db, smtp_server), clock=REAL_TIME).sent == 2
     keys = Counter(msg.message["Message-ID"] for msg in smtp_server.messages)
     assert len(keys) == 2 and _statuses(db) == Counter({"sent": 2})
 
@@ -132,7 +138,9 @@ def test_concurrent_relays_never_send_a_row_twice(pg_db, smtp_server):
     settings = _settings(pg_db, smtp_server)
     threads = [
         threading.Thread(
-            target=drain, args=(pg_db, settings), kwargs={"worker": f"w{i}", "chunk": 20}
+            target=drain,
+            args=(pg_db, settings),
+            kwargs={"worker": f"w{i}", "chunk": 20, "clock": REAL_TIME},
         )
         for i in range(4)
     ]

@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import models as m
-from engine.clock import as_utc, utcnow
+from engine.clock import Clock, as_utc, utcnow
 from engine.db import Database, unit_of_work
 from engine.outbox import enqueue_many
 from engine.relay import drain
@@ -47,11 +47,15 @@ SEED = 20_250_115
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
+# The relay is real I/O against a real SMTP server and real worker processes: leases and
+# backoff elapse in real time, so these tests use the system clock on purpose.
+REAL_TIME = Clock.system()
+
 
 def _queue(db: Database, n: int = MESSAGES) -> list[str]:
     keys = [f"kill:{i}" for i in range(n)]
     context = {"recipient_name": "Camille Martin", "preferences_url": f"{BASE}/preferences",
-               "reference": "SAL-ABCDEF", "pool_name": "CDC Habitat", "territory": "Convergence Paris"}  # fmt: skip
+               "reference": "SAL-ABCDEF", "territory": "Convergence Paris"}  # fmt: skip
     with unit_of_work(db) as s:
         enqueue_many(
             s,
@@ -60,7 +64,7 @@ def _queue(db: Database, n: int = MESSAGES) -> list[str]:
                  "context": {**context, "url": f"{BASE}/orientations/{i}"}, "mode": "immediate"}
                 for i, key in enumerate(keys)
             ],
-            base_url=BASE,
+            base_url=BASE, now=REAL_TIME.now(),
         )  # fmt: skip
     assert _statuses(db) == Counter({"pending": n})
     return keys
@@ -159,10 +163,10 @@ def test_relay_stops_sending_once_its_lease_has_run_out(db, smtp_server):
                         base_url=BASE, smtp_timeout_s=5.0)  # fmt: skip
     smtp_server.stall_seconds = 1.0
     smtp_server.set_mode("stall")  # each message is accepted after a second
-    report = drain(db, settings, worker="slow", chunk=3, lease_s=0.3, max_chunks=1)
+    report = drain(db, settings, worker="slow", chunk=3, lease_s=0.3, max_chunks=1, clock=REAL_TIME)
     assert (report.claimed, report.sent) == (3, 1)  # the first send outlived the lease
     assert _statuses(db) == Counter({"sent": 1, "pending": 2})
     smtp_server.set_mode("ok")
-    assert drain(db, settings, worker="next", lease_s=60).sent == 2
+    assert drain(db, settings, worker="next", lease_s=60, clock=REAL_TIME).sent == 2
     domain = Settings.model_fields["mail_from"].default.rsplit("@", 1)[-1].rstrip(">")
     assert _message_ids(smtp_server) == Counter({message_id_for(key, domain): 1 for key in keys})

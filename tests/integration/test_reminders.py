@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select, update
+import pytest
+from sqlalchemy import func, select
 
 from engine import models as m
 from engine.calendar import add_business_days, end_of_day_utc
-from engine.clock import as_utc
+from engine.clock import Clock, as_utc
 from engine.db import unit_of_work
 from engine.digest import write_due_digests
 from engine.intake import run_intake
@@ -20,12 +21,23 @@ from engine.settings import Settings
 
 TODAY = date(2026, 11, 26)
 BASE = "http://aiguillage.test"
+# The same scenarios replayed in the past, on the day they were written, and in the future:
+# nothing may depend on the day the suite runs.
+DAYS = [date(2024, 3, 12), TODAY, date(2031, 6, 2)]
 
 
-def _setup(db) -> Settings:
+def at(when: datetime) -> Clock:
+    return Clock.fixed(when)
+
+
+def _morning(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 8, 0, tzinfo=UTC)
+
+
+def _setup(db, day: date = TODAY) -> Settings:
     settings = Settings(database_url=db.url, base_url=BASE)
-    seed_network(db, scale=0.05, seed=4, today=TODAY)
-    run_intake(db, settings, today=TODAY)
+    seed_network(db, scale=0.05, seed=4, clock=at(_morning(day)))
+    run_intake(db, settings, clock=at(_morning(day)))
     return settings
 
 
@@ -40,8 +52,9 @@ def _kinds(db) -> Counter[str]:
         )
 
 
-def test_triage_deadlines_remind_then_escalate_once(db):
-    settings = _setup(db)
+@pytest.mark.parametrize("day", DAYS, ids=str)
+def test_triage_deadlines_remind_then_escalate_once(db, day):
+    settings = _setup(db, day)
     with db.sessions() as s:
         due = as_utc(s.scalar(select(m.Referral.due_at).where(m.Referral.state == "new").limit(1)))
         new_with_owner = s.scalar(
@@ -49,20 +62,20 @@ def test_triage_deadlines_remind_then_escalate_once(db):
             .select_from(m.Referral)
             .where(m.Referral.state == "new", m.Referral.owner_user_id.is_not(None))
         )
-    assert due == end_of_day_utc(add_business_days(TODAY, 2))
-    soon = write_due_reminders(db, settings, now=due - timedelta(hours=12))
+    assert due == end_of_day_utc(add_business_days(day, 2))
+    soon = write_due_reminders(db, settings, clock=at(due - timedelta(hours=12)))
     assert soon["triage_due_soon"] == new_with_owner and soon["triage_overdue"] == 0
     assert (
-        write_due_reminders(db, settings, now=due - timedelta(hours=11))["written"] == 0
+        write_due_reminders(db, settings, clock=at(due - timedelta(hours=11)))["written"] == 0
     )  # idempotent
-    late = write_due_reminders(db, settings, now=due + timedelta(hours=1))
+    late = write_due_reminders(db, settings, clock=at(due + timedelta(hours=1)))
     assert late["triage_overdue"] == new_with_owner and late["triage_escalation"] == 0
     escalate_at = end_of_day_utc(
         add_business_days(due.date(), settings.escalation_after_business_days)
     )
-    esc = write_due_reminders(db, settings, now=escalate_at + timedelta(minutes=1))
+    esc = write_due_reminders(db, settings, clock=at(escalate_at + timedelta(minutes=1)))
     assert esc["triage_escalation"] > 0
-    again = write_due_reminders(db, settings, now=escalate_at + timedelta(minutes=2))
+    again = write_due_reminders(db, settings, clock=at(escalate_at + timedelta(minutes=2)))
     assert again["written"] == 0
     kinds = _kinds(db)
     assert kinds["triage_overdue"] == new_with_owner
@@ -74,12 +87,15 @@ def test_partner_reminders_every_ten_days_then_expiry(db):
         referred = s.scalars(select(m.Referral).where(m.Referral.state == "referred")).all()
         assert referred, "intake sends transverse freins directly to partners"
         sent = as_utc(referred[0].state_changed_at)
-    r1 = write_due_reminders(db, settings, now=sent + timedelta(days=10, hours=1))
+    r1 = write_due_reminders(db, settings, clock=at(sent + timedelta(days=10, hours=1)))
     assert r1["partner_reminder"] > 0
-    assert write_due_reminders(db, settings, now=sent + timedelta(days=11))["partner_reminder"] == 0
-    r2 = write_due_reminders(db, settings, now=sent + timedelta(days=20, hours=1))
+    assert (
+        write_due_reminders(db, settings, clock=at(sent + timedelta(days=11)))["partner_reminder"]
+        == 0
+    )
+    r2 = write_due_reminders(db, settings, clock=at(sent + timedelta(days=20, hours=1)))
     assert r2["partner_reminder"] == r1["partner_reminder"]
-    r3 = write_due_reminders(db, settings, now=sent + timedelta(days=30, hours=1))
+    r3 = write_due_reminders(db, settings, clock=at(sent + timedelta(days=30, hours=1)))
     assert r3["expired"] == len(referred)
     with db.sessions() as s:
         assert (
@@ -94,9 +110,10 @@ def test_partner_reminders_every_ten_days_then_expiry(db):
         )
 
 
-def test_digest_first_at_next_run_then_once_a_day_at_the_configured_hour(db):
-    settings = _setup(db)
-    now = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+@pytest.mark.parametrize("day", DAYS, ids=str)
+def test_digest_first_at_next_run_then_once_a_day_at_the_configured_hour(db, day):
+    settings = _setup(db, day)
+    now = _morning(day) + timedelta(hours=2)
     with db.sessions() as s:
         owners = set(
             s.scalars(
@@ -106,7 +123,7 @@ def test_digest_first_at_next_run_then_once_a_day_at_the_configured_hour(db):
             ).all()
         )
     assert owners, "new referrals go to the daily digest by default"
-    assert write_due_digests(db, settings, now=now) == len(owners)
+    assert write_due_digests(db, settings, clock=at(now)) == len(owners)
     with db.sessions() as s:
         assert (
             s.scalar(
@@ -122,12 +139,13 @@ def test_digest_first_at_next_run_then_once_a_day_at_the_configured_hour(db):
         user = s.get(m.StaffUser, uid)
         enqueue(s, kind="new_referrals", key="later", to_address=user.email, recipient_user_id=uid, base_url=BASE,
                 context={"recipient_name": user.display_name, "preferences_url": f"{BASE}/preferences", "count": 2,
-                         "url": f"{BASE}/file"}, due_at=now)  # fmt: skip
-    assert write_due_digests(db, settings, now=now + timedelta(hours=3)) == 0
-    tomorrow = datetime(2026, 11, 27, settings.digest_hour, 0, tzinfo=UTC)
-    assert write_due_digests(db, settings, now=tomorrow - timedelta(minutes=5)) == 0
-    assert write_due_digests(db, settings, now=tomorrow + timedelta(minutes=5)) == 1
-    assert write_due_digests(db, settings, now=tomorrow + timedelta(hours=2)) == 0
+                         "url": f"{BASE}/file"}, due_at=now, now=now)  # fmt: skip
+    assert write_due_digests(db, settings, clock=at(now + timedelta(hours=3))) == 0
+    nxt = day + timedelta(days=1)
+    tomorrow = datetime(nxt.year, nxt.month, nxt.day, settings.digest_hour, 0, tzinfo=UTC)
+    assert write_due_digests(db, settings, clock=at(tomorrow - timedelta(minutes=5))) == 0
+    assert write_due_digests(db, settings, clock=at(tomorrow + timedelta(minutes=5))) == 1
+    assert write_due_digests(db, settings, clock=at(tomorrow + timedelta(hours=2))) == 0
 
 
 def test_critical_kinds_cannot_be_switched_off(db):
@@ -143,5 +161,3 @@ def test_critical_kinds_cannot_be_switched_off(db):
         assert preference_mode(s, uid, "slot_validated") == "digest"
         assert preference_mode(s, uid, "allocation_ready") == "immediate"
         assert preference_mode(s, None, "new_referrals") == "digest"
-    # unused helper import guard
-    assert update is not None

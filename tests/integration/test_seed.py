@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from engine import models as m
+from engine.clock import Clock
 from engine.seed import SeedError, seed_network
 
 TODAY = date(2026, 11, 26)
@@ -18,7 +19,7 @@ def _share(n: int, total: int) -> float:
 
 
 def test_scale_one_matches_the_report(sqlite_db):
-    summary = seed_network(sqlite_db, scale=1, seed=42, today=TODAY)
+    summary = seed_network(sqlite_db, scale=1, seed=42, clock=Clock.on_day(TODAY, running=False))
     assert summary.territories == 14
     with sqlite_db.sessions() as s:
         chantiers = s.scalars(select(m.Chantier)).all()
@@ -61,7 +62,7 @@ def test_scale_one_matches_the_report(sqlite_db):
 
 
 def test_seed_is_deterministic_and_refuses_a_second_network(sqlite_db):
-    seed_network(sqlite_db, scale=0.05, seed=9, today=TODAY)
+    seed_network(sqlite_db, scale=0.05, seed=9, clock=Clock.on_day(TODAY, running=False))
     with sqlite_db.sessions() as s:
         first = s.execute(
             select(m.Salarie.reference, m.Salarie.housing, m.Salarie.street_months).order_by(
@@ -72,11 +73,11 @@ def test_seed_is_deterministic_and_refuses_a_second_network(sqlite_db):
             select(m.Frein.salarie_id, m.Frein.thematique).order_by(m.Frein.id)
         ).all()
     with pytest.raises(SeedError, match="--reset"):
-        seed_network(sqlite_db, scale=0.05, seed=9, today=TODAY)
+        seed_network(sqlite_db, scale=0.05, seed=9, clock=Clock.on_day(TODAY, running=False))
     from engine.seed import reset
 
     reset(sqlite_db)
-    seed_network(sqlite_db, scale=0.05, seed=9, today=TODAY)
+    seed_network(sqlite_db, scale=0.05, seed=9, clock=Clock.on_day(TODAY, running=False))
     with sqlite_db.sessions() as s:
         assert (
             s.execute(
@@ -93,7 +94,7 @@ def test_seed_is_deterministic_and_refuses_a_second_network(sqlite_db):
 
 
 def test_seed_on_postgresql_keeps_sequences_usable(pg_db):
-    seed_network(pg_db, scale=0.02, seed=1, today=TODAY)
+    seed_network(pg_db, scale=0.02, seed=1, clock=Clock.on_day(TODAY, running=False))
     with pg_db.sessions() as s:
         s.add(m.Territory(code="test", name="Test", kind="convergence"))
         s.commit()  # would collide with seeded ids if the sequence had not been moved

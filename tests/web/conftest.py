@@ -24,7 +24,7 @@ def world(tmp_path_factory) -> World:
 
 @pytest.fixture(scope="session")
 def app(world):
-    return create_app(world.settings, world.db)
+    return create_app(world.settings, world.db, world.clock)
 
 
 @pytest.fixture(scope="session")

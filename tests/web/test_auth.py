@@ -10,7 +10,7 @@ from engine import models as m
 from engine.auth import AccountError, create_user
 from engine.db import unit_of_work
 from engine.settings import Settings
-from tests.web.world import csrf_of, login
+from tests.web.world import CLOCK, csrf_of, login
 from web.app import create_app
 from web.security import SESSION_COOKIE
 
@@ -21,12 +21,12 @@ def small(db):
     with unit_of_work(db) as s:
         s.add(m.Territory(id=1, code="paris", name="Convergence Paris", kind="convergence"))
     create_user(db, email="Agent@Example.org", display_name="Agent Test", role="officer",
-                password="un-mot-de-passe-solide", territory_code="paris", domain="logement")  # fmt: skip
+                password="un-mot-de-passe-solide", territory_code="paris", domain="logement", clock=CLOCK)  # fmt: skip
     return db
 
 
 def _client(db, base_url="http://testserver") -> TestClient:
-    app = create_app(Settings(database_url=db.url, base_url=base_url), db)
+    app = create_app(Settings(database_url=db.url, base_url=base_url), db, CLOCK)
     return TestClient(
         app, base_url="https://testserver" if base_url.startswith("https") else "http://testserver"
     )
@@ -78,7 +78,7 @@ def test_rate_limit_after_five_failures(small):
     with unit_of_work(small) as s:  # the blocked attempt was not even checked nor recorded
         assert s.scalar(select(func.count()).select_from(m.LoginAttempt)) == 5
     create_user(small, email="autre@example.org", display_name="Autre", role="officer",
-                password="un-mot-de-passe-solide", territory_code="paris", domain="emploi")  # fmt: skip
+                password="un-mot-de-passe-solide", territory_code="paris", domain="emploi", clock=CLOCK)  # fmt: skip
     assert login(_client(small), "autre@example.org", "un-mot-de-passe-solide").status_code == 303
 
 
@@ -122,10 +122,10 @@ def test_open_redirect_is_refused(small):
 def test_create_user_refusals(small):
     with pytest.raises(AccountError, match="au moins 12"):
         create_user(small, email="x@example.org", display_name="X", role="officer",
-                    password="court", territory_code="paris", domain="emploi")  # fmt: skip
+                    password="court", territory_code="paris", domain="emploi", clock=CLOCK)  # fmt: skip
     with pytest.raises(AccountError, match="existe déjà"):
         create_user(small, email="AGENT@example.org", display_name="X", role="officer",
-                    password="un-mot-de-passe-solide", territory_code="paris", domain="emploi")  # fmt: skip
+                    password="un-mot-de-passe-solide", territory_code="paris", domain="emploi", clock=CLOCK)  # fmt: skip
     with pytest.raises(AccountError, match="territoire inconnu"):
         create_user(small, email="y@example.org", display_name="Y", role="coordinator",
-                    password="un-mot-de-passe-solide", territory_code="nulle-part")  # fmt: skip
+                    password="un-mot-de-passe-solide", territory_code="nulle-part", clock=CLOCK)  # fmt: skip

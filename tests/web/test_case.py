@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from engine import models as m
 from engine.db import unit_of_work
-from tests.web.world import csrf_of, fresh_referral, login
+from tests.web.world import csrf_of, direct_offer_id, fresh_referral, login
 from web.app import create_app
 
 
@@ -67,8 +67,8 @@ def test_take_then_refer_to_a_suggested_partner(clients, world):
     with unit_of_work(world.db) as s:
         ref = s.get(m.Referral, rid)
         assert ref.state == "triaging" and ref.owner_user_id == world.user_ids["officer"]
-        offer_id = s.scalar(select(m.Offer.id).order_by(m.Offer.id))
         version = ref.version
+    offer_id = direct_offer_id(world)
     referred = client.post(
         f"/orientations/{rid}/actions",
         data={"csrf_token": token, "action": "refer", "version": str(version),
@@ -136,7 +136,7 @@ def test_api_transition_with_csrf_header(clients, world):
 def test_stale_edit_keeps_the_typed_note(world_db):
     """Two chargé·es open the same case; the second one's refusal arrives too late."""
     world = world_db
-    app = create_app(world.settings, world.db)
+    app = create_app(world.settings, world.db, world.clock)
     first, second = TestClient(app), TestClient(app)
     login(first, world.emails["officer"])
     login(second, world.emails["coordinator"])
@@ -172,7 +172,7 @@ def test_an_officer_sees_only_the_freins_of_their_domain(clients, world):
         freins = s.scalars(select(m.Frein).where(m.Frein.salarie_id == ref.salarie_id)).all()
         if not any(f.thematique == "sante--sante-mentale" for f in freins):
             s.add(m.Frein(salarie_id=ref.salarie_id, thematique="sante--sante-mentale", domain="sante",
-                          status="open", identified_at=ref.created_at.date()))  # fmt: skip
+                          status="open", identified_at=ref.created_at.date(), created_at=ref.created_at))  # fmt: skip
             s.commit()
     officer = html.unescape(clients["officer"].get(f"/orientations/{world.target_id}").text)
     coordinator = html.unescape(clients["coordinator"].get(f"/orientations/{world.target_id}").text)

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from engine import models as m
-from engine.clock import utcnow
 from engine.db import unit_of_work
 from engine.links import make_partner_token
 from tests.web.world import csrf_of, fresh_referral, waitlist_some
@@ -41,7 +40,7 @@ def test_queue_filters_sort_and_keyset_pages(clients, world):
 def test_queue_priority_order_and_overdue_badge(clients, world):
     rid = fresh_referral(world, domain="sante")
     with unit_of_work(world.db) as s:
-        s.get(m.Referral, rid).due_at = utcnow() - timedelta(days=3)
+        s.get(m.Referral, rid).due_at = world.clock.now() - timedelta(days=3)
     page = clients["admin"].get("/file?domaine=sante&territoire=paris").text
     ids = [int(i) for i in IDS.findall(page)]
     with unit_of_work(world.db) as s:
@@ -68,7 +67,12 @@ def test_bulk_take_and_assign(clients, world):
     c = fresh_referral(world)
     coord = clients["coordinator"]
     token = csrf_of(coord.get("/file").text)
-    assignee = world.user_ids["officer_other_domain"]
+    # Another logement chargé·e of Paris when the seed has one, else the same one: an
+    # assignee shares the referral's territory and domain.
+    with unit_of_work(world.db) as s:
+        assignee = s.scalars(select(m.StaffUser.id).join(m.Territory).where(
+            m.StaffUser.role == "officer", m.StaffUser.domain == "logement",
+            m.Territory.code == "paris").order_by(m.StaffUser.id.desc())).first()  # fmt: skip
     coord.post("/file/actions", data={"csrf_token": token, "action": "assign",
                "assignee": str(assignee), "selection": [f"{c}:1"]})  # fmt: skip
     with unit_of_work(world.db) as s:
@@ -77,15 +81,16 @@ def test_bulk_take_and_assign(clients, world):
     # an officer cannot assign
     d = fresh_referral(world)
     token = csrf_of(client.get("/file").text)
+    other = world.user_ids["officer_other_domain"]
     client.post("/file/actions", data={"csrf_token": token, "action": "assign",
-                "assignee": str(assignee), "selection": [f"{d}:1"]})  # fmt: skip
+                "assignee": str(other), "selection": [f"{d}:1"]})  # fmt: skip
     with unit_of_work(world.db) as s:
-        assert s.get(m.Referral, d).owner_user_id != assignee
+        assert s.get(m.Referral, d).owner_user_id != other
 
 
 def _partner_token(world, rid, partner_id):
     return make_partner_token(world.settings.secret_key.get_secret_value(), referral_id=rid,
-                              partner_id=partner_id)  # fmt: skip
+                              partner_id=partner_id, now=world.clock.now())  # fmt: skip
 
 
 def _referred(world, clients):
@@ -148,7 +153,7 @@ def test_partner_link_refuse_and_bad_links(app, clients, world):
 def test_allocation_review_validate_and_decline(clients, world):
     allocation = pytest.importorskip("engine.allocation")
     waitlist_some(world, 10)
-    report = allocation.run_allocation(world.db, world.settings)
+    report = allocation.run_allocation(world.db, world.settings, clock=world.clock)
     assert sum(report.proposals_by_pool.values()) >= 2
     with unit_of_work(world.db) as s:
         props = s.execute(

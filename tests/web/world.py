@@ -14,6 +14,7 @@ from datetime import date
 from sqlalchemy import select
 
 from engine import models as m
+from engine.clock import Clock
 from engine.db import Database, unit_of_work
 from engine.intake import run_intake
 from engine.queries import read_case_file
@@ -22,6 +23,10 @@ from engine.seed import DEMO_PASSWORD, MAIL_DOMAIN, seed_network
 from engine.settings import Settings
 
 PASSWORD = DEMO_PASSWORD
+TODAY = date(2026, 11, 26)
+# The web tests' one clock: the morning of TODAY, then running (sessions, logins, deadlines
+# all replay the same way whatever day the suite runs).
+CLOCK = Clock.on_day(TODAY)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class World:
     reference: str
     user_ids: dict[str, int] = field(default_factory=dict)
     used: set[int] = field(default_factory=set)  # referrals already taken by a test
+    clock: Clock = CLOCK
 
 
 def _email(local: str) -> str:
@@ -45,8 +51,8 @@ def _email(local: str) -> str:
 
 def build_world(db: Database, *, base_url: str = "http://testserver") -> World:
     settings = Settings(database_url=db.url, base_url=base_url)
-    seed_network(db, scale=0.05, seed=1, today=date.today())
-    run_intake(db, settings)
+    seed_network(db, scale=0.05, seed=1, clock=CLOCK)
+    run_intake(db, settings, clock=CLOCK)
     with unit_of_work(db) as s:
         paris = s.scalar(select(m.Territory.id).where(m.Territory.code == "paris"))
         officer = s.scalar(
@@ -64,10 +70,13 @@ def build_world(db: Database, *, base_url: str = "http://testserver") -> World:
                 target = ref
                 break
         assert target is not None, "the seed has no Paris logement referral with a suggestion"
-        offer_id = int(target.suggestions[0][0])
-        actor = Actor(officer, officer.email)
-        transition(s, settings, target.id, "take", actor=actor)
-        transition(s, settings, target.id, "refer", actor=actor, offer_id=offer_id)
+        # The first suggestion a chargé·e may refer to directly (counted pools go through
+        # the waitlist and the allocation).
+        offer_id = next(int(sg[0]) for sg in target.suggestions
+                        if not s.get(m.Offer, int(sg[0])).slot_based)  # fmt: skip
+        actor = Actor.of(officer)
+        transition(s, settings, target.id, "take", actor=actor, clock=CLOCK)
+        transition(s, settings, target.id, "refer", actor=actor, offer_id=offer_id, clock=CLOCK)
         offer = s.get(m.Offer, offer_id)
         partner = s.get(m.Partner, offer.partner_id)
         other = s.scalar(select(m.Partner).where(m.Partner.id != partner.id).order_by(m.Partner.id))
@@ -132,12 +141,12 @@ def waitlist_some(world: World, n: int = 6) -> list[int]:
         ).all():  # fmt: skip
             if rid in world.used:
                 continue
-            case = read_case_file(s, admin, rid)
+            case = read_case_file(s, admin, rid, now=world.clock.now())
             if case and case.pools:
                 world.used.add(rid)
-                transition(s, world.settings, rid, "take", actor=Actor(admin, admin.email))
-                transition(s, world.settings, rid, "waitlist", actor=Actor(admin, admin.email),
-                           pool_id=case.pools[0].id)  # fmt: skip
+                transition(s, world.settings, rid, "take", actor=Actor.of(admin), clock=world.clock)
+                transition(s, world.settings, rid, "waitlist", actor=Actor.of(admin),
+                           clock=world.clock, pool_id=case.pools[0].id)  # fmt: skip
                 done.append(rid)
             if len(done) >= n:
                 break
@@ -162,3 +171,14 @@ def login(client, email: str, password: str = PASSWORD):  # type: ignore[no-unty
               "suivant": "/file"},
         follow_redirects=False,
     )  # fmt: skip
+
+
+def direct_offer_id(world: World, territory: str = "paris") -> int:
+    """An offer a referral of ``territory`` may be sent to directly (not a counted pool, its
+    partner covering the territory): the only kind ``refer`` accepts."""
+    with unit_of_work(world.db) as s:
+        for offer, partner in s.execute(select(m.Offer, m.Partner).join(m.Partner)
+                                        .order_by(m.Offer.id)).all():  # fmt: skip
+            if not offer.slot_based and (partner.coverage is None or territory in partner.coverage):
+                return offer.id
+    raise AssertionError("no direct offer in the seed")
