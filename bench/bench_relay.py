@@ -39,7 +39,7 @@ import aiosmtplib  # noqa: E402
 from sqlalchemy import func, select, update  # noqa: E402
 
 from engine import models as m  # noqa: E402
-from engine.clock import Clock
+from engine.clock import Clock  # noqa: E402
 from engine.db import Database, unit_of_work  # noqa: E402
 from engine.migrate import upgrade  # noqa: E402
 from engine.outbox import enqueue_many  # noqa: E402

@@ -24,6 +24,7 @@ BENCHES = [
     ("smtp", ["bench_smtp.py"]),
     ("relay", ["bench_relay.py"]),
     ("web", ["bench_web.py"]),
+    ("login", ["bench_login.py"]),
 ]
 QUICK_ARGS = {
     "routing_pure": ["100000"],

@@ -9,7 +9,9 @@ a browser. The cookie itself and the CSRF check live in ``web``.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +34,9 @@ SESSION_LIFETIME = timedelta(hours=12)
 MIN_PASSWORD_LENGTH = 12
 
 _hasher = PasswordHasher()
+# At most (cores − 1) password checks at once, at least one: a burst of logins — an attack
+# or Monday 9 am — queues here instead of taking every core from the requests in flight.
+_CHECKS = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) - 1))
 # Verified against when the email is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("aiguillage-dummy-password")
 
@@ -103,47 +108,46 @@ def login(
     email = _normalise_email(email)[:200]
     ip = ip[:64]
     now = clock.now()
+    # 1. Limits and the stored hash, in a short read (no connection held while hashing).
     with unit_of_work(db) as session:
         if recent_failures(session, ip=ip, now=now) >= MAX_FAILURES_PER_IP:
             raise RateLimited(from_ip=True)
         if recent_failures(session, ip=ip, now=now, email=email) >= MAX_FAILURES:
             raise RateLimited()
-        user = session.scalar(select(m.StaffUser).where(func.lower(m.StaffUser.email) == email))
-        ok = False
-        try:
-            ok = _hasher.verify(
-                user.password_hash if user and user.password_hash else _DUMMY_HASH, password
+        found = session.execute(
+            select(m.StaffUser.id, m.StaffUser.password_hash, m.StaffUser.active).where(
+                func.lower(m.StaffUser.email) == email
             )
-        except (VerificationError, InvalidHashError):
-            ok = False
-        ok = ok and user is not None and user.active and bool(user.password_hash)
+        ).first()
+    user_id, stored, active = found if found is not None else (None, None, False)
+    # 2. The password check, outside any transaction (the same cost for unknown accounts).
+    ok = False
+    try:
+        with _CHECKS:
+            ok = _hasher.verify(stored or _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    ok = ok and user_id is not None and bool(active) and bool(stored)
+    # 3. The attempt, and on success a fresh session (the old one deleted: no fixation).
+    with unit_of_work(db) as session:
         session.add(m.LoginAttempt(email=email, ip=ip, at=now, success=ok))
-        if not ok:
-            failed = True
-        else:
-            failed = False
-            assert user is not None
+        if ok:
+            assert user_id is not None and stored is not None
             if replaces:
                 session.execute(
                     delete(m.WebSession).where(m.WebSession.token_hash == token_hash(replaces))
                 )
-            if _hasher.check_needs_rehash(user.password_hash or ""):
+            if _hasher.check_needs_rehash(stored):
+                user = session.get(m.StaffUser, user_id)
+                assert user is not None
                 user.password_hash = _hasher.hash(password)
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
             expires = now + SESSION_LIFETIME
-            session.add(
-                m.WebSession(
-                    token_hash=token_hash(token),
-                    user_id=user.id,
-                    csrf_token=csrf,
-                    expires_at=expires,
-                    ip=ip,
-                    created_at=now,
-                )
-            )
-            new = NewSession(token=token, csrf_token=csrf, user_id=user.id, expires_at=expires)
-    if failed:  # the failed attempt is committed before raising
+            session.add(m.WebSession(token_hash=token_hash(token), user_id=user_id,
+                                     csrf_token=csrf, expires_at=expires, ip=ip, created_at=now))  # fmt: skip
+            new = NewSession(token=token, csrf_token=csrf, user_id=user_id, expires_at=expires)
+    if not ok:  # the failed attempt is committed before raising
         raise LoginFailed()
     return new
 

@@ -25,6 +25,7 @@ from engine.lifecycle import (
     BY_ACTION,
     HELP_DELIVERED_STATES,
     RELEASE_ON,
+    STATE_LABELS,
     Transition,
     TransitionError,
     check_transition,
@@ -141,7 +142,8 @@ def apply_transition(
                      pool_id=pool_id, new_owner_id=new_owner_id, outcome=outcome, reason=reason,
                      note=note, proposal=proposal) if effect else None  # fmt: skip
     if before == "proposed" and not decides_proposal:
-        _close_open_proposal(session, referral, actor=actor, now=now, why=t.label)
+        _close_open_proposal(session, referral, actor=actor, now=now,
+                             why=f"Orientation {STATE_LABELS[t.target].lower()}")  # fmt: skip
     if action in RELEASE_ON and before not in HELP_DELIVERED_STATES:
         _release_units(session, referral, now=now)
     referral.state = t.target
@@ -327,7 +329,7 @@ def _close_open_proposal(session: Session, ref: m.Referral, *, actor: Actor, now
     for prop in session.scalars(select(m.AllocationProposal).where(
             m.AllocationProposal.referral_id == ref.id,
             m.AllocationProposal.status == "proposed")).all():  # fmt: skip
-        _decide(prop, "declined", actor, now, reason=f"Orientation close : {why.lower()}")
+        _decide(prop, "declined", actor, now, reason=why)
 
 
 def _release_units(session: Session, ref: m.Referral, *, now: datetime) -> int:
