@@ -106,7 +106,7 @@ class AllocationReport:
                 " (places attribuées / part proportionnelle à sa demande)."
             )
         causes = {"floor": "planchers territoriaux", "pin": "places déjà proposées", "consumption": "places multiples",
-                  "weights": "poids"}  # fmt: skip
+                  "weights": "poids", "shortfall": "limites de temps du solveur (un meilleur échange existait)"}  # fmt: skip
         detail = ", ".join(
             f"{n} dus aux {causes.get(c, c)}" for c, n in sorted(self.envy_causes.items())
         )

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from matching.allocation_cpsat import components, solve_component
+from matching.allocation_cpsat import ModelInvalid, components, solve_component
 from matching.allocation_flow import (
     INT64_SAFE,
     CostRangeError,
@@ -136,9 +136,13 @@ class AllocationProblem:
 @dataclass(frozen=True, slots=True)
 class Envy:
     """A candidate left without a slot while a pool they were eligible for went to someone
-    with fewer points. ``cause`` says what forced it: "pin", "floor", "consumption" (the
-    candidate needs more units than evicting the other would free) or "weights" (the
-    caller's weights preferred the other; never happens with lexicographic weights)."""
+    with fewer points. ``cause`` says what forced it, checked by trying every swap (one
+    assignee with fewer points out, the candidate in): "pin" (they are all validated
+    allocations), "floor" (each swap breaks a territory floor), "consumption" (the candidate
+    needs more units than any swap frees), "weights" (a swap is feasible but the caller's
+    weights do not prefer it; never with lexicographic weights) — or "shortfall": a feasible
+    swap would improve the objective, so the solver stopped before the optimum (a time
+    limit), which is reported as such and never dressed up as policy."""
 
     candidate: str
     candidate_priority: int
@@ -272,6 +276,13 @@ def _validate_header(problem: AllocationProblem) -> tuple[dict[str, int], dict[s
             raise ProblemError(f"candidates[{i}].id : identifiant « {cand.id} » en double")
         cidx[cand.id] = i
     return cidx, pidx
+
+
+def _id_rank(ids: list[str]) -> np.ndarray:
+    """Position of each id in sorted order (ids are unique: validated before)."""
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids), dtype=np.int64)
+    return rank
 
 
 def _stable_hash64(ids: list[str], salt: bytes) -> np.ndarray:
@@ -424,6 +435,8 @@ def _compile(problem: AllocationProblem) -> _Compiled | str:
         mix=mix,
         max_assign=max_assign,
         bits=bits,
+        cand_key=_id_rank([x.id for x in problem.candidates]),
+        pool_key=_id_rank([x.id for x in problem.pools]),
     )
     return _Compiled(ix, c, p, w, k, free_opts, pin_arr, floors, demand, groups)
 
@@ -444,6 +457,9 @@ def solve(problem: AllocationProblem) -> AllocationResult:
     while True:
         try:
             return _solve_compiled(problem, compiled, started)
+        except ModelInvalid as exc:
+            detail = (str(exc).splitlines() or [""])[0][:200]
+            raise ProblemError(f"modèle refusé par le solveur CP-SAT ({detail})") from None
         except CostRangeError:
             if compiled.ix.bits == 0:
                 raise ProblemError(
@@ -714,7 +730,11 @@ def _envy(
     out: list[Envy] = []
     waiting = pool_of[cp.all_c] < 0
     opts = np.flatnonzero(waiting)
-    for cause_kind, cause in ((0, "weights"), (1, "floor"), (2, "pin")):
+    # Assignees of each pool, fewest points first, for the swap checks.
+    by_pool: dict[int, list[int]] = {}
+    for pos in np.lexsort((a_c, pri[a_c], a_p)).tolist():
+        by_pool.setdefault(int(a_p[pos]), []).append(int(chosen[pos]))
+    for cause_kind in (0, 1, 2):
         if len(opts) == 0:
             break
         r = rep[cp.all_p[opts] * 3 + cause_kind]
@@ -722,18 +742,57 @@ def _envy(
         for o in opts[hit].tolist():
             ci, pi = int(cp.all_c[o]), int(cp.all_p[o])
             d = int(rep[pi * 3 + cause_kind])
-            why = cause
-            if cause == "weights":
-                freed = int(cp.all_cons[rep_opt[pi * 3]]) + pools[pi].capacity - int(used[pi])
-                if int(cp.all_cons[o]) > freed:
-                    why = "consumption"
-            elif cause == "floor" and cand_group[d] == cand_group[ci]:
-                why = "weights"
+            why = _swap_verdict(cp, o, by_pool.get(pi, []), pinned, pri, used, fill_units,
+                                pools[pi].capacity)  # fmt: skip
             out.append(
                 Envy(cands[ci].id, int(pri[ci]), pools[pi].id, cands[d].id, int(pri[d]), why)
             )
         opts = opts[~hit]
     return tuple(sorted(out, key=lambda e: (e.candidate, e.pool)))
+
+
+def _swap_verdict(
+    cp: _Compiled,
+    o: int,
+    assigned: list[int],
+    pinned: np.ndarray,
+    pri: np.ndarray,
+    used: np.ndarray,
+    fill_units: dict[tuple[int, int], int],
+    capacity: int,
+) -> str:
+    """Why the waiting option ``o`` did not displace anyone with fewer points in its pool:
+    "shortfall" when some swap is feasible and improves the weight, else what blocks every
+    swap (floor, consumption, pin) or "weights" (feasible, not preferred)."""
+    ci, pi = int(cp.all_c[o]), int(cp.all_p[o])
+    group = cp.ix.cand_group
+    need, gi, w_o = int(cp.all_cons[o]), int(group[ci]), int(cp.all_w[o])
+    free = capacity - int(used[pi])
+    blocks: set[str] = set()
+    for d_opt in assigned:
+        d = int(cp.all_c[d_opt])
+        if pri[d] >= pri[ci]:
+            break  # sorted by points: nobody further down has fewer
+        if pinned[d]:
+            blocks.add("pin")
+            continue
+        k_d, g_d = int(cp.all_cons[d_opt]), int(group[d])
+        if need > free + k_d:
+            blocks.add("consumption")
+            continue
+        floor = cp.floors.get((pi, g_d))
+        if floor is not None:
+            after = fill_units.get((pi, g_d), 0) - k_d + (need if g_d == gi else 0)
+            if after < floor:
+                blocks.add("floor")
+                continue
+        if w_o > int(cp.all_w[d_opt]):
+            return "shortfall"
+        blocks.add("weights")
+    for cause in ("floor", "consumption", "pin", "weights"):
+        if cause in blocks:
+            return cause
+    return "weights"
 
 
 def _closest_pool(

@@ -25,6 +25,8 @@ from matching.allocation import (
 )
 
 _INT64 = 2**63 - 1
+_COUNT = 10**9  # capacities, consumptions and priorities: far beyond any real pool
+_ID = Field(min_length=1, max_length=200)
 
 
 class _Strict(BaseModel):
@@ -32,14 +34,14 @@ class _Strict(BaseModel):
 
 
 class PoolIn(_Strict):
-    id: str
-    capacity: int
+    id: str = _ID
+    capacity: int = Field(ge=-_COUNT, le=_COUNT)  # negative: refused by the solver, in French
     territory: str | None = None
 
 
 class CandidateIn(_Strict):
-    id: str
-    priority: int = 0
+    id: str = _ID
+    priority: int = Field(0, ge=-_COUNT, le=_COUNT)
     territory: str | None = None
 
 
@@ -47,7 +49,7 @@ class OptionIn(_Strict):
     candidate: str
     pool: str
     weight: int = Field(ge=-_INT64, le=_INT64)
-    consumption: int = 1
+    consumption: int = Field(1, ge=-_COUNT, le=_COUNT)
 
 
 class PinIn(_Strict):
@@ -60,9 +62,9 @@ class ProblemIn(_Strict):
     candidates: list[CandidateIn]
     options: list[OptionIn]
     pinned: list[PinIn] = []
-    territory_floor_alpha: float = 0.0
-    time_limit_s: float = 10.0
-    num_workers: int = 1
+    territory_floor_alpha: float = 0.0  # checked by the solver (French message)
+    time_limit_s: float = Field(10.0, gt=0.0, le=86_400.0)
+    num_workers: int = Field(1, ge=1, le=1024)  # capped at the machine's cores when solving
 
 
 _MESSAGES = {
@@ -75,6 +77,9 @@ _MESSAGES = {
     "model_type": "objet attendu",
     "less_than_equal": "valeur trop grande",
     "greater_than_equal": "valeur trop petite",
+    "greater_than": "valeur trop petite",
+    "string_too_short": "texte vide",
+    "string_too_long": "texte trop long",
 }
 
 
@@ -93,6 +98,10 @@ def parse_problem(text: str) -> AllocationProblem:
         raise ProblemError(
             f"JSON invalide : ligne {exc.lineno}, colonne {exc.colno} : {exc.msg}"
         ) from exc
+    except RecursionError as exc:  # the C decoder guards its own recursion
+        raise ProblemError("JSON invalide : imbrication trop profonde") from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ProblemError("JSON invalide : nombre de plus de 4 300 chiffres") from exc
     try:
         data = ProblemIn.model_validate(raw)
     except ValidationError as exc:

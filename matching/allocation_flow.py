@@ -56,6 +56,10 @@ class Indexed:
     mix: np.ndarray  # 64-bit stable hash of (candidate, pool) per option (uint64)
     max_assign: int  # upper bound on the number of assignments (sets the scale)
     bits: int  # tie-break width in bits
+    # Rank of each candidate / pool id in sorted id order: models are built in this order,
+    # so the same problem gives the same model (and answer) whatever the input order.
+    cand_key: np.ndarray | None = None
+    pool_key: np.ndarray | None = None
 
     @property
     def unit_consumption(self) -> bool:

@@ -281,8 +281,11 @@ def allocate_file(
         return
     if output is None:
         sys.stdout.write(result + "\n")
-    else:
+        return
+    try:
         output.write_text(result + "\n", encoding="utf-8")
+    except OSError as exc:
+        _fail(f"impossible d'écrire « {output} » : {exc.strerror or exc}", 2)
 
 
 @app.command()

@@ -60,6 +60,24 @@ def test_solves_to_stdout_and_to_a_file(tmp_path: Path):
             ),
             "weight",
         ),
+        (json.dumps({**PROBLEM, "pools": [{"id": "bilans", "capacity": 2**63}]}), "capacity"),
+        (
+            json.dumps({**PROBLEM, "candidates": [{"id": "a", "priority": 2**64}]}),
+            "priority",
+        ),
+        (
+            json.dumps(
+                {
+                    **PROBLEM,
+                    "options": [
+                        {"candidate": "a", "pool": "bilans", "weight": 1, "consumption": 2**62}
+                    ],
+                }  # fmt: skip
+            ),
+            "consumption",
+        ),
+        (json.dumps({**PROBLEM, "num_workers": 1_000_000}), "num_workers"),
+        ("[" * 100_000, "imbrication"),
     ],
 )
 def test_bad_problems_exit_2_with_a_message_naming_the_field(tmp_path: Path, text: str, field: str):
@@ -69,3 +87,12 @@ def test_bad_problems_exit_2_with_a_message_naming_the_field(tmp_path: Path, tex
     assert out.returncode == 2
     assert out.stdout == ""
     assert field in out.stderr and "Erreur" in out.stderr
+
+
+def test_an_unwritable_output_is_a_french_error_with_exit_2(tmp_path: Path):
+    problem = tmp_path / "p.json"
+    problem.write_text(json.dumps(PROBLEM), encoding="utf-8")
+    for target in (tmp_path, tmp_path / "missing" / "r.json"):
+        out = _run(str(problem), "-o", str(target))
+        assert out.returncode == 2 and "impossible d'écrire" in out.stderr
+        assert "Traceback" not in out.stderr
