@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -34,7 +35,7 @@ from ortools.sat.python import cp_model
 
 from matching.allocation_flow import Indexed, unique_sorted
 
-_STATUS = {
+_STATUS: dict[Any, str] = {
     cp_model.OPTIMAL: "optimal",
     cp_model.FEASIBLE: "feasible",
     cp_model.INFEASIBLE: "infeasible",
@@ -97,7 +98,7 @@ def _solver(time_limit_s: float, num_workers: int) -> cp_model.CpSolver:
     return solver
 
 
-def _run(model: cp_model.CpModel, solver: cp_model.CpSolver) -> int:
+def _run(model: cp_model.CpModel, solver: cp_model.CpSolver) -> Any:
     status = solver.solve(model)
     if status == cp_model.MODEL_INVALID:
         raise ModelInvalid(model.validate() or "modèle refusé par CP-SAT")
