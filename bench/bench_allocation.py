@@ -115,6 +115,23 @@ def make_instance(case: dict, seed: int = 7, alpha: float = 0.0) -> AllocationPr
     )
 
 
+def make_household_instance(
+    alpha: float, seed: int = 7, time_limit_s: float = 30.0
+) -> AllocationProblem:
+    """The engine's default run on shelter places: 3,000 candidates, 58 pools, 1,000 places
+    counted per person (a household of 1–5 needs that many), territory floors at ``alpha``."""
+    base = make_instance({"candidates": 3000, "slots": 1000, "periods": 1, "density": 0.3},
+                         seed=seed, alpha=alpha)  # fmt: skip
+    t = base.option_table
+    assert t is not None
+    rng = np.random.default_rng(seed + 1)
+    household = rng.choice([1, 2, 3, 4, 5], size=len(base.candidates),
+                           p=[0.45, 0.2, 0.15, 0.12, 0.08])  # fmt: skip
+    table = OptionTable(t.candidate_index, t.pool_index, t.weight, household[t.candidate_index])
+    return AllocationProblem(pools=base.pools, candidates=base.candidates, option_table=table,
+                             territory_floor_alpha=alpha, time_limit_s=time_limit_s)  # fmt: skip
+
+
 def greedy_objective(problem: AllocationProblem) -> int:
     """Priority order: each candidate, best first, takes its heaviest option with room."""
     t = problem.option_table

@@ -25,6 +25,7 @@ BENCHES = [
     ("relay", ["bench_relay.py"]),
     ("web", ["bench_web.py"]),
     ("login", ["bench_login.py"]),
+    ("gap", ["bench_gap.py"]),
 ]
 QUICK_ARGS = {
     "routing_pure": ["100000"],

@@ -131,6 +131,9 @@ class AllocationProblem:
     num_workers: int = 1
     ineligible: Mapping[str, str] = field(default_factory=dict)
     option_table: OptionTable | None = None
+    # Everyone must be placed (the generalized assignment problem's rule): a run that
+    # cannot place every candidate is "infeasible", never a partial allocation.
+    assign_all: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +457,13 @@ def solve(problem: AllocationProblem) -> AllocationResult:
     compiled = _compile(problem)
     if isinstance(compiled, str):
         return _infeasible(problem, compiled, time.perf_counter() - started)
+    if problem.assign_all:
+        has = np.zeros(len(problem.candidates), dtype=bool)
+        has[compiled.all_c] = True
+        if not has.all():
+            cid = problem.candidates[int(np.argmin(has))].id
+            return _infeasible(problem, f"tout le monde doit être placé, or « {cid} » n'a aucune "
+                               "option éligible.", time.perf_counter() - started)  # fmt: skip
     while True:
         try:
             return _solve_compiled(problem, compiled, started)
@@ -479,7 +489,7 @@ def _solve_compiled(
     chosen: np.ndarray | None = None
     bound_free: int | None = None
     n_components = n_cp = 0
-    if ix.unit_consumption:
+    if ix.unit_consumption and not problem.assign_all:
         chosen = solve_flow(ix).chosen
     if chosen is None:
         hint = repair_to_capacity(ix, solve_flow(ix, with_floors=False, relax_units=True).chosen)  # type: ignore[arg-type]
@@ -487,7 +497,8 @@ def _solve_compiled(
         n_components = len(comps)
         floor_pools = set(ix.floor_p.tolist())
         hard = [
-            any(ix.opt_cons[o] != 1 for o in comp.tolist())
+            problem.assign_all
+            or any(ix.opt_cons[o] != 1 for o in comp.tolist())
             or bool(floor_pools & set(ix.opt_p[comp].tolist()))
             for comp in comps
         ]
@@ -507,7 +518,12 @@ def _solve_compiled(
             share = (deadline - time.perf_counter()) * len(comp) / max(todo, 1)
             todo -= len(comp)
             out = solve_component(
-                ix, comp, comp_hint, time_limit_s=share, num_workers=problem.num_workers
+                ix,
+                comp,
+                comp_hint,
+                time_limit_s=share,
+                num_workers=problem.num_workers,
+                assign_all=problem.assign_all,
             )
             parts.append(out.chosen)
             statuses.append(out.status)
@@ -521,16 +537,21 @@ def _solve_compiled(
             status = "unknown"
         elif "feasible" in statuses:
             status = "feasible"
+        if problem.assign_all and status in ("infeasible", "unknown"):
+            why = ("les capacités ne permettent pas de placer tout le monde" if status == "infeasible"
+                   else "aucune solution plaçant tout le monde trouvée dans le temps imparti")  # fmt: skip
+            return _infeasible(problem, why, time.perf_counter() - started, status=status)
     return _report(
         problem, compiled, chosen, status, solver_name, bound_free, n_components, n_cp, started
     )
 
 
-def _infeasible(problem: AllocationProblem, message: str, elapsed: float) -> AllocationResult:
+def _infeasible(problem: AllocationProblem, message: str, elapsed: float, *,
+                status: str = "infeasible") -> AllocationResult:  # fmt: skip
     reason = f"Aucune attribution : {message}"
     unassigned = tuple(Unassigned(c.id, "infeasible", reason) for c in problem.candidates)
     return AllocationResult(
-        status="infeasible",
+        status=status,
         objective=0,
         bound=0,
         solver="none",

@@ -65,6 +65,7 @@ class ProblemIn(_Strict):
     territory_floor_alpha: float = 0.0  # checked by the solver (French message)
     time_limit_s: float = Field(10.0, gt=0.0, le=86_400.0)
     num_workers: int = Field(1, ge=1, le=1024)  # capped at the machine's cores when solving
+    assign_all: bool = False
 
 
 _MESSAGES = {
@@ -116,6 +117,7 @@ def parse_problem(text: str) -> AllocationProblem:
         territory_floor_alpha=data.territory_floor_alpha,
         time_limit_s=data.time_limit_s,
         num_workers=data.num_workers,
+        assign_all=data.assign_all,
     )
     return problem
 

@@ -1,344 +1,40 @@
-"""The ``aiguillage`` command line: set-up, data, flows and the web server.
+"""The ``aiguillage`` entry point: dispatch to the commands, importing only what one needs.
 
-Why typer: subcommands with French help for the people who run the network's server, and
-exit codes that scripts (make demo, CI) can rely on: 0 done, 1 refused, 2 bad input.
+Why a launcher: ``allocate-file`` must start in well under a second (a partner solving a small
+file), so it never loads typer, the settings or the engine; every other command goes to the
+typer application of ``workflows.commands``. Exit codes everywhere: 0 done, 1 refused, 2 bad
+input.
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
-from typing import Annotated
-
-import typer
-
-from engine.settings import Settings, load_settings
-
-app = typer.Typer(
-    help="Aiguillage : orientation des freins et attribution des places.", no_args_is_help=True
-)
-db_app = typer.Typer(help="Base de données.", no_args_is_help=True)
-import_app = typer.Typer(help="Imports de fichiers.", no_args_is_help=True)
-users_app = typer.Typer(help="Comptes utilisateurs.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(import_app, name="import")
-app.add_typer(users_app, name="users")
+from typing import Any
 
 
-def _settings() -> Settings:
-    return load_settings()
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["allocate-file"]:
+        from workflows.allocate_file import main as allocate_file
 
-
-def _database(settings: Settings | None = None):  # type: ignore[no-untyped-def]
-    from engine.db import Database
-
-    return Database((settings or _settings()).database_url)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"Erreur : {message}", err=True)
-    raise typer.Exit(code)
-
-
-# Every command that acts "today" takes the same two options, so any scenario replays on any
-# date: --today D (D at 09:00, Paris time, then running) or --now D T (an exact instant).
-TodayOpt = Annotated[
-    str | None, typer.Option("--today", help="Jour de référence AAAA-MM-JJ (rejeu d'un scénario).")
-]
-NowOpt = Annotated[
-    str | None,
-    typer.Option("--now", help="Instant de référence AAAA-MM-JJTHH:MM (heure de Paris)."),
-]
-
-
-def _clock(today: str | None, now: str | None):  # type: ignore[no-untyped-def]
-    """The command's one Clock, built at start-up (French error, exit 2, on a bad value)."""
-    from engine.clock import parse_clock
+        return allocate_file(args[1:])
+    from workflows.commands import app
 
     try:
-        return parse_clock(today, now)
-    except ValueError as exc:
-        _fail(str(exc), 2)
-        raise AssertionError from exc  # unreachable: _fail exits
+        app(args=args, prog_name="aiguillage")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
-def _now_param(clock) -> str | None:  # type: ignore[no-untyped-def]
-    """The clock as a flow parameter (an ISO instant, or None for the system clock)."""
-    return None if clock.anchor is None else clock.now().isoformat()
+def __getattr__(name: str) -> Any:
+    """``from workflows.cli import app`` (tests, plugins) still finds the typer application."""
+    if name == "app":
+        from workflows.commands import app
+
+        return app
+    raise AttributeError(name)
 
 
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Crée ou met à jour le schéma de la base."""
-    from engine.migrate import upgrade
-
-    settings = _settings()
-    upgrade(settings.database_url)
-    typer.echo("Base à jour.")
-
-
-@db_app.command("check")
-def db_check() -> None:
-    """Vérifie que les migrations correspondent aux modèles."""
-    from engine.migrate import check
-
-    check(_settings().database_url)
-    typer.echo("Migrations à jour.")
-
-
-@app.command()
-def seed(
-    scale: Annotated[float, typer.Option(help="Multiplie le nombre de personnes.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Graine du générateur (déterministe).")] = 42,
-    reset: Annotated[bool, typer.Option(help="Efface la base avant de générer.")] = False,
-    today: TodayOpt = None,
-    now: NowOpt = None,
-) -> None:
-    """Génère le réseau synthétique calibré sur le rapport d'activité 2024."""
-    from engine.seed import SeedError, seed_network
-    from engine.seed import reset as reset_db
-
-    clock = _clock(today, now)
-    db = _database()
-    if reset:
-        reset_db(db)
-    t0 = time.perf_counter()
-    try:
-        summary = seed_network(db, scale=scale, seed=seed, clock=clock)
-    except SeedError as exc:
-        _fail(str(exc))
-        return
-    typer.echo(
-        f"Réseau synthétique généré en {time.perf_counter() - t0:.1f} s (échelle {scale:g}, graine {seed})."
-    )
-    for line in summary.lines_fr():
-        typer.echo(line)
-
-
-@app.command()
-def summary() -> None:
-    """Affiche un résumé du réseau et des orientations."""
-    from engine.db import unit_of_work
-    from engine.summary import network_summary
-
-    with unit_of_work(_database()) as session:
-        for line in network_summary(session):
-            typer.echo(line)
-
-
-@import_app.command("salaries")
-def import_salaries_cmd(
-    file: Annotated[Path, typer.Argument(help="Fichier CSV exporté par le chantier.")],
-    today: TodayOpt = None,
-    now: NowOpt = None,
-) -> None:
-    """Importe des salarié·es et leurs freins (tout ou rien ; réimporter ne change rien)."""
-    from engine.importing import import_salaries
-
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        _fail(f"impossible de lire « {file} » : {exc.strerror}", 2)
-        return
-    outcome = import_salaries(_database(), data, clock=_clock(today, now))
-    for line in outcome.lines_fr():
-        typer.echo(line, err=not outcome.ok)
-    if not outcome.ok:
-        raise typer.Exit(2)
-
-
-@app.command()
-def route(
-    chunk_size: Annotated[int, typer.Option(help="Freins par transaction.")] = 100_000,
-    no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
-    today: TodayOpt = None,
-    now: NowOpt = None,
-) -> None:
-    """Oriente chaque nouveau frein vers la bonne personne et propose des partenaires."""
-    clock = _clock(today, now)
-    t0 = time.perf_counter()
-    if no_prefect:
-        from engine.intake import run_intake
-
-        settings = _settings()
-        result = run_intake(
-            _database(settings), settings, chunk_size=chunk_size, clock=clock
-        ).as_dict()
-    else:
-        from workflows.flows import intake_flow
-
-        result = intake_flow(chunk_size=chunk_size, now=_now_param(clock))
-    elapsed = time.perf_counter() - t0
-    kinds = result["by_owner_kind"]
-    doms = result["by_domain"]
-    typer.echo(f"Orientation des nouveaux freins terminée en {elapsed:.1f} s.")
-    typer.echo(f"Orientés : {result['routed']} ; déjà orientés (ignorés) : {result['skipped']}.")
-    typer.echo(
-        "Par domaine : "
-        + ", ".join(f"{label} {doms.get(d, 0)}" for d, label in
-                    (("emploi", "emploi"), ("sante", "santé"), ("logement", "logement"), ("transverse", "transverse")))
-    )  # fmt: skip
-    typer.echo(
-        f"Confiés aux chargé·es : {kinds.get('officer', 0)} ; à la coordination : {kinds.get('coordinator', 0)} ; "
-        f"file nationale PHC : {kinds.get('national', 0)} ; directement à un partenaire : {kinds.get('partner', 0)}."
-    )
-    typer.echo(
-        f"Messages préparés : {result['owners_notified']} aux personnes chargées, "
-        f"{result['partner_messages']} aux partenaires."
-    )
-
-
-@app.command("demo-activity")
-def demo_activity(
-    seed: Annotated[int, typer.Option(help="Graine.")] = 42,
-    today: TodayOpt = None,
-    now: NowOpt = None,
-) -> None:
-    """Simule une première semaine de travail (mises en attente, orientations) pour la démo."""
-    from engine.demo import simulate_activity
-
-    clock = _clock(today, now)
-    settings = _settings()
-    done = simulate_activity(_database(settings), settings, seed=seed, clock=clock)
-    typer.echo(
-        f"Activité simulée : {done['waitlisted']} orientations mises en attente de place, "
-        f"{done['referred']} orientées vers un partenaire."
-    )
-
-
-@app.command()
-def allocate(
-    territory: Annotated[
-        str | None, typer.Option(help="Code du territoire (tous par défaut).")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option(help="Simulation : rien n'est enregistré.")] = False,
-    alpha: Annotated[
-        float, typer.Option(help="Plancher d'équité entre territoires (0 à 1).")
-    ] = 0.8,
-    no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
-    today: TodayOpt = None,
-    now: NowOpt = None,
-) -> None:
-    """Propose les places comptées aux personnes en attente (à valider par la coordination)."""
-    if not 0 <= alpha <= 1:
-        _fail("--alpha doit être compris entre 0 et 1", 2)
-    from engine.allocation import AllocationBusy
-    from engine.errors import Refused
-
-    clock = _clock(today, now)
-    try:
-        if no_prefect:
-            from engine.allocation import run_allocation
-
-            settings = _settings()
-            result = run_allocation(
-                _database(settings),
-                settings,
-                territory=territory,
-                dry_run=dry_run,
-                alpha=alpha,
-                clock=clock,
-            ).as_dict()
-        else:
-            from workflows.flows import allocation_flow
-
-            result = allocation_flow(territory=territory, dry_run=dry_run, alpha=alpha,
-                                     now=_now_param(clock))  # fmt: skip
-    except AllocationBusy as exc:
-        _fail(str(exc))
-        return
-    except Refused as exc:
-        _fail(str(exc), 2)
-        return
-    from engine.allocation import AllocationReport
-
-    for line in AllocationReport(**result).lines_fr():
-        typer.echo(line)
-
-
-@app.command("allocate-file")
-def allocate_file(
-    problem: Annotated[Path, typer.Argument(help="Problème d'attribution au format JSON.")],
-    output: Annotated[
-        Path | None,
-        typer.Option("-o", "--output", help="Fichier résultat (sinon sortie standard)."),
-    ] = None,
-) -> None:
-    """Résout un problème d'attribution autonome (contrat JSON documenté dans le README)."""
-    from matching.allocation import ProblemError
-    from matching.allocation_contract import allocate_json
-
-    try:
-        text_in = problem.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"impossible de lire « {problem} » : {exc}", 2)
-        return
-    try:
-        result = allocate_json(text_in)
-    except ProblemError as exc:
-        _fail(str(exc), 2)
-        return
-    if output is None:
-        sys.stdout.write(result + "\n")
-        return
-    try:
-        output.write_text(result + "\n", encoding="utf-8")
-    except OSError as exc:
-        _fail(f"impossible d'écrire « {output} » : {exc.strerror or exc}", 2)
-
-
-@app.command()
-def notify(
-    chunk: Annotated[int, typer.Option(help="Messages par connexion SMTP.")] = 200,
-    no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
-    today: TodayOpt = None,
-    now: NowOpt = None,
-) -> None:
-    """Écrit les relances et échéances dues, puis envoie les messages en attente."""
-    clock = _clock(today, now)
-    if no_prefect:
-        from engine.digest import write_due_digests
-        from engine.relay import drain
-        from engine.reminders import write_due_reminders
-
-        settings = _settings()
-        db = _database(settings)
-        written = dict(write_due_reminders(db, settings, clock=clock))
-        written["daily_digest"] = write_due_digests(db, settings, clock=clock)
-        result = {"written": written,
-                  "relay": drain(db, settings, chunk=chunk, clock=clock).as_dict()}  # fmt: skip
-    else:
-        from workflows.flows import notifications_flow
-
-        result = notifications_flow(chunk=chunk, now=_now_param(clock))
-    w, r = result["written"], result["relay"]
-    typer.echo(
-        f"Échéances : {w.get('triage_due_soon', 0)} qualifications bientôt dues, {w.get('triage_overdue', 0)} en retard, "
-        f"{w.get('triage_escalation', 0)} signalées à la coordination, {w.get('partner_reminder', 0)} relances partenaires, "
-        f"{w.get('expired', 0)} orientations expirées, {w.get('proposals_expired', 0)} propositions expirées, "
-        f"{w.get('daily_digest', 0)} récapitulatifs quotidiens."
-    )
-    typer.echo(
-        f"Envoi : {r['sent']} envoyés, {r['retried']} à réessayer, {r['parked']} mis de côté (erreur définitive)."
-    )
-
-
-def _register_optional_commands() -> None:
-    """Commands owned by other modules (web server, accounts) register themselves here."""
-    try:
-        from workflows import cli_web
-    except ImportError:  # pragma: no cover - during early development only
-        return
-    cli_web.register(app, users_app)
-
-
-_register_optional_commands()
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Generalized assignment benchmark: ``allocate-file`` against a plain CP-SAT model.
+
+Why: when an option takes several units (a household's beds, a measure counted in weeks)
+the allocation is a generalized assignment problem (GAP). This bench solves the published
+Chu–Beasley instance types (Chu & Beasley 1997, the recipe behind OR-Library's gapA–gapE):
+
+- C: a_ij ~ U[5, 25], c_ij ~ U[10, 50], b_i = 0.8 · Σ_j a_ij / m;
+- D: a_ij ~ U[1, 100], c_ij = 111 − a_ij + e, e ~ U[−10, 10], b_i = 0.8 · Σ_j a_ij / m;
+- E: a_ij = 1 − ⌊10 ln U(0, 1]⌋, c_ij = ⌊1000 / a_ij − 10 U[0, 1]⌋,
+  b_i = max(0.8 · Σ_j a_ij / m, max_j a_ij);
+
+for m ∈ {5, 10, 20} agents (pools) and n ∈ {100, 200} jobs (candidates), everyone placed
+(``"assign_all": true``), cost minimised (weights are −cost). Each instance is solved, in the
+same run and with the same time limit, by ``aiguillage allocate-file`` (a fresh process: its
+start-up counts) and by the plain model (one Boolean per option, exactly one pool per job, a
+capacity per pool, one worker — and, for reference, as many workers as cores). OR-Library's
+own files are not on the package registries; put them under ``bench/data/orlib`` (gap1.txt …
+gap12.txt, gapa…gapd) and they are solved too, against their published optima.
+
+The engine's own shape is solved too: households in shelter places with territory floors
+(``bench_allocation.make_household_instance``, alpha 0.8 and 1), against a plain model with
+the floors as hard constraints.
+
+Usage: .venv/bin/python bench/bench_gap.py [--time-limit 30] [--households-limit 30] [--quick]
+       -> bench/results/gap.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from common import PY, ROOT, write
+
+ORLIB = Path(__file__).resolve().parent / "data" / "orlib"
+
+
+def chu_beasley(kind: str, m: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a[m, n] units, c[m, n] costs, b[m] capacities) of one generated instance."""
+    rng = np.random.default_rng(seed)
+    if kind == "C":
+        a = rng.integers(5, 26, (m, n))
+        c = rng.integers(10, 51, (m, n))
+        b = np.floor(0.8 * a.sum(axis=1) / m)
+    elif kind == "D":
+        a = rng.integers(1, 101, (m, n))
+        c = 111 - a + rng.integers(-10, 11, (m, n))
+        b = np.floor(0.8 * a.sum(axis=1) / m)
+    elif kind == "E":
+        u = 1.0 - rng.random((m, n))  # (0, 1]
+        a = (1 - np.floor(10 * np.log(u))).astype(np.int64)
+        c = np.floor(1000 / a - 10 * rng.random((m, n))).astype(np.int64)
+        b = np.maximum(np.floor(0.8 * a.sum(axis=1) / m), a.max(axis=1))
+    else:
+        raise ValueError(kind)
+    return a.astype(np.int64), c.astype(np.int64), b.astype(np.int64)
+
+
+def read_orlib(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """OR-Library GAP file: count, then per problem m n, costs (m×n), units (m×n), b (m)."""
+    nums = [int(x) for x in path.read_text().split()]
+    k, pos, out = nums[0], 1, []
+    for _ in range(k):
+        m, n = nums[pos], nums[pos + 1]
+        pos += 2
+        c = np.array(nums[pos : pos + m * n]).reshape(m, n)
+        pos += m * n
+        a = np.array(nums[pos : pos + m * n]).reshape(m, n)
+        pos += m * n
+        b = np.array(nums[pos : pos + m])
+        pos += m
+        out.append((a, c, b))
+    return out
+
+
+def contract(a: np.ndarray, c: np.ndarray, b: np.ndarray, time_limit_s: float) -> dict:
+    m, n = a.shape
+    return {
+        "pools": [{"id": f"agent{i:02d}", "capacity": int(b[i])} for i in range(m)],
+        "candidates": [{"id": f"job{j:03d}"} for j in range(n)],
+        "options": [
+            {
+                "candidate": f"job{j:03d}",
+                "pool": f"agent{i:02d}",
+                "weight": -int(c[i, j]),
+                "consumption": int(a[i, j]),
+            }
+            for j in range(n)
+            for i in range(m)
+        ],  # fmt: skip
+        "assign_all": True,
+        "time_limit_s": time_limit_s,
+    }
+
+
+def run_allocate_file(problem: dict, tmp: Path) -> dict:
+    src, dst = tmp / "problem.json", tmp / "result.json"
+    src.write_text(json.dumps(problem), encoding="utf-8")
+    t0 = time.perf_counter()
+    proc = subprocess.run([PY, "-m", "workflows.cli", "allocate-file", str(src), "-o", str(dst)],
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-500:], "wall_s": round(wall, 2)}
+    out = json.loads(dst.read_text(encoding="utf-8"))
+    cost = -out["objective"] if out["status"] in ("optimal", "feasible") else None
+    return {"status": out["status"], "cost": cost, "bound": -out["bound"], "wall_s": round(wall, 2),
+            "unassigned": len(out["unassigned"])}  # fmt: skip
+
+
+def run_plain(
+    a: np.ndarray, c: np.ndarray, b: np.ndarray, time_limit_s: float, workers: int
+) -> dict:
+    """The straightforward model, as anyone would write it first."""
+    from ortools.sat.python import cp_model
+
+    m, n = a.shape
+    t0 = time.perf_counter()
+    model = cp_model.CpModel()
+    x = [[model.new_bool_var("") for _ in range(n)] for _ in range(m)]
+    for j in range(n):
+        model.add_exactly_one(x[i][j] for i in range(m))
+    for i in range(m):
+        model.add(sum(int(a[i, j]) * x[i][j] for j in range(n)) <= int(b[i]))
+    model.minimize(sum(int(c[i, j]) * x[i][j] for i in range(m) for j in range(n)))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = time_limit_s
+    solver.parameters.num_workers = workers
+    status = solver.solve(model)
+    ok = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    return {"status": solver.status_name(status).lower(), "cost": int(solver.objective_value) if ok else None,
+            "bound": int(solver.best_objective_bound) if ok else None,
+            "wall_s": round(time.perf_counter() - t0, 2)}  # fmt: skip
+
+
+def run_plain_process(a: np.ndarray, c: np.ndarray, b: np.ndarray, limit: float, workers: int,
+                      tmp: Path) -> dict:  # fmt: skip
+    """The plain model in a fresh process too, so both sides pay their imports."""
+    src = tmp / "plain.npz"
+    np.savez(src, a=a, c=c, b=b)
+    t0 = time.perf_counter()
+    proc = subprocess.run([PY, __file__, "--plain", str(src), str(limit), str(workers)],
+                          cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"error": proc.stderr[-500:]}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["solve_s"], out["wall_s"] = out["wall_s"], round(wall, 2)
+    return out
+
+
+def compare(name: str, a, b, c_, limit: float, tmp: Path, best_known: int | None = None) -> dict:  # type: ignore[no-untyped-def]
+    ours = run_allocate_file(contract(a, c_, b, limit), tmp)
+    plain1 = run_plain_process(a, c_, b, limit, 1, tmp)
+    plain_n = run_plain_process(a, c_, b, limit, os.cpu_count() or 1, tmp)
+    costs = [r["cost"] for r in (ours, plain1, plain_n) if r.get("cost") is not None]
+    bounds = [r["bound"] for r in (ours, plain1, plain_n) if r.get("bound") is not None]
+    best = best_known if best_known is not None else (min(costs) if costs else None)
+    row = {"instance": name, "m": int(a.shape[0]), "n": int(a.shape[1]), "best_known": best_known,
+           "best_found": min(costs) if costs else None, "best_bound": max(bounds) if bounds else None,
+           "allocate_file": ours, "plain_1_worker": plain1, f"plain_{os.cpu_count()}_workers": plain_n}  # fmt: skip
+    for key, r in (("allocate_file", ours), ("plain_1_worker", plain1)):
+        if r.get("cost") is not None and best:
+            row[f"{key}_gap_to_best_pct"] = round(100 * (r["cost"] - best) / best, 3)
+    if ours.get("cost") is not None and plain1.get("cost") is not None:
+        row["cost_ratio_ours_vs_plain"] = round(ours["cost"] / plain1["cost"], 4)
+        row["time_ratio_ours_vs_plain"] = round(ours["wall_s"] / max(plain1["wall_s"], 1e-3), 2)
+        row["ours_at_least_as_good"] = ours["cost"] <= plain1["cost"] and (
+            ours["cost"] < plain1["cost"] or ours["wall_s"] <= plain1["wall_s"] * 1.05
+            or ours["status"] == plain1["status"] == "feasible")  # fmt: skip
+    print(f"[gap] {name}: ours {ours.get('cost')} ({ours.get('status')}, {ours.get('wall_s')} s) "
+          f"plain {plain1.get('cost')} ({plain1.get('status')}, {plain1.get('wall_s')} s)", flush=True)  # fmt: skip
+    return row
+
+
+def households(alpha: float, limit: float) -> dict:
+    """The engine's default shape (households in shelter places, territory floors): the
+    solver against a plain CP-SAT model with the same floors as hard constraints."""
+    from bench_allocation import make_household_instance
+
+    from matching.allocation import _compile, solve
+    from matching.solver_import import cp_model
+
+    problem = make_household_instance(alpha, time_limit_s=limit)
+    t0 = time.perf_counter()
+    ours = solve(problem)
+    ours_s = time.perf_counter() - t0
+    ix = _compile(problem).ix  # type: ignore[union-attr]
+    t0 = time.perf_counter()
+    model = cp_model.CpModel()
+    x = [model.new_bool_var("") for _ in range(len(ix.opt_c))]
+    for cand in np.unique(ix.opt_c).tolist():
+        model.add_at_most_one(x[k] for k in np.flatnonzero(ix.opt_c == cand).tolist())
+    for p in range(ix.n_pools):
+        ks = np.flatnonzero(ix.opt_p == p).tolist()
+        model.add(sum(int(ix.opt_cons[k]) * x[k] for k in ks) <= int(ix.capacity[p]))
+    for f in range(len(ix.floor_p)):
+        ks = np.flatnonzero((ix.opt_p == ix.floor_p[f])
+                            & (ix.cand_group[ix.opt_c] == ix.floor_g[f])).tolist()  # fmt: skip
+        model.add(sum(int(ix.opt_cons[k]) * x[k] for k in ks) >= int(ix.floor_units[f]))
+    model.maximize(sum(int(ix.opt_w[k]) * x[k] for k in range(len(x))))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = limit
+    solver.parameters.num_workers = 1
+    status = solver.solve(model)
+    plain = {"status": solver.status_name(status).lower(), "objective": int(solver.objective_value),
+             "bound": int(solver.best_objective_bound), "wall_s": round(time.perf_counter() - t0, 2)}  # fmt: skip
+    row = {"instance": f"households-alpha{alpha}", "candidates": len(problem.candidates),
+           "pools": len(problem.pools), "options": len(ix.opt_c),
+           "ours": {"status": ours.status, "objective": ours.objective, "bound": ours.bound,
+                    "wall_s": round(ours_s, 2), "assigned": len(ours.assignments),
+                    "floors_unmet": ours.stats.get("floors_unmet"),
+                    "gap_to_bound_pct": round(100 * (ours.bound - ours.objective) / max(1, ours.bound), 3),
+                    "envy_causes": dict(Counter(e.cause for e in ours.envy))},
+           "plain_hard_floors_1_worker": plain}  # fmt: skip
+    row["ours_at_least_as_good"] = ours.objective >= plain["objective"]
+    print(f"[gap] {row['instance']}: ours {ours.objective} ({ours.status}, {ours_s:.1f} s, gap "
+          f"{row['ours']['gap_to_bound_pct']} %) plain {plain['objective']} ({plain['status']})", flush=True)  # fmt: skip
+    return row
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--plain"]:  # the plain model's own process (see run_plain_process)
+        data = np.load(sys.argv[2])
+        print(json.dumps(run_plain(data["a"], data["c"], data["b"], float(sys.argv[3]),
+                                   int(sys.argv[4]))))  # fmt: skip
+        return 0
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--time-limit", type=float, default=30.0)
+    ap.add_argument(
+        "--households-limit",
+        type=float,
+        default=30.0,
+        help="time limit of the household instances (the issue's shape: 30 s)",
+    )
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    limit = 5.0 if args.quick else args.time_limit
+    kinds = ("C", "D") if args.quick else ("C", "D", "E")
+    sizes = (
+        ((5, 100),)
+        if args.quick
+        else ((5, 100), (10, 100), (20, 100), (5, 200), (10, 200), (20, 200))
+    )
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in kinds:
+            for seed, (m, n) in enumerate(sizes):
+                a, c, b = chu_beasley(kind, m, n, seed=1000 + seed)
+                rows.append(compare(f"{kind.lower()}{m}{n}", a, b, c, limit, Path(tmp)))
+        for alpha in (0.8, 1.0):
+            rows.append(households(alpha, 5.0 if args.quick else args.households_limit))
+        if ORLIB.is_dir():
+            for path in sorted(ORLIB.glob("gap*.txt")):
+                for k, (a, c, b) in enumerate(read_orlib(path)):
+                    rows.append(compare(f"{path.stem}-{k + 1}", a, b, c, limit, Path(tmp)))
+    solved = [r for r in rows if "ours_at_least_as_good" in r]
+    result = {"time_limit_s": limit, "instances": rows,
+              "ours_at_least_as_good": sum(r["ours_at_least_as_good"] for r in solved),
+              "compared": len(solved), "orlib_files": ORLIB.is_dir()}  # fmt: skip
+    path = write("gap", result)
+    print(
+        f"[gap] allocate-file at least as good as the plain model on "
+        f"{result['ours_at_least_as_good']} of {result['compared']} instances; {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
