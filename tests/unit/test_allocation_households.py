@@ -109,3 +109,60 @@ def test_a_model_cp_sat_refuses_is_an_error_not_a_feasible_run():
     )  # fmt: skip
     with pytest.raises(ProblemError, match="refusé par le solveur"):
         solve(problem)
+
+
+def _gap_problem(seed: int, m: int = 3, n: int = 7) -> AllocationProblem:
+    rng = random.Random(seed)
+    pools = tuple(Pool(f"A{i}", rng.randint(6, 12)) for i in range(m))
+    cands = tuple(Candidate(f"J{j}") for j in range(n))
+    options = tuple(Option(f"J{j}", f"A{i}", -rng.randint(10, 50), rng.randint(1, 6))
+                    for j in range(n) for i in range(m))  # fmt: skip
+    return AllocationProblem(pools=pools, candidates=cands, options=options, assign_all=True,
+                             time_limit_s=5)  # fmt: skip
+
+
+def _brute_force_gap(problem: AllocationProblem) -> int | None:
+    """Best total weight placing everyone, by enumeration (tiny instances only)."""
+    import itertools
+
+    pools = [p.id for p in problem.pools]
+    opt = {(o.candidate, o.pool): o for o in problem.options}
+    best = None
+    for choice in itertools.product(pools, repeat=len(problem.candidates)):
+        used = dict.fromkeys(pools, 0)
+        for c, p in zip(problem.candidates, choice, strict=True):
+            used[p] += opt[(c.id, p)].consumption
+        if all(used[p.id] <= p.capacity for p in problem.pools):
+            total = sum(
+                opt[(c.id, p)].weight for c, p in zip(problem.candidates, choice, strict=True)
+            )
+            best = total if best is None else max(best, total)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_assign_all_places_everyone_at_the_optimum_or_says_it_cannot(seed):
+    problem = _gap_problem(seed)
+    expected = _brute_force_gap(problem)
+    result = solve(problem)
+    if expected is None:
+        assert result.status == "infeasible" and not result.assignments
+        assert "placer tout le monde" in result.message
+    else:
+        assert result.status == "optimal" and result.objective == expected
+        assert len(result.assignments) == len(problem.candidates)
+
+
+def test_assign_all_with_a_candidate_without_option_is_infeasible_in_french():
+    problem = replace(_gap_problem(1), candidates=(*_gap_problem(1).candidates, Candidate("seul")))
+    result = solve(problem)
+    assert result.status == "infeasible" and "« seul » n'a aucune option" in result.message
+
+
+def test_more_workers_than_cores_are_capped():
+    import os
+
+    from matching.allocation_cpsat import worker_count
+
+    assert worker_count(1_000) == (os.cpu_count() or 1)
+    assert worker_count(1) == 1
