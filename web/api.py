@@ -116,8 +116,8 @@ def _item(r, minimal: bool) -> ReferralItem:  # type: ignore[no-untyped-def]
     item = ReferralItem(
         id=r.id, reference=r.reference, thematique=r.thematique,
         thematique_label=label_of(r.thematique), domain=r.domain, territory=r.territory,
-        state=r.state, state_label=STATE_LABELS[r.state], due_at=r.due_at,
-        overdue=r.overdue, created_at=r.created_at, version=r.version,
+        state_label=STATE_LABELS[r.state], due_at=r.due_at, overdue=r.overdue,
+        created_at=r.created_at, version=r.version, state=r.state,
     )  # fmt: skip
     if not minimal:
         item.chantier, item.programme, item.priority = r.chantier, r.programme, r.priority
