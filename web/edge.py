@@ -37,7 +37,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
         b"frame-ancestors 'none'; form-action 'self'",
     ),
 )
-NUL_MARKERS = (b"\x00", b"%00", b"\\u0000")
+NUL_MARKERS = (b"\x00", b"%00")  # in an address: raw, or percent-encoded
 
 ERROR_TITLES = {
     404: "Page introuvable",
@@ -108,7 +108,7 @@ class EdgeMiddleware:
 
         raw_target = scope.get("raw_path") or scope.get("path", "").encode()
         if any(marker in raw_target + b"?" + scope.get("query_string", b"")
-               for marker in NUL_MARKERS[:2]) or "\x00" in scope.get("path", ""):  # fmt: skip
+               for marker in NUL_MARKERS) or "\x00" in scope.get("path", ""):  # fmt: skip
             await refuse(422, "L'adresse contient un caractère interdit (octet nul).")
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
@@ -126,7 +126,13 @@ class EdgeMiddleware:
             if len(body) > self.max_body_bytes:
                 await refuse(413, self._too_large())
                 return
-        if any(marker in body for marker in NUL_MARKERS):
+        ctype = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
+        markers = [b"\x00"]
+        if b"urlencoded" in ctype:
+            markers.append(b"%00")  # a NUL typed in a form (a literal "%00" is sent as %2500)
+        if b"json" in ctype:
+            markers.append(b"\\u0000")
+        if any(marker in body for marker in markers):
             await refuse(422, "Le formulaire contient un caractère interdit (octet nul) : "
                               "rien n'a été enregistré.")  # fmt: skip
             return
