@@ -15,9 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from engine import models as m
-from engine.db import Database
-from tests.conftest import _empty
-from tests.web.world import World, build_world, csrf_of, fresh_referral, login
+from tests.web.world import World, csrf_of, fresh_referral, login, world_per_database
 from web.app import create_app
 
 HOSTILE = [str(2**63), str(-(2**63) - 1), "0", "-1", "1e9", "a\x00b", "%00", "x" * 1_000_000]
@@ -33,14 +31,7 @@ TRIES: list[int] = []  # requests sent, for the note
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def hostile(request) -> World:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    db = Database(url)
-    _empty(db)
-    world = build_world(db)
-    world.app = create_app(world.settings, db, world.clock)  # type: ignore[attr-defined]
-    yield world
-    _empty(db)
-    db.dispose()
+    yield from world_per_database(request)
 
 
 def _routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

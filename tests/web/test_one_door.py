@@ -15,19 +15,12 @@ from engine import models as m
 from engine.allocation import run_allocation
 from engine.db import Database, unit_of_work
 from engine.lifecycle import is_table_event
-from tests.conftest import _empty
-from tests.web.world import World, build_world, csrf_of, fresh_referral, login, waitlist_some
-from web.app import create_app
+from tests.web.world import World, csrf_of, fresh_referral, login, waitlist_some, world_per_database
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def door(request) -> World:
-    """One seeded network per database kind for this module (the tests use fresh referrals)."""
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    db = Database(url)
-    _empty(db)
-    world = build_world(db)
-    with unit_of_work(db) as s:  # room for every test's validation: 20 more units per pool
+def _more_units(db: Database) -> None:
+    """Room for every test's validation: 20 more units per pool."""
+    with unit_of_work(db) as s:
         for pool in s.scalars(select(m.SlotPool)).all():
             last = (
                 s.scalar(select(func.max(m.SlotUnit.unit_no)).where(m.SlotUnit.pool_id == pool.id))
@@ -35,10 +28,12 @@ def door(request) -> World:
             )
             s.add_all(m.SlotUnit(pool_id=pool.id, unit_no=last + i) for i in range(1, 21))
             pool.capacity += 20
-    world.app = create_app(world.settings, db, world.clock)  # type: ignore[attr-defined]
-    yield world
-    _empty(db)
-    db.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def door(request) -> World:
+    """One seeded network per database kind for this module (the tests use fresh referrals)."""
+    yield from world_per_database(request, _more_units)
 
 
 def client_of(world: World, role: str) -> TestClient:

@@ -182,3 +182,22 @@ def direct_offer_id(world: World, territory: str = "paris") -> int:
             if not offer.slot_based and (partner.coverage is None or territory in partner.coverage):
                 return offer.id
     raise AssertionError("no direct offer in the seed")
+
+
+def world_per_database(request, prepare=None):  # type: ignore[no-untyped-def]
+    """Body of a module-scoped fixture parametrised by database kind: an emptied database,
+    a seeded world with its app (``world.app``), ``prepare(db)`` run before the app is built;
+    emptied again afterwards."""
+    from tests.conftest import _empty
+    from web.app import create_app
+
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    db = Database(url)
+    _empty(db)
+    world = build_world(db)
+    if prepare is not None:
+        prepare(db)
+    world.app = create_app(world.settings, db, world.clock)  # type: ignore[attr-defined]
+    yield world
+    _empty(db)
+    db.dispose()
