@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
@@ -42,10 +42,13 @@ def test_intake_allocation_and_notifications_flows_run_in_prefect(
         seed=2,
         clock=clock,
     )
-    alloc = allocation_flow(dry_run=False, now=clock.now().isoformat())
+    # Each flow runs at its own later instant, as on a real day: a replayed flow's clock
+    # starts at the instant it is given and runs, so a drain replayed at the allocation's
+    # own start would find the proposals it wrote seconds later not yet due.
+    alloc = allocation_flow(dry_run=False, now=(clock.now() + timedelta(minutes=5)).isoformat())
     assert alloc["status"] == "optimal" and sum(alloc["proposals_by_pool"].values()) > 0
 
-    sent = notifications_flow(chunk=50, now=clock.now().isoformat())
+    sent = notifications_flow(chunk=50, now=(clock.now() + timedelta(minutes=30)).isoformat())
     assert sent["relay"]["sent"] == len(smtp_server.messages) > 0
     assert sent["relay"]["parked"] == 0
     with sqlite_db.sessions() as s:
