@@ -527,7 +527,7 @@ def _solve_compiled(
             )
             parts.append(out.chosen)
             statuses.append(out.status)
-            bound_free += out.bound_scaled // ix.scale
+            bound_free += out.bound
         chosen = np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         if n_cp:
             solver_name = "cp_sat"

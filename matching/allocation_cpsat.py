@@ -9,8 +9,8 @@ proven bound.
 Floors are lexicographically first: phase 1 maximises the floor units met (sum over
 (pool, territory) of min(fill, floor)); when every floor can be met, phase 2 states them as
 hard constraints (far stronger for CP-SAT than "the sum of the levels is reached"),
-otherwise it keeps the level reached; then it maximises the scaled weight with all the time
-left. No big-M coefficient, so nothing can overflow. ``hint`` (the repaired flow solution) is
+otherwise it keeps the level reached; then it maximises the weight with all the time left
+and, when that optimum is proven, breaks its ties by the pair hash in a small third solve. No big-M coefficient, so nothing can overflow. ``hint`` (the repaired flow solution) is
 only the fallback answer when CP-SAT finds nothing in time.
 
 Search. CP-SAT's interleaved portfolio runs even on one worker (``interleave_search``): on one
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from matching.allocation_flow import Indexed, unique_sorted
+from matching.allocation_flow import Indexed, tie_break, unique_sorted
 from matching.solver_import import cp_model
 
 _STATUS: dict[Any, str] = {
@@ -55,11 +55,11 @@ def worker_count(requested: int) -> int:
 
 @dataclass(frozen=True)
 class ComponentOutcome:
-    """Chosen option indices of one component, its status and scaled upper bound."""
+    """Chosen option indices of one component, its status and upper bound (raw weight)."""
 
     chosen: np.ndarray
     status: str
-    bound_scaled: int
+    bound: int
 
 
 def components(ix: Indexed) -> list[np.ndarray]:
@@ -115,6 +115,34 @@ def _run(model: cp_model.CpModel, solver: cp_model.CpSolver) -> Any:
     if status == cp_model.MODEL_INVALID:
         raise ModelInvalid(model.validate() or "modèle refusé par CP-SAT")
     return status
+
+
+TIE_BREAK_SHARE = 0.1  # tie-break phase: at most this share of the weight phase's work
+
+
+def _break_ties(model, x, options, ix, picked, optimum, solver, left, num_workers):  # type: ignore[no-untyped-def]
+    """Among the optima of the weight, the one the pair hash prefers (the same order as
+    min-cost flow's), in a second, small solve: the weight fixed at its proven optimum, the hash as
+    objective, hinted with the optimum found. Its budget is a share of the weight phase's
+    *deterministic* time, so the answer stays reproducible; whatever it does not finish,
+    the weight optimum found stands."""
+    budget = min(left, max(0.05, TIE_BREAK_SHARE * solver.response_proto.deterministic_time))
+    if budget <= 0.01:
+        return picked
+    weights = [int(ix.opt_w[o]) for o in options.tolist()]
+    ties = tie_break(ix.mix[options], ix.bits).tolist()
+    model.add(sum(w * v for w, v in zip(weights, x, strict=True)) >= optimum)
+    model.maximize(sum(int(t) * v for t, v in zip(ties, x, strict=True)))
+    chosen = set(picked)
+    for k, v in enumerate(x):
+        model.add_hint(v, k in chosen)
+    tb = _solver(budget, num_workers)
+    status = _run(model, tb)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return picked
+    again = [k for k, v in enumerate(x) if tb.boolean_value(v)]
+    score = lambda ks: sum(ties[k] for k in ks)  # noqa: E731
+    return again if score(again) > score(picked) else picked
 
 
 def _greedy_complete(ix: Indexed, options: np.ndarray, start: list[int]) -> np.ndarray:
@@ -237,7 +265,10 @@ def solve_component(
     # No hint, in either phase: measured on the household bench instance, any hint (the
     # flow's repaired solution, phase 1's completed greedily) kept CP-SAT near it, 9–21 %
     # below the optimum that it proves in 9 s without one.
-    weights = [int(ix.scaled[o]) for o in options.tolist()]
+    # The weight itself, as a plain model states it: folding the tie-break into the
+    # coefficients (up to 20 more bits each) weakened the relaxation and CP-SAT proved
+    # optima later than the plain model (Chu–Beasley c5200, c10200, e5200 in bench_gap).
+    weights = [int(ix.opt_w[o]) for o in options.tolist()]
     model.maximize(sum(w * v for w, v in zip(weights, x, strict=True)))
     left = time_limit_s - (time.perf_counter() - started)
     # Measured: the interleaved portfolio (with large-neighbourhood search) is what solves
@@ -248,8 +279,13 @@ def solve_component(
     status = _run(model, solver)
     name = _STATUS.get(status, "unknown")
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        chosen = options[[k for k, v in enumerate(x) if solver.boolean_value(v)]]
+        picked = [k for k, v in enumerate(x) if solver.boolean_value(v)]
         bound = int(solver.best_objective_bound)
+        if status == cp_model.OPTIMAL:
+            picked = _break_ties(model, x, options, ix, picked, int(solver.objective_value),
+                                 solver, time_limit_s - (time.perf_counter() - started),
+                                 num_workers)  # fmt: skip
+        chosen = options[picked]
     else:
         # Nothing found in time: a greedy completion of phase 1's floor assignments
         # (capacities and one pool per person hold; floors may not), said by the status.

@@ -381,3 +381,22 @@ def test_malformed_problem_raises_problem_error_naming_the_item(problem, needle)
     with pytest.raises(ProblemError) as exc:
         solve(problem)
     assert needle in str(exc.value)
+
+
+def test_cp_sat_breaks_ties_like_min_cost_flow():
+    # Households of two in places of four are the unit problem doubled: the CP-SAT path must
+    # settle the ties among equal-weight optima on the same pair hash as the flow path.
+    pools = tuple(Pool(f"p{j}", 2) for j in range(4))
+    cands = tuple(Candidate(f"c{i}", 1) for i in range(14))
+    options = tuple(Option(c.id, p.id, 7) for c in cands for p in pools)
+    flow = solve(AllocationProblem(pools, cands, options))
+    doubled = solve(
+        AllocationProblem(
+            tuple(replace(p, capacity=4) for p in pools),
+            cands,
+            tuple(replace(o, consumption=2) for o in options),
+        )
+    )
+    assert flow.solver == "min_cost_flow" and doubled.solver == "cp_sat"
+    assert doubled.status == "optimal"
+    assert doubled.assignments == flow.assignments and len(flow.assignments) == 8
