@@ -10,6 +10,8 @@ SINK_PORT ?= 8025
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_LOGGING_LEVEL ?= WARNING
+# The embedded Prefect API is a subprocess; on a loaded machine it needs more than the 20 s default to start.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
 .PHONY: install demo demo-data test bench lint format clean
 
