@@ -21,8 +21,8 @@ ROUTE = ROUTE_STEP
 
 BARE = """
 from sqlalchemy import insert, select
-from engine import models as m
-from engine.db import Database
+from engine.store import models as m
+from engine.store.db import Database
 db = Database(URL)
 with db.engine.connect() as conn:
     rows = conn.execute(select(m.Frein.id, m.Frein.salarie_id, m.Frein.domain, m.Frein.thematique)).all()

@@ -30,11 +30,11 @@ from common import write
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import models as m  # noqa: E402
-from engine.auth import create_user  # noqa: E402
-from engine.clock import Clock  # noqa: E402
-from engine.db import Database, unit_of_work  # noqa: E402
-from engine.migrate import upgrade  # noqa: E402
+from engine.access.auth import create_user  # noqa: E402
+from engine.domain.clock import Clock  # noqa: E402
+from engine.store import models as m  # noqa: E402
+from engine.store.db import Database, unit_of_work  # noqa: E402
+from engine.store.migrate import upgrade  # noqa: E402
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ATTACKERS = 8

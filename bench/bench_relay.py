@@ -38,13 +38,13 @@ sys.path.insert(0, str(ROOT))
 import aiosmtplib  # noqa: E402
 from sqlalchemy import func, select, update  # noqa: E402
 
-from engine import models as m  # noqa: E402
-from engine.clock import Clock  # noqa: E402
-from engine.db import Database, unit_of_work  # noqa: E402
-from engine.migrate import upgrade  # noqa: E402
-from engine.outbox import enqueue_many  # noqa: E402
-from engine.relay import drain  # noqa: E402
-from engine.settings import Settings  # noqa: E402
+from engine.domain.clock import Clock  # noqa: E402
+from engine.outbox.enqueue import enqueue_many  # noqa: E402
+from engine.outbox.relay import drain  # noqa: E402
+from engine.store import models as m  # noqa: E402
+from engine.store.db import Database, unit_of_work  # noqa: E402
+from engine.store.migrate import upgrade  # noqa: E402
+from engine.store.settings import Settings  # noqa: E402
 from notifications.render import build_email, message_id_for, render  # noqa: E402
 
 HOST = "127.0.0.1"

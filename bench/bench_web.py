@@ -94,7 +94,7 @@ def sql_step(url: str, statements: list[str]) -> float:
     (Not AUTOCOMMIT: the engine's SQLite ``begin`` hook opens a transaction anyway, and it
     would be rolled back on close — ANALYZE and CREATE INDEX are transactional on both.)
     """
-    from engine.db import Database
+    from engine.store.db import Database
 
     db = Database(url)
     t0 = time.perf_counter()
@@ -109,8 +109,8 @@ def pick_accounts(url: str, n: int) -> list[dict[str, Any]]:
     """n staff accounts of every role, spread over territories and domains (reused if short)."""
     from sqlalchemy import select
 
-    from engine import models as m
-    from engine.db import Database
+    from engine.store import models as m
+    from engine.store.db import Database
 
     db = Database(url)
     with db.engine.connect() as conn:

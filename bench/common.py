@@ -63,10 +63,10 @@ def write(name: str, data: dict[str, Any]) -> Path:
 
 # Code run in a fresh process by run_measured (URL and SCALE are set before it).
 SEED_STEP = """
-from engine.db import Database
-from engine.migrate import upgrade
-from engine.clock import Clock
-from engine.seed import seed_network
+from engine.store.db import Database
+from engine.store.migrate import upgrade
+from engine.domain.clock import Clock
+from engine.network.seed import seed_network
 upgrade(URL)
 db = Database(URL)
 s = seed_network(db, scale=SCALE, seed=42, clock=Clock.system())
@@ -74,10 +74,10 @@ result = {"people": sum(s.people.values()), "freins": sum(s.freins_by_domain.val
 """
 
 ROUTE_STEP = """
-from engine.db import Database
-from engine.clock import Clock
-from engine.intake import run_intake
-from engine.settings import Settings
+from engine.store.db import Database
+from engine.domain.clock import Clock
+from engine.intake.run import run_intake
+from engine.store.settings import Settings
 db = Database(URL)
 r = run_intake(db, Settings(database_url=URL), clock=Clock.system())
 result = {"routed": r.routed, "by_owner_kind": dict(r.by_owner_kind)}

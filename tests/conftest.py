@@ -23,9 +23,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 import pytest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from engine import models as m  # noqa: E402
-from engine.db import Database  # noqa: E402
-from engine.migrate import upgrade  # noqa: E402
+from engine.store import models as m  # noqa: E402
+from engine.store.db import Database  # noqa: E402
+from engine.store.migrate import upgrade  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "AIGUILLAGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine import models as m
-from engine.clock import Clock
-from engine.db import Database, unit_of_work
-from engine.errors import DomainError
-from engine.lifecycle import TransitionError
-from engine.referrals import Actor, assign, transition
-from engine.settings import Settings
+from engine.domain.clock import Clock
+from engine.domain.errors import DomainError
+from engine.domain.lifecycle import TransitionError
+from engine.referrals.actions import Actor, assign, transition
+from engine.store import models as m
+from engine.store.db import Database, unit_of_work
+from engine.store.settings import Settings
 
 MAX_SELECTION = 500  # referrals in one bulk action
 

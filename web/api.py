@@ -15,12 +15,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from engine import models as m
-from engine.db import unit_of_work
-from engine.lifecycle import STATE_LABELS
-from engine.permissions import can
-from engine.queries import QueueFilters, list_queue, pools_overview, read_case_file
-from engine.referrals import Actor, StaleEdit, transition
+from engine.access.permissions import can
+from engine.allocation.review import pools_overview
+from engine.domain.lifecycle import STATE_LABELS
+from engine.referrals.actions import Actor, StaleEdit, transition
+from engine.referrals.case_file import read_case_file
+from engine.referrals.queue import QueueFilters, list_queue
+from engine.store import models as m
+from engine.store.db import unit_of_work
 from partners.taxonomy import label_of
 from web.security import Caller, OutOfScope, api_caller
 

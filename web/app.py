@@ -20,10 +20,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from engine.clock import Clock
-from engine.db import Database
-from engine.errors import DomainError, sentence
-from engine.settings import Settings, load_settings
+from engine.domain.clock import Clock
+from engine.domain.errors import DomainError, sentence
+from engine.store.db import Database
+from engine.store.settings import Settings, load_settings
 from web import api, pages, partner_link
 from web.edge import EdgeMiddleware, route_of
 from web.render import render

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from engine.errors import sentence
+from engine.domain.errors import sentence
 
 log = logging.getLogger("aiguillage.web")
 

@@ -1,7 +1,7 @@
 """Server-rendered French pages of the staff: login, queue, case file, allocation, directory.
 
 Why thin handlers: each one reads the form, opens one unit of work, calls an engine use case
-or query, and renders; permissions come from ``engine.permissions`` through the queries and
+or query, and renders; permissions come from ``engine.access.permissions`` through the queries and
 ``transition``, so an out-of-scope id is a 404 here exactly as it is in the API. No handler
 changes anything on GET; every POST checks the session's CSRF token first.
 """
@@ -17,25 +17,19 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 from starlette.responses import Response
 
-from engine import models as m
-from engine.auth import LoginFailed, RateLimited, login, logout
-from engine.db import unit_of_work
-from engine.errors import Conflict, DomainError, Forbidden, Refused, sentence
-from engine.lifecycle import BY_ACTION, STATES
-from engine.permissions import can
-from engine.preferences import MODE_LABELS, PreferenceError, get_preferences, set_preferences
-from engine.queries import (
-    SORTS,
-    BadCursor,
-    QueueFilters,
-    access_log,
-    allocation_review,
-    list_queue,
-    partner_directory,
-    pools_overview,
-    read_case_file,
-)
-from engine.referrals import Actor, NotFound, transition
+from engine.access.auth import LoginFailed, RateLimited, login, logout
+from engine.access.log import access_log
+from engine.access.permissions import can
+from engine.allocation.review import allocation_review, pools_overview
+from engine.domain.errors import Conflict, DomainError, Forbidden, Refused, sentence
+from engine.domain.lifecycle import BY_ACTION, STATES
+from engine.network.directory import partner_directory
+from engine.outbox.preferences import MODE_LABELS, PreferenceError, get_preferences, set_preferences
+from engine.referrals.actions import Actor, NotFound, transition
+from engine.referrals.case_file import read_case_file
+from engine.referrals.queue import SORTS, BadCursor, QueueFilters, list_queue
+from engine.store import models as m
+from engine.store.db import unit_of_work
 from partners.taxonomy import DOMAINS
 from web.actions import bulk_apply, parse_selection
 from web.flash import set_flash
@@ -336,7 +330,7 @@ def allocation_page(request: Request, caller: CallerDep) -> Response:
 
 def _decide(request: Request, caller: Caller, proposal_id: int, decision: str,
             form: dict[str, str]) -> None:  # fmt: skip
-    from engine.allocation import decline_proposal, validate_proposal
+    from engine.allocation.run import decline_proposal, validate_proposal
 
     version = _int(form.get("version"))
     with unit_of_work(_db(request), immediate=True) as session:
@@ -376,7 +370,7 @@ async def allocation_dry_run(request: Request, caller: CallerDep) -> Response:
     await check_form_csrf(request, caller)
     if not can(caller.user, "allocate"):
         raise OutOfScope()
-    from engine.allocation import run_allocation
+    from engine.allocation.run import run_allocation
 
     territory = None
     if caller.user.role == "coordinator" and caller.user.territory_id is not None:

@@ -1,7 +1,7 @@
 """The partner's answer page, reached from the signed link of an orientation email.
 
 Why without an account: most partners answer a handful of orientations a year. The link is
-signed and expires (``engine.links``); the page shows only the pseudonymous reference, the
+signed and expires (``engine.access.tokens``); the page shows only the pseudonymous reference, the
 need (thématique) and the territory, and two POST buttons — accept, or refuse with a coded
 reason — applied through the transition door as the partner (``Actor.partner_link``). Every
 view of the page is a read of the case file, so it is access-logged like any other.
@@ -16,12 +16,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from engine import models as m
-from engine.db import unit_of_work
-from engine.errors import DomainError, NotFound, sentence
-from engine.lifecycle import REFUSAL_LABELS
-from engine.links import LinkError, read_partner_token
-from engine.referrals import Actor, StaleEdit, transition
+from engine.access.tokens import LinkError, read_partner_token
+from engine.domain.errors import DomainError, NotFound, sentence
+from engine.domain.lifecycle import REFUSAL_LABELS
+from engine.referrals.actions import Actor, StaleEdit, transition
+from engine.store import models as m
+from engine.store.db import unit_of_work
 from web.flash import set_flash
 from web.render import render
 from web.security import CsrfRejected, partner_form_token

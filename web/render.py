@@ -16,8 +16,8 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
-from engine.clock import as_utc
-from engine.lifecycle import OUTCOME_LABELS, REFUSAL_LABELS, STATE_LABELS
+from engine.domain.clock import as_utc
+from engine.domain.lifecycle import OUTCOME_LABELS, REFUSAL_LABELS, STATE_LABELS
 from partners.taxonomy import DOMAIN_LABELS, label_of
 from web.flash import clear_flash, pop_flash
 

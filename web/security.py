@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.responses import Response
 
-from engine import models as m
-from engine.auth import SESSION_LIFETIME, session_user
-from engine.db import unit_of_work
+from engine.access.auth import SESSION_LIFETIME, session_user
+from engine.store import models as m
+from engine.store.db import unit_of_work
 
 SESSION_COOKIE = "aiguillage_session"
 LOGIN_CSRF_COOKIE = "aiguillage_csrf"

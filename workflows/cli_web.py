@@ -28,7 +28,7 @@ DEMO_LOGINS: tuple[tuple[str, str], ...] = (
 
 def demo_login_lines(partner_email: str | None = None) -> list[str]:
     """French lines listing demo accounts; the password is the seed's demo password."""
-    from engine.seed import DEMO_PASSWORD
+    from engine.network.seed import DEMO_PASSWORD
 
     lines = [f"Comptes de démonstration (mot de passe : {DEMO_PASSWORD}) :"]
     logins = list(DEMO_LOGINS)
@@ -41,9 +41,9 @@ def demo_login_lines(partner_email: str | None = None) -> list[str]:
 def _first_partner_contact() -> str | None:
     from sqlalchemy import select
 
-    from engine import models as m
-    from engine.db import Database, unit_of_work
-    from engine.settings import load_settings
+    from engine.store import models as m
+    from engine.store.db import Database, unit_of_work
+    from engine.store.settings import load_settings
 
     try:
         with unit_of_work(Database(load_settings().database_url)) as session:
@@ -76,7 +76,7 @@ def register(app: typer.Typer, users_app: typer.Typer) -> None:
         """Démarre l'application web (pages et API)."""
         import uvicorn
 
-        from engine.settings import load_settings, secret_problem
+        from engine.store.settings import load_settings, secret_problem
 
         problem = secret_problem(load_settings())
         if problem and not demo:
@@ -108,10 +108,10 @@ def register(app: typer.Typer, users_app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Crée un compte (mot de passe haché avec argon2)."""
-        from engine.auth import AccountError, create_user
-        from engine.clock import Clock
-        from engine.db import Database
-        from engine.settings import load_settings
+        from engine.access.auth import AccountError, create_user
+        from engine.domain.clock import Clock
+        from engine.store.db import Database
+        from engine.store.settings import load_settings
 
         if password_stdin:
             password = sys.stdin.readline().rstrip("\n")

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from engine.settings import Settings, load_settings
+from engine.store.settings import Settings, load_settings
 
 app = typer.Typer(
     help="Aiguillage : orientation des freins et attribution des places.", no_args_is_help=True
@@ -31,7 +31,7 @@ def _settings() -> Settings:
 
 
 def _database(settings: Settings | None = None):  # type: ignore[no-untyped-def]
-    from engine.db import Database
+    from engine.store.db import Database
 
     return Database((settings or _settings()).database_url)
 
@@ -54,7 +54,7 @@ NowOpt = Annotated[
 
 def _clock(today: str | None, now: str | None):  # type: ignore[no-untyped-def]
     """The command's one Clock, built at start-up (French error, exit 2, on a bad value)."""
-    from engine.clock import parse_clock
+    from engine.domain.clock import parse_clock
 
     try:
         return parse_clock(today, now)
@@ -71,7 +71,7 @@ def _now_param(clock) -> str | None:  # type: ignore[no-untyped-def]
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Crée ou met à jour le schéma de la base."""
-    from engine.migrate import upgrade
+    from engine.store.migrate import upgrade
 
     settings = _settings()
     upgrade(settings.database_url)
@@ -81,7 +81,7 @@ def db_upgrade() -> None:
 @db_app.command("check")
 def db_check() -> None:
     """Vérifie que les migrations correspondent aux modèles."""
-    from engine.migrate import check
+    from engine.store.migrate import check
 
     check(_settings().database_url)
     typer.echo("Migrations à jour.")
@@ -96,8 +96,8 @@ def seed(
     now: NowOpt = None,
 ) -> None:
     """Génère le réseau synthétique calibré sur le rapport d'activité 2024."""
-    from engine.seed import SeedError, seed_network
-    from engine.seed import reset as reset_db
+    from engine.network.seed import SeedError, seed_network
+    from engine.network.seed import reset as reset_db
 
     clock = _clock(today, now)
     db = _database()
@@ -119,8 +119,8 @@ def seed(
 @app.command()
 def summary() -> None:
     """Affiche un résumé du réseau et des orientations."""
-    from engine.db import unit_of_work
-    from engine.summary import network_summary
+    from engine.network.summary import network_summary
+    from engine.store.db import unit_of_work
 
     with unit_of_work(_database()) as session:
         for line in network_summary(session):
@@ -134,7 +134,7 @@ def import_salaries_cmd(
     now: NowOpt = None,
 ) -> None:
     """Importe des salarié·es et leurs freins (tout ou rien ; réimporter ne change rien)."""
-    from engine.importing import import_salaries
+    from engine.intake.salaries import import_salaries
 
     try:
         data = file.read_bytes()
@@ -159,7 +159,7 @@ def route(
     clock = _clock(today, now)
     t0 = time.perf_counter()
     if no_prefect:
-        from engine.intake import run_intake
+        from engine.intake.run import run_intake
 
         settings = _settings()
         result = run_intake(
@@ -196,7 +196,7 @@ def demo_activity(
     now: NowOpt = None,
 ) -> None:
     """Simule une première semaine de travail (mises en attente, orientations) pour la démo."""
-    from engine.demo import simulate_activity
+    from engine.network.demo import simulate_activity
 
     clock = _clock(today, now)
     settings = _settings()
@@ -223,13 +223,13 @@ def allocate(
     """Propose les places comptées aux personnes en attente (à valider par la coordination)."""
     if not 0 <= alpha <= 1:
         _fail("--alpha doit être compris entre 0 et 1", 2)
-    from engine.allocation import AllocationBusy
-    from engine.errors import Refused
+    from engine.allocation.run import AllocationBusy
+    from engine.domain.errors import Refused
 
     clock = _clock(today, now)
     try:
         if no_prefect:
-            from engine.allocation import run_allocation
+            from engine.allocation.run import run_allocation
 
             settings = _settings()
             result = run_allocation(
@@ -251,7 +251,7 @@ def allocate(
     except Refused as exc:
         _fail(str(exc), 2)
         return
-    from engine.allocation import AllocationReport
+    from engine.allocation.run import AllocationReport
 
     for line in AllocationReport(**result).lines_fr():
         typer.echo(line)
@@ -283,9 +283,9 @@ def notify(
     """Écrit les relances et échéances dues, puis envoie les messages en attente."""
     clock = _clock(today, now)
     if no_prefect:
-        from engine.digest import write_due_digests
-        from engine.relay import drain
-        from engine.reminders import write_due_reminders
+        from engine.deadlines import write_due_reminders
+        from engine.outbox.digest import write_due_digests
+        from engine.outbox.relay import drain
 
         settings = _settings()
         db = _database(settings)

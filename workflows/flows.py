@@ -13,9 +13,9 @@ from typing import Any
 
 from prefect import flow, task
 
-from engine.clock import Clock
-from engine.db import Database
-from engine.settings import load_settings
+from engine.domain.clock import Clock
+from engine.store.db import Database
+from engine.store.settings import load_settings
 
 
 def _context() -> tuple[Any, Database]:
@@ -31,7 +31,7 @@ def _clock(now: str | None) -> Clock:
 @task(name="route-new-freins", retries=1, retry_delay_seconds=2)
 def route_new_freins(chunk_size: int, now: str | None) -> dict[str, Any]:
     """Route every frein that never had a referral (one task for the whole batch)."""
-    from engine.intake import run_intake
+    from engine.intake.run import run_intake
 
     settings, db = _context()
     try:
@@ -52,7 +52,7 @@ def solve_and_propose(
     territory: str | None, dry_run: bool, alpha: float, now: str | None
 ) -> dict[str, Any]:
     """One solve over the whole waitlist (one run at a time, enforced by the database)."""
-    from engine.allocation import run_allocation
+    from engine.allocation.run import run_allocation
 
     settings, db = _context()
     try:
@@ -75,8 +75,8 @@ def allocation_flow(
 @task(name="write-due-reminders", retries=1, retry_delay_seconds=2)
 def write_reminders_task(now: str | None) -> dict[str, int]:
     """Reminders, escalations, expiries and digests that fell due (idempotent)."""
-    from engine.digest import write_due_digests
-    from engine.reminders import write_due_reminders
+    from engine.deadlines import write_due_reminders
+    from engine.outbox.digest import write_due_digests
 
     settings, db = _context()
     try:
@@ -91,7 +91,7 @@ def write_reminders_task(now: str | None) -> dict[str, int]:
 @task(name="drain-outbox", retries=0)
 def drain_outbox_task(chunk: int, now: str | None) -> dict[str, int]:
     """Send due messages in chunks over one SMTP connection per chunk."""
-    from engine.relay import drain
+    from engine.outbox.relay import drain
 
     settings, db = _context()
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import Database
-from engine.migrate import upgrade
+from engine.store.db import Database
+from engine.store.migrate import upgrade
 from tests.web.world import World, build_world
 
 CHROMIUM = "/usr/bin/chromium"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engine import models as m
-from engine.db import unit_of_work
-from engine.links import make_partner_token
+from engine.access.tokens import make_partner_token
+from engine.store import models as m
+from engine.store.db import unit_of_work
 from tests.e2e.conftest import shot
 from tests.web.world import PASSWORD, fresh_referral, waitlist_some
 
@@ -48,7 +48,7 @@ def test_officer_filters_takes_and_refers(page, served):
 
 
 def test_coordinator_validates_a_proposal(page, served):
-    allocation = pytest.importorskip("engine.allocation")
+    allocation = pytest.importorskip("engine.allocation.run")
     base, world = served
     waitlist_some(world, 10)
     report = allocation.run_allocation(world.db, world.settings, clock=world.clock)

@@ -8,22 +8,22 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.allocation import (
+from engine.allocation.run import (
     AllocationBusy,
     decline_proposal,
     expire_proposals,
     run_allocation,
     validate_proposal,
 )
-from engine.clock import Clock
-from engine.db import unit_of_work
-from engine.demo import simulate_activity
-from engine.intake import run_intake
-from engine.lifecycle import TransitionError
-from engine.referrals import Actor
-from engine.seed import seed_network
-from engine.settings import Settings
+from engine.domain.clock import Clock
+from engine.domain.lifecycle import TransitionError
+from engine.intake.run import run_intake
+from engine.network.demo import simulate_activity
+from engine.network.seed import seed_network
+from engine.referrals.actions import Actor
+from engine.store import models as m
+from engine.store.db import unit_of_work
+from engine.store.settings import Settings
 
 TODAY = date(2026, 11, 26)
 CLOCK = Clock.on_day(TODAY, running=False)

@@ -7,11 +7,11 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.clock import Clock
-from engine.demo import simulate_activity
-from engine.seed import seed_network
-from engine.settings import Settings
+from engine.domain.clock import Clock
+from engine.network.demo import simulate_activity
+from engine.network.seed import seed_network
+from engine.store import models as m
+from engine.store.settings import Settings
 
 TODAY = date(2026, 11, 26)
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from engine import models as m
-from engine.clock import Clock
-from engine.seed import seed_network
+from engine.domain.clock import Clock
+from engine.network.seed import seed_network
+from engine.store import models as m
 from workflows.cli import app
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "salaries-exemple.csv"

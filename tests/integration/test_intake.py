@@ -7,12 +7,12 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.clock import Clock
-from engine.intake import run_intake
-from engine.lifecycle import OPEN_STATES
-from engine.seed import seed_network
-from engine.settings import Settings
+from engine.domain.clock import Clock
+from engine.domain.lifecycle import OPEN_STATES
+from engine.intake.run import run_intake
+from engine.network.seed import seed_network
+from engine.store import models as m
+from engine.store.settings import Settings
 
 TODAY = date(2026, 11, 26)
 

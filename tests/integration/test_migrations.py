@@ -1,6 +1,6 @@
 """The schema comes from the migrations, and the migrations match the models."""
 
-from engine.migrate import check, current_revision
+from engine.store.migrate import check, current_revision
 
 
 def test_alembic_check_sqlite(sqlite_url):

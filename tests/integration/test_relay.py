@@ -8,12 +8,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from engine import models as m
-from engine.clock import Clock, as_utc, utcnow
-from engine.db import unit_of_work
-from engine.outbox import enqueue_many
-from engine.relay import drain
-from engine.settings import Settings
+from engine.domain.clock import Clock, as_utc, utcnow
+from engine.outbox.enqueue import enqueue_many
+from engine.outbox.relay import drain
+from engine.store import models as m
+from engine.store.db import unit_of_work
+from engine.store.settings import Settings
 from notifications.render import message_id_for
 
 BASE = "http://aiguillage.test"

@@ -3,7 +3,7 @@
 Why: the outbox promises that a crash can neither lose a message nor send it more than once
 per crash. Only a real process killed mid-chunk — between the server's acceptance and the
 row's acknowledgement, inside a claim transaction, half-way through DATA — tests that
-promise. 1,000 messages are queued, relay workers (``python -m engine.relay_worker``) are
+promise. 1,000 messages are queued, relay workers (``python -m engine.outbox.worker``) are
 started one after the other and killed after a seeded random delay, and a last worker
 finishes once the dead workers' leases have expired. The real aiosmtpd server on loopback
 is the witness: every Message-ID arrived, duplicates are at most one per kill, and every
@@ -27,12 +27,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.clock import Clock, as_utc, utcnow
-from engine.db import Database, unit_of_work
-from engine.outbox import enqueue_many
-from engine.relay import drain
-from engine.settings import Settings
+from engine.domain.clock import Clock, as_utc, utcnow
+from engine.outbox.enqueue import enqueue_many
+from engine.outbox.relay import drain
+from engine.store import models as m
+from engine.store.db import Database, unit_of_work
+from engine.store.settings import Settings
 from notifications.render import message_id_for
 from tests.support.smtp_server import SmtpTestServer
 
@@ -92,13 +92,13 @@ def _message_ids(server: SmtpTestServer) -> Counter[str]:
 
 
 class Worker:
-    """One ``python -m engine.relay_worker`` process, started and awaited until ready."""
+    """One ``python -m engine.outbox.worker`` process, started and awaited until ready."""
 
     def __init__(self, db: Database, server: SmtpTestServer, log: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIGUILLAGE_")}
         self.log = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.relay_worker", "--database-url", db.url,
+            [sys.executable, "-m", "engine.outbox.worker", "--database-url", db.url,
              "--smtp-port", str(server.port), "--smtp-host", "127.0.0.1", "--base-url", BASE,
              "--lease-s", str(LEASE_S), "--chunk", str(CHUNK)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log,

@@ -8,16 +8,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.calendar import add_business_days, end_of_day_utc
-from engine.clock import Clock, as_utc
-from engine.db import unit_of_work
-from engine.digest import write_due_digests
-from engine.intake import run_intake
-from engine.outbox import enqueue, preference_mode
-from engine.reminders import write_due_reminders
-from engine.seed import seed_network
-from engine.settings import Settings
+from engine.deadlines import write_due_reminders
+from engine.domain.calendar import add_business_days, end_of_day_utc
+from engine.domain.clock import Clock, as_utc
+from engine.intake.run import run_intake
+from engine.network.seed import seed_network
+from engine.outbox.digest import write_due_digests
+from engine.outbox.enqueue import enqueue, preference_mode
+from engine.store import models as m
+from engine.store.db import unit_of_work
+from engine.store.settings import Settings
 
 TODAY = date(2026, 11, 26)
 BASE = "http://aiguillage.test"

@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.clock import Clock
-from engine.seed import SeedError, seed_network
+from engine.domain.clock import Clock
+from engine.network.seed import SeedError, seed_network
+from engine.store import models as m
 
 TODAY = date(2026, 11, 26)
 
@@ -74,7 +74,7 @@ def test_seed_is_deterministic_and_refuses_a_second_network(sqlite_db):
         ).all()
     with pytest.raises(SeedError, match="--reset"):
         seed_network(sqlite_db, scale=0.05, seed=9, clock=Clock.on_day(TODAY, running=False))
-    from engine.seed import reset
+    from engine.network.seed import reset
 
     reset(sqlite_db)
     seed_network(sqlite_db, scale=0.05, seed=9, clock=Clock.on_day(TODAY, running=False))

@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from engine.calendar import add_business_days, is_business_day
+from engine.domain.calendar import add_business_days, is_business_day
 
 
 def test_weekends_and_public_holidays_are_not_business_days():

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from partners.csv_import import (
+from engine.intake.csv_rows import (
     REQUIRED_COLUMNS,
     ImportResult,
     format_report,

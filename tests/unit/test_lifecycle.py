@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.lifecycle import (
+from engine.domain.lifecycle import (
     BY_ACTION,
     OPEN_STATES,
     REFUSAL_REASONS,

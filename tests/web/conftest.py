@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.db import Database
-from engine.migrate import upgrade
+from engine.store.db import Database
+from engine.store.migrate import upgrade
 from tests.web.world import World, build_world, login
 from web.app import create_app
 

@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.auth import AccountError, create_user
-from engine.db import unit_of_work
-from engine.settings import Settings
+from engine.access.auth import AccountError, create_user
+from engine.store import models as m
+from engine.store.db import unit_of_work
+from engine.store.settings import Settings
 from tests.web.world import CLOCK, csrf_of, login
 from web.app import create_app
 from web.security import SESSION_COOKIE

@@ -7,8 +7,8 @@ import html
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.db import unit_of_work
+from engine.store import models as m
+from engine.store.db import unit_of_work
 from tests.web.world import csrf_of, direct_offer_id, fresh_referral, login
 from web.app import create_app
 
@@ -164,7 +164,7 @@ def test_an_officer_sees_only_the_freins_of_their_domain(clients, world):
     """Need to know: the housing officer does not read the person's health freins."""
     from sqlalchemy import select
 
-    from engine import models as m
+    from engine.store import models as m
     from partners.taxonomy import label_of
 
     with world.db.sessions() as s:

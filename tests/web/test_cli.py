@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from engine import models as m
-from engine.db import unit_of_work
+from engine.store import models as m
+from engine.store.db import unit_of_work
 from workflows.cli import app
 from workflows.cli_web import demo_login_lines
 

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from engine import models as m
-from engine.auth import MAX_FAILURES, MAX_FAILURES_PER_IP, create_user
-from engine.clock import Clock
-from engine.db import unit_of_work
-from engine.links import make_partner_token
-from engine.settings import Settings
+from engine.access.auth import MAX_FAILURES, MAX_FAILURES_PER_IP, create_user
+from engine.access.tokens import make_partner_token
+from engine.domain.clock import Clock
+from engine.store import models as m
+from engine.store.db import unit_of_work
+from engine.store.settings import Settings
 from notifications.render import render as render_mail
 from notifications.samples import SAMPLE_BASE_URL, sample_context
 from tests.web.world import CLOCK, csrf_of, login

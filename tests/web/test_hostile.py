@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from engine import models as m
+from engine.store import models as m
 from tests.web.world import World, csrf_of, fresh_referral, login, world_per_database
 from web.app import create_app
 

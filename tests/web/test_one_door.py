@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from engine import models as m
-from engine.allocation import run_allocation
-from engine.db import Database, unit_of_work
-from engine.lifecycle import is_table_event
+from engine.allocation.run import run_allocation
+from engine.domain.lifecycle import is_table_event
+from engine.store import models as m
+from engine.store.db import Database, unit_of_work
 from tests.web.world import World, csrf_of, fresh_referral, login, waitlist_some, world_per_database
 
 

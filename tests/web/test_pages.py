@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from engine import models as m
-from engine.db import unit_of_work
-from engine.links import make_partner_token
+from engine.access.tokens import make_partner_token
+from engine.store import models as m
+from engine.store.db import unit_of_work
 from tests.web.world import csrf_of, fresh_referral, waitlist_some
 
 IDS = re.compile(r'href="/orientations/(\d+)"')
@@ -151,7 +151,7 @@ def test_partner_link_refuse_and_bad_links(app, clients, world):
 
 
 def test_allocation_review_validate_and_decline(clients, world):
-    allocation = pytest.importorskip("engine.allocation")
+    allocation = pytest.importorskip("engine.allocation.run")
     waitlist_some(world, 10)
     report = allocation.run_allocation(world.db, world.settings, clock=world.clock)
     assert sum(report.proposals_by_pool.values()) >= 2

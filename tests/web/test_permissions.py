@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from engine import models as m
-from engine.db import unit_of_work
+from engine.store import models as m
+from engine.store.db import unit_of_work
 from tests.web.world import csrf_of
 
 ROLES = (
@@ -90,7 +90,7 @@ def test_post_action_on_target_by_role(clients, world, role):
 
 def test_api_list_is_exactly_the_scope(clients, world):
     """Walking every page of the API gives each referral of the scope once, and no other."""
-    from engine.permissions import referral_scope
+    from engine.access.permissions import referral_scope
 
     client = clients["officer"]
     seen: list[int] = []

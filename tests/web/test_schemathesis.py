@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from engine.db import Database
-from engine.migrate import upgrade
+from engine.store.db import Database
+from engine.store.migrate import upgrade
 from tests.web.world import World, build_world, login
 from web.app import create_app
 

@@ -13,14 +13,14 @@ from datetime import date
 
 from sqlalchemy import select
 
-from engine import models as m
-from engine.clock import Clock
-from engine.db import Database, unit_of_work
-from engine.intake import run_intake
-from engine.queries import read_case_file
-from engine.referrals import Actor, transition
-from engine.seed import DEMO_PASSWORD, MAIL_DOMAIN, seed_network
-from engine.settings import Settings
+from engine.domain.clock import Clock
+from engine.intake.run import run_intake
+from engine.network.seed import DEMO_PASSWORD, MAIL_DOMAIN, seed_network
+from engine.referrals.actions import Actor, transition
+from engine.referrals.case_file import read_case_file
+from engine.store import models as m
+from engine.store.db import Database, unit_of_work
+from engine.store.settings import Settings
 
 PASSWORD = DEMO_PASSWORD
 TODAY = date(2026, 11, 26)

@@ -1,0 +1,459 @@
+"""Allocation of counted slots: one run proposes, a coordinator validates.
+
+Why this shape: the solver (``matching.allocation``) is pure and exact; this module turns
+the waitlist into its input — candidates are waitlisted referrals, options are the pools
+whose offer covers the frein and the territory and whose eligibility rules the person meets,
+weights are lexicographic (priority first, then small fit bonuses) — stores the run with its
+digest, parameters and explanations, and writes *proposals*, never decisions. Validation
+consumes slot units under a lock on the pool (and the database's "one active assignment per
+unit" index as a backstop), so units are never over-consumed, even concurrently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.access.permissions import can
+from engine.domain.clock import Clock, as_utc
+from engine.domain.errors import Conflict, NotFound, Refused
+from engine.domain.lifecycle import TransitionError
+from engine.outbox.enqueue import enqueue_many
+from engine.referrals.actions import StaleEdit
+from engine.referrals.transitions import Actor, apply_transition
+from engine.store import models as m
+from engine.store.db import Database, unit_of_work
+from engine.store.settings import Settings
+from matching.allocation import (
+    AllocationProblem,
+    Candidate,
+    Option,
+    Pin,
+    Pool,
+    lexicographic_weights,
+    solve,
+)
+from matching.eligibility import evaluate
+from matching.facts import PersonFacts
+from partners.rules import Rule
+from partners.taxonomy import covers
+
+FIT_CHOSEN_POOL = 2  # the pool the chargé·e asked for
+FIT_HOME_POOL = 1  # a pool dedicated to the person's own territory
+MAX_FIT = FIT_CHOSEN_POOL + FIT_HOME_POOL
+STALE_RUN_AFTER = timedelta(hours=1)
+DEFAULT_ALPHA = 0.8
+ACTOR = Actor.system("allocation")
+
+
+class AllocationBusy(Conflict):
+    """Another run is in progress (French message)."""
+
+
+@dataclass
+class AllocationReport:
+    run_id: int
+    status: str
+    solver: str
+    time_s: float
+    dry_run: bool
+    proposals_by_pool: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0
+    candidates: int = 0
+    worst_fill_ratio: float | None = None
+    worst_share_ratio: float | None = None
+    envy: int = 0
+    envy_causes: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+
+    def lines_fr(self) -> list[str]:
+        status = {"optimal": "optimale (prouvée)", "feasible": "réalisable (non prouvée optimale)",
+                  "infeasible": "impossible", "unknown": "inconnue"}.get(self.status, self.status)  # fmt: skip
+        head = (
+            "Simulation d'attribution (rien n'est enregistré)"
+            if self.dry_run
+            else "Attribution des places"
+        )
+        lines = [
+            f"{head} — exécution n° {self.run_id}",
+            f"Solution {status}, solveur {self.solver}, {self.time_s:.2f} s.",
+        ]
+        if self.message:
+            lines.append(self.message)
+        total = sum(self.proposals_by_pool.values())
+        lines.append(
+            f"Personnes en attente candidates : {self.candidates} ; places proposées : {total}."
+        )
+        for name, n in sorted(self.proposals_by_pool.items()):
+            lines.append(f"  - {name} : {n} proposition(s)")
+        lines.append(f"Personnes toujours en attente : {self.waiting}.")
+        if self.worst_fill_ratio is not None:
+            lines.append(
+                f"Demande satisfaite du territoire le moins servi : {self.worst_fill_ratio:.0%}"
+                " (places attribuées / demande, dans un dispositif partagé)."
+            )
+        if self.worst_share_ratio is not None:
+            lines.append(
+                f"Part équitable reçue par le territoire le moins servi : {self.worst_share_ratio:.0%}"
+                " (places attribuées / part proportionnelle à sa demande)."
+            )
+        causes = {"floor": "planchers territoriaux", "pin": "places déjà proposées", "consumption": "places multiples",
+                  "weights": "poids", "shortfall": "limites de temps du solveur (un meilleur échange existait)"}  # fmt: skip
+        detail = ", ".join(
+            f"{n} dus aux {causes.get(c, c)}" for c, n in sorted(self.envy_causes.items())
+        )
+        lines.append(f"Cas d'envie justifiée : {self.envy}" + (f" ({detail})." if detail else "."))
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": self.status, "solver": self.solver, "time_s": self.time_s,
+                "dry_run": self.dry_run, "proposals_by_pool": self.proposals_by_pool, "waiting": self.waiting,
+                "candidates": self.candidates, "worst_fill_ratio": self.worst_fill_ratio,
+            "worst_share_ratio": self.worst_share_ratio, "envy": self.envy,
+                "envy_causes": self.envy_causes,
+                "message": self.message}  # fmt: skip
+
+
+def _facts(s: m.Salarie, territory: str | None, open_freins: int) -> PersonFacts:
+    return PersonFacts(
+        person_id=s.id, programme=s.programme, territory=territory, housing=s.housing,
+        street_months=s.street_months, has_resources=s.has_resources, household_size=s.household_size,
+        minor_children=s.minor_children, rqth=s.rqth,
+        vulnerability_flags=frozenset(x for x in s.vulnerability_flags.split("|") if x),
+        health_urgency=s.health_urgency, open_freins=open_freins, programme_end=s.programme_end,
+    )  # fmt: skip
+
+
+def units_for(pool: m.SlotPool, person: m.Salarie) -> int:
+    """Units one person consumes: a shelter place per member of the household, else one."""
+    return max(1, person.household_size) if pool.unit_kind == "place" else 1
+
+
+def _start_run(session: Session, *, dry_run: bool, territory: str | None, actor_user_id: int | None, params: dict,
+               now: datetime) -> m.AllocationRun:  # fmt: skip
+    stale = now - STALE_RUN_AFTER
+    for run in session.scalars(
+        select(m.AllocationRun).where(m.AllocationRun.status == "running")
+    ).all():
+        if as_utc(run.started_at) < stale:
+            run.status, run.finished_at = "failed", now
+    session.flush()
+    run = m.AllocationRun(status="running", dry_run=dry_run, territory_code=territory,
+                          parameters=params, created_by=actor_user_id, started_at=now)  # fmt: skip
+    session.add(run)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise AllocationBusy(
+            "une attribution est déjà en cours : réessayez dans quelques instants"
+        ) from exc
+    return run
+
+
+def run_allocation(
+    db: Database,
+    settings: Settings,
+    *,
+    clock: Clock,
+    territory: str | None = None,
+    dry_run: bool = False,
+    actor_user_id: int | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    time_limit_s: float = 20.0,
+) -> AllocationReport:
+    """Solve the waitlist against the open pools and write proposals (unless dry run)."""
+    params = {
+        "alpha": alpha,
+        "time_limit_s": time_limit_s,
+        "fit": {"chosen_pool": FIT_CHOSEN_POOL, "home_pool": FIT_HOME_POOL},
+    }
+    with unit_of_work(db) as session:
+        run_id = _start_run(
+            session,
+            dry_run=dry_run,
+            territory=territory,
+            actor_user_id=actor_user_id,
+            params=params,
+            now=clock.now(),
+        ).id
+    try:
+        with unit_of_work(db, immediate=True) as session:
+            run = session.get(m.AllocationRun, run_id)
+            assert run is not None
+            report = _solve_and_store(session, settings, run, territory=territory, dry_run=dry_run,
+                                      alpha=alpha, time_limit_s=time_limit_s, clock=clock)  # fmt: skip
+    except BaseException:
+        with unit_of_work(db) as session:
+            session.execute(update(m.AllocationRun).where(m.AllocationRun.id == run_id)
+                            .values(status="failed", finished_at=clock.now()))  # fmt: skip
+        raise
+    return report
+
+
+def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun, *, territory: str | None,
+                     dry_run: bool, alpha: float, time_limit_s: float, clock: Clock) -> AllocationReport:  # fmt: skip
+    now = clock.now()
+    terr_code = dict(session.execute(select(m.Territory.id, m.Territory.code)).all())
+    terr_id = {v: k for k, v in terr_code.items()}
+    if territory is not None and territory not in terr_id:
+        raise Refused(f"territoire inconnu : « {territory[:40]} »")
+    pools = session.scalars(select(m.SlotPool).order_by(m.SlotPool.id)).all()
+    offers = {o.id: o for o in session.scalars(select(m.Offer)).all()}
+    used = dict(session.execute(
+        select(m.SlotUnit.pool_id, func.count()).join(m.SlotAssignment, m.SlotAssignment.unit_id == m.SlotUnit.id)
+        .where(m.SlotAssignment.active).group_by(m.SlotUnit.pool_id)).all())  # fmt: skip
+    if territory is not None:
+        pools = [p for p in pools if p.scope is None or territory in p.scope]
+    # Pools keep their pending proposals as pins: remaining = capacity - validated units.
+    # The solver knows pools by their (unique) display names, so its French explanations
+    # read "Place attribuée dans CDC Habitat — …" without any rewriting.
+    names: dict[int, str] = {}
+    seen: Counter[str] = Counter(p.name for p in pools)
+    for p in pools:
+        names[p.id] = p.name if seen[p.name] == 1 else f"{p.name} (n° {p.id})"
+    q = select(m.Referral).where(m.Referral.state.in_(("waitlisted", "proposed")))
+    if territory is not None:
+        q = q.where(m.Referral.territory_id == terr_id[territory])
+    referrals = session.scalars(q.order_by(m.Referral.id)).all()
+    people = (
+        {
+            s.id: s
+            for s in session.scalars(
+                select(m.Salarie).where(m.Salarie.id.in_({r.salarie_id for r in referrals}))
+            ).all()
+        }
+        if referrals
+        else {}
+    )
+    open_counts = dict(session.execute(
+        select(m.Frein.salarie_id, func.count()).where(m.Frein.status == "open", m.Frein.salarie_id.in_(list(people)))
+        .group_by(m.Frein.salarie_id)).all()) if people else {}  # fmt: skip
+    pending = {
+        p.referral_id: p
+        for p in session.scalars(
+            select(m.AllocationProposal).where(m.AllocationProposal.status == "proposed")
+        ).all()
+    }
+    rules = {
+        oid: tuple(Rule.model_validate(r) for r in (o.rules or [])) for oid, o in offers.items()
+    }
+
+    cand_list: list[Candidate] = []
+    options: list[Option] = []
+    pins: list[Pin] = []
+    ineligible: dict[str, str] = {}
+    by_id: dict[str, m.Referral] = {}
+    for r in referrals:
+        person = people[r.salarie_id]
+        code = terr_code.get(r.territory_id) if r.territory_id else None
+        facts = _facts(person, code, open_counts.get(person.id, 1))
+        cid = str(r.id)
+        by_id[cid] = r
+        cand_list.append(Candidate(cid, r.priority, code))
+        reasons = []
+        for p in pools:
+            offer = offers[p.offer_id]
+            if not any(covers(t, r.thematique) for t in offer.thematiques) and p.id != r.pool_id:
+                continue
+            if p.scope is not None and code not in p.scope:
+                continue
+            verdict = evaluate(rules[offer.id], facts)
+            if not verdict.eligible:
+                reasons.append(
+                    f"{names[p.id]} : {verdict.failed[0].label}" if verdict.failed else names[p.id]
+                )
+                continue
+            fit = (FIT_CHOSEN_POOL if p.id == r.pool_id else 0) + (
+                FIT_HOME_POOL if p.territory_id == r.territory_id and p.territory_id else 0
+            )
+            options.append(
+                Option(
+                    cid,
+                    names[p.id],
+                    lexicographic_weights(r.priority, fit, MAX_FIT),
+                    units_for(p, person),
+                )
+            )
+        if r.state == "proposed" and r.id in pending:
+            pinned_pool = pending[r.id].pool_id
+            pins.append(Pin(cid, names.get(pinned_pool, str(pinned_pool))))
+        if reasons:
+            ineligible[cid] = "Non éligible : " + " ; ".join(reasons) + "."
+    # Candidates with an option keep the solver's reason; the others get the rule that excluded them.
+    has_option = {o.candidate for o in options}
+    ineligible = {k: v for k, v in ineligible.items() if k not in has_option}
+    problem = AllocationProblem(
+        pools=tuple(Pool(names[p.id], max(0, p.capacity - used.get(p.id, 0)), terr_code.get(p.territory_id) if p.territory_id else None) for p in pools),
+        candidates=tuple(cand_list), options=tuple(options), pinned=tuple(pins),
+        territory_floor_alpha=alpha, time_limit_s=time_limit_s, num_workers=1, ineligible=ineligible,
+    )  # fmt: skip
+    digest = _digest(problem)
+    result = solve(problem)
+    pool_named = {names[p.id]: p for p in pools}
+    weight_of = {(o.candidate, o.pool): o.weight for o in options}
+
+    explanations: dict[str, str] = {}
+    for cid, text in result.explanations.items():
+        r = by_id[cid]
+        points = " + ".join(
+            f"{line[2]} ({line[1].split(' :')[0].lower()})" for line in (r.priority_breakdown or [])
+        )
+        explanations[cid] = (
+            f"{text} Détail des points : {points or 'aucun critère'} = {r.priority}."
+        )
+    proposals_by_pool: Counter[str] = Counter()
+    pinned = {(p.candidate, p.pool) for p in pins}
+    coord_counts: Counter[int] = Counter()
+    if not dry_run and result.status in ("optimal", "feasible"):
+        expires = now + timedelta(days=settings.proposal_expiry_days)
+        for cid, pid in result.assignments:
+            if (cid, pid) in pinned:
+                continue
+            r = by_id[cid]
+            pool = pool_named[pid]
+            person = people[r.salarie_id]
+            prop = m.AllocationProposal(
+                run_id=run.id, referral_id=r.id, pool_id=pool.id, units=units_for(pool, person),
+                weight=weight_of[(cid, pid)],
+                priority=r.priority, explanation=explanations[cid], status="proposed", expires_at=expires)  # fmt: skip
+            session.add(prop)
+            session.flush()
+            apply_transition(session, settings, r, "propose", actor=ACTOR, clock=clock,
+                             proposal=prop, note=f"exécution n° {run.id}")  # fmt: skip
+            proposals_by_pool[names[pool.id]] += 1
+            if r.territory_id:
+                for coord in _coordinators(session, r.territory_id):
+                    coord_counts[coord.id] += 1
+    elif dry_run:
+        for cid, pid in result.assignments:
+            if (cid, pid) not in pinned:
+                proposals_by_pool[pid] += 1
+    _notify_coordinators(session, settings, run.id, coord_counts, now=now)
+    by_pool = []
+    for p in pools:
+        st = result.stats.get("per_pool", {})
+        entry = st.get(names[p.id], {}) if isinstance(st, dict) else {}
+        by_pool.append({"pool_id": p.id, "name": names[p.id], "capacity": p.capacity, "used": used.get(p.id, 0),
+                        "proposed": proposals_by_pool.get(names[p.id], 0),
+                        "waiting": sum(1 for r in referrals if r.pool_id == p.id and r.state == "waitlisted"),
+                        "cutoff": entry.get("cutoff_priority") if isinstance(entry, dict) else None,
+                        "worst_fill_ratio": entry.get("worst_fill_ratio") if isinstance(entry, dict) else None})  # fmt: skip
+    run.status = result.status
+    run.solver, run.objective, run.bound = result.solver, result.objective, result.bound
+    run.time_s = float(result.stats.get("time_s", 0.0))
+    run.inputs_digest = digest
+    run.finished_at = clock.now()
+    run.running_lock = run.id  # release the "one running run" slot
+    run.stats = {k: v for k, v in result.stats.items() if k != "per_pool"} | {"by_pool": by_pool}
+    run.stats["envy_cases"] = [
+        {
+            "candidate": e.candidate,
+            "pool": e.pool,
+            "envied": e.envied,
+            "cause": e.cause,
+        }
+        for e in result.envy
+    ]
+    run.explanations = explanations
+    waiting = sum(1 for r in referrals if r.state == "waitlisted") - (
+        0 if dry_run else sum(proposals_by_pool.values())
+    )
+    return AllocationReport(
+        run_id=run.id, status=result.status, solver=result.solver, time_s=run.time_s, dry_run=dry_run,
+        proposals_by_pool=dict(proposals_by_pool), waiting=max(0, waiting), candidates=len(cand_list),
+        worst_fill_ratio=result.stats.get("worst_fill_ratio"),
+        worst_share_ratio=result.stats.get("worst_share_ratio"), envy=len(result.envy), message=result.message,
+        envy_causes=dict(Counter(e.cause for e in result.envy)),
+    )  # fmt: skip
+
+
+def _digest(problem: AllocationProblem) -> str:
+    blob = json.dumps({
+        "pools": [(p.id, p.capacity, p.territory) for p in problem.pools],
+        "candidates": [(c.id, c.priority, c.territory) for c in problem.candidates],
+        "options": [(o.candidate, o.pool, o.weight, o.consumption) for o in problem.options],
+        "pinned": [(p.candidate, p.pool) for p in problem.pinned],
+        "alpha": problem.territory_floor_alpha,
+    }, separators=(",", ":"))  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _coordinators(session: Session, territory_id: int) -> list[m.StaffUser]:
+    return list(session.scalars(select(m.StaffUser).where(
+        m.StaffUser.role == "coordinator", m.StaffUser.territory_id == territory_id, m.StaffUser.active)).all())  # fmt: skip
+
+
+def _notify_coordinators(
+    session: Session, settings: Settings, run_id: int, counts: Counter[int], *, now: datetime
+) -> None:
+    messages = []
+    for uid, n in sorted(counts.items()):
+        u = session.get(m.StaffUser, uid)
+        assert u is not None
+        terr = session.get(m.Territory, u.territory_id) if u.territory_id else None
+        messages.append({"kind": "allocation_ready", "key": f"allocation_ready:{run_id}:{uid}", "to_address": u.email,
+                         "recipient_user_id": uid,
+                         "context": {"recipient_name": u.display_name, "preferences_url": f"{settings.base_url}/preferences",
+                                     "count": n, "territory": terr.name if terr else "Hors territoire",
+                                     "url": f"{settings.base_url}/attributions"}})  # fmt: skip
+    enqueue_many(session, messages, base_url=settings.base_url, now=now)
+
+
+def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str,
+                   expected_version: int | None) -> tuple[m.AllocationProposal, m.Referral]:  # fmt: skip
+    pg = session.get_bind().dialect.name == "postgresql"
+    prop = session.get(m.AllocationProposal, proposal_id, with_for_update=pg)
+    if prop is None:
+        raise NotFound("proposition introuvable")
+    ref = session.get(m.Referral, prop.referral_id, with_for_update=pg)
+    assert ref is not None
+    if actor.user is not None and not can(actor.user, "read", ref):
+        raise NotFound("proposition introuvable")
+    if expected_version is not None and prop.version != expected_version:
+        raise StaleEdit(prop.version)
+    if prop.status != "proposed":
+        raise TransitionError("cette proposition a déjà été traitée")
+    return prop, ref
+
+
+def validate_proposal(session: Session, settings: Settings, proposal_id: int, *, actor: Actor,
+                      clock: Clock, expected_version: int | None = None) -> m.AllocationProposal:  # fmt: skip
+    """Validate: the door consumes the units (never more than the pool has), → accepted."""
+    prop, ref = _load_proposal(session, proposal_id, actor, "validate", expected_version)
+    apply_transition(session, settings, ref, "validate", actor=actor, clock=clock, proposal=prop)
+    return prop
+
+
+def decline_proposal(session: Session, settings: Settings, proposal_id: int, *, actor: Actor,
+                     clock: Clock, reason: str, expected_version: int | None = None) -> m.AllocationProposal:  # fmt: skip
+    """Decline: the person goes back to the waitlist, with the reason recorded."""
+    prop, ref = _load_proposal(session, proposal_id, actor, "decline_proposal", expected_version)
+    apply_transition(session, settings, ref, "decline_proposal", actor=actor, clock=clock,
+                     proposal=prop, note=reason)  # fmt: skip
+    return prop
+
+
+def expire_proposals(session: Session, settings: Settings, *, clock: Clock) -> int:
+    """Proposals nobody answered in time go back to the waitlist."""
+    now = clock.now()
+    n = 0
+    for prop in session.scalars(select(m.AllocationProposal).where(
+            m.AllocationProposal.status == "proposed", m.AllocationProposal.expires_at < now)
+            .order_by(m.AllocationProposal.id)).all():  # fmt: skip
+        ref = session.get(m.Referral, prop.referral_id)
+        assert ref is not None
+        if ref.state != "proposed":  # the referral ended another way: only the proposal closes
+            prop.status, prop.decided_at = "expired", now
+        else:
+            apply_transition(session, settings, ref, "expire_proposal", actor=ACTOR, clock=clock,
+                             proposal=prop)  # fmt: skip
+        n += 1
+    return n

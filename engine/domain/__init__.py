@@ -1,0 +1,1 @@
+"""Pure domain vocabulary with no I/O: errors, the referral lifecycle table, the clock, the business calendar."""

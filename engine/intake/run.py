@@ -1,0 +1,473 @@
+"""Intake: turn every new frein into a referral in the queue of the person who can lift it.
+
+Why here (and not in the flow): the decision is pure (``matching.routing``); this use case
+gathers the network snapshot and the freins that never had a referral, calls the router in
+chunks, and writes referrals, their events and the outbox rows with Core bulk inserts —
+one transaction per chunk, so a crash loses at most the chunk in progress and a re-run
+carries on. The partial unique index "one open referral per frein" makes two concurrent runs
+safe: the loser's rows are skipped by ``ON CONFLICT DO NOTHING``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
+
+from engine.access.tokens import make_partner_token
+from engine.domain.calendar import add_business_days, end_of_day_utc
+from engine.domain.clock import Clock
+from engine.domain.lifecycle import OPEN_STATES
+from engine.outbox.enqueue import enqueue_many
+from engine.store import models as m
+from engine.store.db import Database, analyze, sqlite_stamp
+from engine.store.settings import Settings
+from matching.facts import PersonFacts
+from matching.routing import Coordinator, Decision, FreinIn, OfferInfo, Officer, Router
+from matching.rules import RoutingRules, load_rules
+from partners.rules import Rule
+
+ACTOR_LABEL = "système : intake"
+ANALYZE_AFTER_ROWS = 10_000  # a bulk load changes the statistics the queue queries rely on
+
+
+@dataclass
+class IntakeReport:
+    """What one intake run did, as counts (flows return this: no personal data)."""
+
+    routed: int = 0
+    skipped: int = 0  # already routed by a concurrent run
+    by_domain: Counter[str] = field(default_factory=Counter)
+    by_owner_kind: Counter[str] = field(default_factory=Counter)
+    owners_notified: int = 0
+    partner_messages: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "routed": self.routed,
+            "skipped": self.skipped,
+            "by_domain": dict(self.by_domain),
+            "by_owner_kind": dict(self.by_owner_kind),
+            "owners_notified": self.owners_notified,
+            "partner_messages": self.partner_messages,
+        }
+
+    def merge(self, other: IntakeReport) -> None:
+        self.routed += other.routed
+        self.skipped += other.skipped
+        self.by_domain.update(other.by_domain)
+        self.by_owner_kind.update(other.by_owner_kind)
+        self.owners_notified += other.owners_notified
+        self.partner_messages += other.partner_messages
+
+
+@dataclass
+class Network:
+    """The snapshot the router needs, read once per run."""
+
+    router: Router
+    coordinator_of: dict[str, int]
+    territory_codes: dict[int, str]  # id -> code
+    territory_names: dict[int, str]
+    users: dict[int, tuple[str, str]]  # id -> (display name, email)
+    partner_contacts: dict[int, list[int]]  # partner id -> user ids
+    offer_partner: dict[int, tuple[int, str]]  # offer id -> (partner id, partner name)
+
+
+def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyped-def]
+    """Officers with their current load, coordinators, offers and their coverage."""
+    territories = conn.execute(select(m.Territory.id, m.Territory.code, m.Territory.name)).all()
+    code_of = {tid: code for tid, code, _ in territories}
+    loads = dict(
+        conn.execute(
+            select(m.Referral.owner_user_id, func.count())
+            .where(m.Referral.state.in_(OPEN_STATES), m.Referral.owner_user_id.is_not(None))
+            .group_by(m.Referral.owner_user_id)
+        ).all()
+    )
+    officers, coordinators, national = [], [], None
+    users: dict[int, tuple[str, str]] = {}
+    contacts: dict[int, list[int]] = defaultdict(list)
+    for u in conn.execute(select(m.StaffUser).where(m.StaffUser.active)).all():
+        users[u.id] = (u.display_name, u.email)
+        if u.role == "officer" and u.territory_id in code_of:
+            cap = u.caseload_cap if u.caseload_cap is not None else rules.cap_for(u.domain)
+            officers.append(
+                Officer(u.id, code_of[u.territory_id], u.domain, cap, loads.get(u.id, 0))
+            )
+        elif u.role == "coordinator" and u.national_queue:
+            national = u.id if national is None else min(national, u.id)
+        elif u.role == "coordinator" and u.territory_id in code_of:
+            coordinators.append(Coordinator(u.id, code_of[u.territory_id]))
+        elif u.role == "partner_contact" and u.partner_id is not None:
+            contacts[u.partner_id].append(u.id)
+    partners = {p.id: p for p in conn.execute(select(m.Partner)).all()}
+    offers, offer_partner = [], {}
+    for o in conn.execute(select(m.Offer)).all():
+        p = partners[o.partner_id]
+        offer_partner[o.id] = (p.id, p.name)
+        offers.append(
+            OfferInfo(
+                offer_id=o.id,
+                partner_id=p.id,
+                partner_name=p.name,
+                name=o.name,
+                thematiques=tuple(o.thematiques),
+                coverage=None if p.coverage is None else frozenset(p.coverage),
+                slot_based=o.slot_based,
+                rules=tuple(Rule.model_validate(r) for r in (o.rules or [])),
+                accepts_direct=o.accepts_direct,
+            )  # fmt: skip
+        )
+    coordinator_of: dict[str, int] = {}
+    for c in sorted(coordinators, key=lambda c: c.user_id):
+        coordinator_of.setdefault(c.territory, c.user_id)
+    router = Router(
+        officers, coordinators, offers, rules, national_queue_user_id=national,
+        territory_labels={code: name for _, code, name in territories},
+    )  # fmt: skip
+    return Network(
+        router, coordinator_of, code_of,
+        {tid: name for tid, _, name in territories}, users, dict(contacts), offer_partner,
+    )  # fmt: skip
+
+
+def _pending_freins(conn) -> list[tuple[Any, ...]]:  # type: ignore[no-untyped-def]
+    """Open freins that never had a referral, with their person's facts, in id order."""
+    F, S, C = m.Frein, m.Salarie, m.Chantier
+    never = ~exists().where(m.Referral.frein_id == F.id)
+    q = (
+        select(
+            F.id,
+            F.thematique,
+            F.domain,
+            F.identified_at,
+            S.id,
+            S.chantier_id,
+            S.programme,
+            C.territory_id,
+            S.housing,
+            S.street_months,
+            S.has_resources,
+            S.household_size,
+            S.minor_children,
+            S.rqth,
+            S.vulnerability_flags,
+            S.health_urgency,
+            S.programme_end,
+        )  # fmt: skip
+        .join(S, S.id == F.salarie_id)
+        .join(C, C.id == S.chantier_id)
+        .where(F.status == "open", never)
+        .order_by(F.id)
+    )
+    return list(conn.execute(q).tuples())
+
+
+def _facts_by_person(
+    rows, code_of: dict[int, str], open_counts: dict[int, int]
+) -> dict[int, PersonFacts]:  # type: ignore[no-untyped-def]
+    facts: dict[int, PersonFacts] = {}
+    flag_sets: dict[str, frozenset[str]] = {}
+    for r in rows:
+        pid = r[4]
+        if pid in facts:
+            continue
+        flags = flag_sets.get(r[14])
+        if flags is None:
+            flags = flag_sets[r[14]] = frozenset(x for x in (r[14] or "").split("|") if x)
+        facts[pid] = PersonFacts(
+            person_id=pid, programme=r[6], territory=code_of.get(r[7]) if r[7] is not None else None,
+            housing=r[8], street_months=r[9], has_resources=bool(r[10]), household_size=r[11],
+            minor_children=r[12], rqth=bool(r[13]), vulnerability_flags=flags,
+            health_urgency=bool(r[15]), open_freins=open_counts.get(pid, 1), programme_end=r[16],
+        )  # fmt: skip
+    return facts
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _plain(obj: object) -> object:
+    """orjson leaves tuple subclasses (named tuples) to us: encode them as lists."""
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+class _Json:
+    """json.dumps cached by object identity: decisions share their tuples."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[object, str]] = {}
+
+    def __call__(self, obj: object) -> str:
+        hit = self._cache.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        s = orjson.dumps(obj, default=_plain).decode()
+        self._cache[id(obj)] = (obj, s)
+        return s
+
+    def fresh(self, obj: object) -> str:
+        """For per-decision objects (reasons): no cache, just a fast encoder."""
+        return orjson.dumps(obj, default=_plain).decode()
+
+
+# A lightweight view of the referral table whose JSON columns take pre-serialised text.
+
+
+class _SerialisedJSON(TypeDecorator):  # type: ignore[type-arg]
+    """A JSON column fed with text that is already JSON (no second json.dumps)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
+        return None
+
+
+class _StampText(TypeDecorator):  # type: ignore[type-arg]
+    """A DateTime column fed with SQLite's own text format, formatted once per run."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def bind_processor(self, dialect):  # type: ignore[no-untyped-def]
+        return None
+
+
+def _stamp(value: datetime, dialect: str) -> object:
+    """The value as SQLite stores DateTime (UTC, naive text), or as is for PostgreSQL."""
+    return sqlite_stamp(value) if dialect == "sqlite" else value
+
+
+_bulk_md = MetaData()
+_referral_bulk = Table(
+    "referral", _bulk_md,
+    Column("id", Integer, primary_key=True), Column("frein_id", Integer), Column("salarie_id", Integer),
+    Column("chantier_id", Integer), Column("territory_id", Integer), Column("programme", String),
+    Column("domain", String), Column("thematique", String), Column("state", String),
+    Column("owner_kind", String), Column("owner_user_id", Integer), Column("offer_id", Integer),
+    Column("units_needed", Integer), Column("priority", Integer), Column("priority_breakdown", _SerialisedJSON),
+    Column("reasons", _SerialisedJSON), Column("explanation", Text), Column("suggestions", _SerialisedJSON),
+    Column("due_at", _StampText), Column("reminders_sent", Integer),
+    Column("created_at", _StampText), Column("state_changed_at", _StampText),
+    Column("version", Integer),
+)  # fmt: skip
+
+
+_event_bulk = Table(
+    "referral_event", _bulk_md,
+    Column("id", Integer, primary_key=True), Column("referral_id", Integer), Column("from_state", String),
+    Column("to_state", String), Column("action", String), Column("actor_user_id", Integer),
+    Column("actor_label", String), Column("at", _StampText), Column("reason", String), Column("note", Text),
+)  # fmt: skip
+
+
+def run_intake(
+    db: Database,
+    settings: Settings,
+    *,
+    clock: Clock,
+    chunk_size: int = 100_000,
+    rules: RoutingRules | None = None,
+) -> IntakeReport:
+    """Route every frein that never had a referral. Idempotent; safe to run concurrently."""
+    rules = rules or load_rules(settings.rules_file)
+    today = clock.today()
+    now = clock.now()
+    triage_due = end_of_day_utc(add_business_days(today, settings.triage_deadline_business_days))
+    partner_due = now + timedelta(days=settings.partner_answer_days)
+    with db.engine.connect() as conn:
+        net = load_network(conn, rules)
+        rows = _pending_freins(conn)
+        open_counts = dict(
+            conn.execute(
+                select(m.Frein.salarie_id, func.count())
+                .where(m.Frein.status == "open")
+                .group_by(m.Frein.salarie_id)
+            ).all()
+        )
+        sticky = {
+            (sid, dom): owner
+            for sid, dom, owner in conn.execute(
+                select(m.Referral.salarie_id, m.Referral.domain, m.Referral.owner_user_id).where(
+                    m.Referral.state.in_(OPEN_STATES), m.Referral.owner_kind == "officer"
+                )
+            ).all()
+        }
+        conn.rollback()
+    code_of = net.territory_codes
+    facts = _facts_by_person(rows, code_of, open_counts)
+    report = IntakeReport()
+    dumps = _Json()
+    secret = settings.secret_key.get_secret_value()
+
+    def frein_inputs(chunk: list[tuple[Any, ...]]) -> list[FreinIn]:
+        return [FreinIn(r[0], r[1], facts[r[4]], r[3], sticky.get((r[4], r[2]))) for r in chunk]
+
+    row_chunks = list(_chunks(rows, chunk_size))
+    decision_chunks = net.router.route_chunks((frein_inputs(c) for c in row_chunks), today)
+    for chunk, decisions in zip(row_chunks, decision_chunks, strict=True):
+        report.merge(
+            _write_chunk(
+                db, settings, net, chunk, decisions, dumps, secret, now, triage_due, partner_due
+            )
+        )
+    if report.routed >= ANALYZE_AFTER_ROWS:
+        analyze(db)
+    return report
+
+
+def _write_chunk(
+    db: Database, settings: Settings, net: Network, chunk: list[tuple[Any, ...]], decisions: list[Decision],
+    dumps: _Json, secret: str, now, triage_due, partner_due,  # type: ignore[no-untyped-def]
+) -> IntakeReport:  # fmt: skip
+    report = IntakeReport()
+    dialect = db.engine.dialect.name
+    now_s, triage_s, partner_s = (_stamp(v, dialect) for v in (now, triage_due, partner_due))
+    values: list[dict[str, Any]] = []
+    by_frein: dict[int, Decision] = {}
+    for r, d in zip(chunk, decisions, strict=True):
+        territory_id = r[7]
+        owner = d.owner_user_id
+        state, due = "new", triage_s
+        if d.owner_kind == "partner":
+            state, due = "referred", partner_s
+            owner = (
+                net.coordinator_of.get(net.territory_codes.get(territory_id, ""))
+                if territory_id
+                else None
+            )
+        by_frein[r[0]] = d
+        values.append(
+            {"frein_id": r[0], "salarie_id": r[4], "chantier_id": r[5], "territory_id": territory_id,
+             "programme": r[6], "domain": d.domain, "thematique": r[1], "state": state,
+             "owner_kind": d.owner_kind, "owner_user_id": owner, "offer_id": d.partner_offer_id,
+             "units_needed": 1, "priority": d.priority, "priority_breakdown": dumps(d.breakdown),
+             "reasons": dumps.fresh(d.reasons), "explanation": d.explanation_fr,
+             "suggestions": dumps(d.suggestions), "due_at": due, "reminders_sent": 0,
+             "created_at": now_s, "state_changed_at": now_s, "version": 1}
+        )  # fmt: skip
+    with db.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(_referral_bulk)
+        open_sql = text("state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")")
+        stmt = ins.on_conflict_do_nothing(index_elements=["frein_id"], index_where=open_sql)
+        cols = _referral_bulk.c
+        wanted = (
+            cols.id,
+            cols.frein_id,
+            cols.owner_user_id,
+            cols.state,
+            cols.offer_id,
+            cols.salarie_id,
+            cols.territory_id,
+        )
+        if not values:
+            created = []
+        elif dialect == "sqlite":
+            # BEGIN IMMEDIATE holds SQLite's only write lock: every id above the previous
+            # maximum is ours, so a plain executemany (C loop) replaces RETURNING.
+            before = conn.execute(select(func.coalesce(func.max(cols.id), 0))).scalar_one()
+            conn.execute(stmt, values)
+            created = conn.execute(select(*wanted).where(cols.id > before).order_by(cols.id)).all()
+        else:
+            created = conn.execute(stmt.returning(*wanted), values).all()
+        report.routed = len(created)
+        report.skipped = len(values) - len(created)
+        if created:
+            conn.execute(
+                insert(_event_bulk),
+                [{"referral_id": rid, "from_state": None, "to_state": st, "action": "route",
+                  "actor_user_id": None, "actor_label": ACTOR_LABEL, "at": now_s, "reason": None, "note": None}
+                 for rid, _f, _o, st, _of, _s, _t in created],
+            )  # fmt: skip
+        per_owner: Counter[int] = Counter()
+        partner_refs: list[tuple[int, int, int, int | None]] = []
+        for rid, fid, owner, st, offer_id, sid, tid in created:
+            d = by_frein[fid]
+            report.by_domain[d.domain] += 1
+            report.by_owner_kind[d.owner_kind] += 1
+            if st == "referred" and offer_id is not None:
+                partner_refs.append((rid, offer_id, sid, tid))
+            elif owner is not None:
+                per_owner[owner] += 1
+        with _session(conn) as session:
+            first_id = min((c[0] for c in created), default=0)
+            messages: list[dict[str, Any]] = []
+            for owner, count in sorted(per_owner.items()):
+                name, email = net.users[owner]
+                messages.append(
+                    {"kind": "new_referrals", "key": f"new_referrals:{owner}:{first_id}",
+                     "to_address": email, "recipient_user_id": owner,
+                     "context": {"recipient_name": name, "preferences_url": f"{settings.base_url}/preferences",
+                                 "count": count, "url": f"{settings.base_url}/file"}}
+                )  # fmt: skip
+            report.owners_notified = len(messages)
+            if partner_refs:
+                refs = dict(
+                    conn.execute(
+                        select(m.Salarie.id, m.Salarie.reference).where(
+                            m.Salarie.id.in_({p[2] for p in partner_refs})
+                        )
+                    ).all()
+                )
+                expires = (now + timedelta(days=settings.partner_expiry_days)).date()
+                for rid, offer_id, sid, tid in partner_refs:
+                    partner_id, partner_name = net.offer_partner[offer_id]
+                    token = make_partner_token(
+                        secret, referral_id=rid, partner_id=partner_id, now=now
+                    )
+                    for contact in net.partner_contacts.get(partner_id, []):
+                        name, email = net.users[contact]
+                        messages.append(
+                            {"kind": "partner_orientation", "key": f"partner_orientation:{rid}:1:0:{contact}",
+                             "to_address": email, "recipient_user_id": contact,
+                             "context": {"recipient_name": name, "preferences_url": f"{settings.base_url}/preferences",
+                                         "partner_name": partner_name, "reference": refs[sid],
+                                         "territory": net.territory_names.get(tid, "Hors territoire"),
+                                         "action_url": f"{settings.base_url}/partenaire/reponse/{token}",
+                                         "expires_on": expires}}
+                        )  # fmt: skip
+                        report.partner_messages += 1
+            enqueue_many(session, messages, base_url=settings.base_url, now=now)
+            session.flush()
+    return report
+
+
+@contextmanager
+def _session(conn) -> Iterator[Session]:  # type: ignore[no-untyped-def]
+    """A Session joined to the chunk's connection: its writes commit with the chunk."""
+    session = Session(bind=conn)
+    try:
+        yield session
+        session.flush()
+    finally:
+        session.close()

@@ -1,0 +1,1 @@
+"""The network as a whole: the synthetic seed and demo activity, the 2024 reference figures, the summary, the partner directory."""

@@ -1,0 +1,1 @@
+"""Mail that must never be lost: message assembly (messages), the transactional outbox, preferences, digests and the relay to SMTP."""

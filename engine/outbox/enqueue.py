@@ -1,0 +1,167 @@
+"""Writing messages to the transactional outbox.
+
+Why an outbox: the row is written in the same transaction as the change that causes it, so a
+crash can neither lose the message (change committed, mail never queued) nor send it for a
+change that rolled back. A unique idempotency key makes writing twice a no-op, and the relay
+(``engine.outbox.relay``) turns rows into emails. The context is validated against the kind's
+declaration here, before commit, so a sensitive detail fails the use case instead of
+reaching a mailbox.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from engine.store import models as m
+from notifications.fields import Day, register_partner_names
+from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
+
+PARTNER_KINDS = frozenset({"partner_orientation", "partner_reminder"})
+
+
+def register_directory(session: Session) -> None:
+    """Tell the email guard which partner names are the directory's own (see PartnerName)."""
+    register_partner_names(session.scalars(select(m.Partner.name)).all())
+
+
+# Defaults when a user has not chosen: new referrals go into the chargé·e's daily digest.
+DEFAULT_MODES: dict[str, str] = {"new_referrals": "digest"}
+
+
+def preference_mode(session: Session, user_id: int | None, kind: str) -> str:
+    """immediate, digest or off — critical kinds are never off."""
+    mode = DEFAULT_MODES.get(kind, "immediate")
+    if user_id is not None:
+        chosen = session.scalar(
+            select(m.NotificationPreference.mode).where(
+                m.NotificationPreference.user_id == user_id, m.NotificationPreference.kind == kind
+            )
+        )
+        if chosen:
+            mode = chosen
+    if kind in CRITICAL_KINDS and mode == "off":
+        mode = "immediate"
+    return mode
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    key: str,
+    to_address: str,
+    context: dict[str, Any],
+    base_url: str,
+    now: datetime,
+    recipient_user_id: int | None = None,
+    due_at: datetime | None = None,
+    mode: str | None = None,
+) -> bool:
+    """Queue one message; returns False when the key was already queued (idempotent)."""
+    if kind in PARTNER_KINDS:
+        register_directory(session)
+    clean = to_stored_context(validate_context(kind, context, base_url=base_url))
+    mode = mode or preference_mode(session, recipient_user_id, kind)
+    if mode == "off":
+        return False
+    row = {
+        "idempotency_key": key,
+        "kind": kind,
+        "recipient_user_id": recipient_user_id,
+        "to_address": to_address,
+        "context": clean,
+        "delivery": mode,
+        "status": "pending",
+        "due_at": due_at or now,
+        "attempts": 0,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        ins(m.OutboxMessage)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    )
+    return bool(session.execute(stmt).rowcount)
+
+
+def enqueue_many(
+    session: Session, messages: list[dict[str, Any]], *, base_url: str, now: datetime
+) -> int:
+    """Queue many messages in one statement (bulk paths: intake, reminders, allocation).
+
+    Each item has the keyword arguments of ``enqueue``. Preferences are read once for all
+    recipients. Returns the number of rows actually written (duplicates are skipped).
+    """
+    if not messages:
+        return 0
+    if any(msg["kind"] in PARTNER_KINDS for msg in messages):
+        register_directory(session)
+    users = {msg.get("recipient_user_id") for msg in messages} - {None}
+    chosen: dict[tuple[int, str], str] = {}
+    if users:
+        for uid, kind, mode in session.execute(
+            select(
+                m.NotificationPreference.user_id,
+                m.NotificationPreference.kind,
+                m.NotificationPreference.mode,
+            ).where(m.NotificationPreference.user_id.in_(users))
+        ).all():
+            chosen[(uid, kind)] = mode
+    rows = []
+    for msg in messages:
+        kind, uid = msg["kind"], msg.get("recipient_user_id")
+        mode = msg.get("mode") or chosen.get((uid, kind), DEFAULT_MODES.get(kind, "immediate"))
+        if kind in CRITICAL_KINDS and mode == "off":
+            mode = "immediate"
+        if mode == "off":
+            continue
+        rows.append(
+            {
+                "idempotency_key": msg["key"],
+                "kind": kind,
+                "recipient_user_id": uid,
+                "to_address": msg["to_address"],
+                "context": to_stored_context(
+                    validate_context(kind, msg["context"], base_url=base_url)
+                ),
+                "delivery": mode,
+                "status": "pending",
+                "due_at": msg.get("due_at") or now,
+                "attempts": 0,
+                "created_at": now,
+            }
+        )
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = ins(m.OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    written = 0
+    for i in range(0, len(rows), 5000):
+        # RETURNING counts the rows really inserted (rowcount is unreliable for executemany).
+        written += len(
+            session.execute(stmt.returning(m.OutboxMessage.id), rows[i : i + 5000]).all()
+        )
+    return written
+
+
+def to_stored_context(context: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy: dates become ISO strings."""
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in context.items()}
+
+
+def from_stored_context(kind: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of ``to_stored_context`` for the kind's date fields."""
+    fields = KINDS[kind].fields
+    return {
+        k: (date.fromisoformat(v) if isinstance(fields.get(k), Day) and isinstance(v, str) else v)
+        for k, v in context.items()
+    }

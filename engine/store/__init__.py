@@ -1,0 +1,1 @@
+"""Persistence: the database handle and unit of work, the models, migrations, settings and SQL dialect differences."""
