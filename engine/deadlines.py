@@ -8,15 +8,18 @@ occasion gets a new key. Deadlines count French business days (``engine.domain.c
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from engine.access.tokens import make_partner_token
 from engine.allocation.run import expire_proposals
 from engine.domain.calendar import add_business_days, end_of_day_utc
 from engine.domain.clock import Clock, as_utc
+from engine.outbox import messages
 from engine.outbox.enqueue import enqueue_many
+from engine.outbox.messages import Links, Recipient
 from engine.referrals.transitions import Actor, apply_transition
 from engine.store import models as m
 from engine.store.db import Database, unit_of_work
@@ -54,14 +57,12 @@ def write_due_reminders(db: Database, settings: Settings, *, clock: Clock) -> Co
                 coordinators.setdefault(u.territory_id, []).append(u)
             if u.role == "cip" and u.chantier_id:
                 cips.setdefault(u.chantier_id, []).append(u)
-        base = settings.base_url
-        prefs = f"{base}/preferences"
-        messages: list[dict] = []
+        links = Links(settings.base_url)
+        batch: list[dict] = []
 
-        def msg(kind: str, key: str, user: m.StaffUser, **ctx: object) -> None:
-            messages.append({"kind": kind, "key": key, "to_address": user.email, "recipient_user_id": user.id,
-                             "context": {"recipient_name": user.display_name, "preferences_url": prefs, **ctx}})  # fmt: skip
-            done[kind] += 1
+        def add(msg: dict) -> None:
+            batch.append(msg)
+            done[msg["kind"]] += 1
 
         # Triage deadlines: soon (within a day), overdue, then escalation to the coordinator.
         for r in session.scalars(
@@ -69,37 +70,27 @@ def write_due_reminders(db: Database, settings: Settings, *, clock: Clock) -> Co
         ).all():
             owner = users.get(r.owner_user_id) if r.owner_user_id else None
             due = as_utc(r.due_at)
-            url = f"{base}/orientations/{r.id}"
-            if owner is not None and due > now and due - now <= timedelta(days=1):
-                msg(
-                    "triage_due_soon",
-                    f"triage_due_soon:{r.id}:{due.date()}",
-                    owner,
-                    reference=refs[r.salarie_id],
-                    due_on=due.date(),
-                    url=url,
-                )
-            if owner is not None and due <= now:
-                msg(
-                    "triage_overdue",
-                    f"triage_overdue:{r.id}:{due.date()}",
-                    owner,
-                    reference=refs[r.salarie_id],
-                    due_on=due.date(),
-                    url=url,
-                )
+            about = {"referral_id": r.id, "reference": refs[r.salarie_id], "due_on": due.date()}
+            if owner is not None and (due <= now or due - now <= timedelta(days=1)):
+                add(messages.triage_due(links, Recipient.of(owner), overdue=due <= now, **about))
             escalate_at = end_of_day_utc(
                 add_business_days(due.date(), settings.escalation_after_business_days)
             )
             if escalate_at <= now and r.territory_id:
+                officer = owner.display_name if owner else "Non attribuée"
+                territory = terr_names.get(r.territory_id, "")
                 for c in coordinators.get(r.territory_id, []):
-                    if c.id == r.owner_user_id:
-                        continue
-                    msg("triage_escalation", f"triage_escalation:{r.id}:{due.date()}:{c.id}", c, reference=refs[r.salarie_id],
-                        officer_name=owner.display_name if owner else "Non attribuée", territory=terr_names.get(r.territory_id, ""),
-                        due_on=due.date(), url=url)  # fmt: skip
+                    if c.id != r.owner_user_id:
+                        add(
+                            messages.triage_escalation(
+                                links,
+                                Recipient.of(c),
+                                officer_name=officer,
+                                territory=territory,
+                                **about,
+                            )
+                        )
         # Partners: reminder every N days without an answer, expiry after M days.
-        secret = settings.secret_key.get_secret_value()
         for r in session.scalars(
             select(m.Referral).where(
                 m.Referral.state == "referred", m.Referral.offer_id.is_not(None)
@@ -107,8 +98,11 @@ def write_due_reminders(db: Database, settings: Settings, *, clock: Clock) -> Co
         ).all():
             sent = as_utc(r.state_changed_at)
             if now - sent >= timedelta(days=settings.partner_expiry_days):
-                apply_transition(session, settings, r, "expire", actor=Actor.system("relances"), clock=clock,
-                                 note=f"sans réponse du partenaire après {settings.partner_expiry_days} jours")  # fmt: skip
+                note = f"sans réponse du partenaire après {settings.partner_expiry_days} jours"
+                actor = Actor.system("relances")
+                apply_transition(
+                    session, settings, r, "expire", actor=actor, clock=clock, note=note
+                )
                 done["expired"] += 1
                 continue
             n_due = int((now - sent) / timedelta(days=settings.partner_reminder_every_days))
@@ -117,33 +111,83 @@ def write_due_reminders(db: Database, settings: Settings, *, clock: Clock) -> Co
                 partner = session.get(m.Partner, offer.partner_id) if offer else None
                 if partner is None:
                     continue
-                token = make_partner_token(secret, referral_id=r.id, partner_id=partner.id, now=now)
+                token = messages.partner_token(
+                    settings, referral_id=r.id, partner_id=partner.id, now=now
+                )
+                expires = (sent + timedelta(days=settings.partner_expiry_days)).date()
                 for c in (u for u in users.values() if u.partner_id == partner.id):
-                    msg("partner_reminder", f"partner_reminder:{r.id}:{n_due}:{c.id}", c, partner_name=partner.name,
-                        reference=refs[r.salarie_id], sent_on=sent.date(),
-                        action_url=f"{base}/partenaire/reponse/{token}",
-                        expires_on=(sent + timedelta(days=settings.partner_expiry_days)).date())  # fmt: skip
+                    add(
+                        messages.partner_reminder(
+                            links,
+                            Recipient.of(c),
+                            referral_id=r.id,
+                            number=n_due,
+                            partner_name=partner.name,
+                            reference=refs[r.salarie_id],
+                            sent_on=sent.date(),
+                            token=token,
+                            expires_on=expires,
+                        )
+                    )
                 r.reminders_sent = n_due
         # Outcome due: help started long ago, no outcome recorded.
         for r in session.scalars(
             select(m.Referral).where(m.Referral.state.in_(("accepted", "in_progress")))
         ).all():
-            if now - as_utc(r.state_changed_at) >= OUTCOME_DUE_AFTER:
+            started = as_utc(r.state_changed_at)
+            if now - started >= OUTCOME_DUE_AFTER:
                 for c in cips.get(r.chantier_id, []):
-                    msg("outcome_due", f"outcome_due:{r.id}:{c.id}", c, reference=refs[r.salarie_id],
-                        due_on=(as_utc(r.state_changed_at) + OUTCOME_DUE_AFTER).date(), url=f"{base}/orientations/{r.id}")  # fmt: skip
-        # CVG post-exit follow-up at 3, 6 and 12 months.
-        today = clock.today()
-        for s in session.scalars(
-            select(m.Salarie).where(m.Salarie.programme == "cvg", m.Salarie.exit_date.is_not(None))
-        ).all():
-            for months in FOLLOWUP_MONTHS:
-                due = _add_months(s.exit_date, months)
-                if due <= today < due + timedelta(days=30):
-                    for c in cips.get(s.chantier_id, []):
-                        msg("followup_due", f"followup_due:{s.id}:{months}:{c.id}", c, reference=s.reference,
-                            months=months, due_on=due, url=f"{base}/salaries/{s.id}")  # fmt: skip
+                    add(
+                        messages.outcome_due(
+                            links,
+                            Recipient.of(c),
+                            referral_id=r.id,
+                            reference=refs[r.salarie_id],
+                            due_on=(started + OUTCOME_DUE_AFTER).date(),
+                        )
+                    )
+        _followups(session, clock.today(), cips, links, add)
         done["proposals_expired"] = expire_proposals(session, settings, clock=clock)
-        written = enqueue_many(session, messages, base_url=base, now=now)
+        written = enqueue_many(session, batch, base_url=settings.base_url, now=now)
         done["written"] = written
     return done
+
+
+def _followups(
+    session: Session,
+    today: date,
+    cips: dict[int, list[m.StaffUser]],
+    links: Links,
+    add: Callable[[dict], None],
+) -> None:
+    """CVG post-exit follow-up at 3, 6 and 12 months, linking to the person's latest case."""
+    exited = session.scalars(
+        select(m.Salarie).where(m.Salarie.programme == "cvg", m.Salarie.exit_date.is_not(None))
+    ).all()
+    latest = (
+        dict(
+            session.execute(
+                select(m.Referral.salarie_id, func.max(m.Referral.id))
+                .where(m.Referral.salarie_id.in_([s.id for s in exited]))
+                .group_by(m.Referral.salarie_id)
+            ).all()
+        )
+        if exited
+        else {}
+    )
+    for s in exited:
+        for months in FOLLOWUP_MONTHS:
+            due = _add_months(s.exit_date, months)
+            if due <= today < due + timedelta(days=30):
+                for c in cips.get(s.chantier_id, []):
+                    add(
+                        messages.followup_due(
+                            links,
+                            Recipient.of(c),
+                            salarie_id=s.id,
+                            latest_referral_id=latest.get(s.id),
+                            reference=s.reference,
+                            months=months,
+                            due_on=due,
+                        )
+                    )

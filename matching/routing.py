@@ -283,12 +283,11 @@ class Router:
         return g
 
     def _add_thematique(self, g: nx.DiGraph, slug: str) -> None:
-        override = self.rules.domain_override(slug)
+        domain = self.rules.domain_of(slug)  # the one decision (see RoutingRules.domain_of)
         try:
-            domain = override or domain_of(slug)
-            known = True
+            known = bool(domain_of(slug))
         except UnknownThematique:
-            domain, known = "transverse", False
+            known = self.rules.domain_override(slug) is not None
         g.add_node(("thematique", slug), known=known)
         g.add_edge(("thematique", slug), ("domain", domain))
 

@@ -21,7 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 from matching.grid import GridWeights, default_weights
-from partners.taxonomy import DOMAINS, OFFICER_DOMAINS, PREFIX_DOMAINS, THEMATIQUES
+from partners.taxonomy import (
+    DOMAINS,
+    OFFICER_DOMAINS,
+    PREFIX_DOMAINS,
+    THEMATIQUES,
+    UnknownThematique,
+)
+from partners.taxonomy import domain_of as taxonomy_domain_of
 
 Positive = Annotated[int, Field(gt=0, strict=True)]
 
@@ -105,6 +112,18 @@ class RoutingRules(_Section):
     def domain_override(self, slug: str) -> str | None:
         """Domain forced by the rules for this thématique (exact slug first, then prefix)."""
         return _lookup(self.routing.domain_overrides, slug)
+
+    def domain_of(self, slug: str) -> str:
+        """The one decision of a frein's domain: the rules' override, else the taxonomy's,
+        else "transverse" for a thématique outside it. Import, routing, scope and the case
+        page all read the domain this returns (stored on the frein and its referrals)."""
+        override = self.domain_override(slug)
+        if override:
+            return override
+        try:
+            return taxonomy_domain_of(slug)
+        except UnknownThematique:
+            return "transverse"
 
     def direct_partner(self, slug: str) -> str | None:
         """Partner name this thématique is sent to directly, if the rules name one."""

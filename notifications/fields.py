@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -98,16 +98,6 @@ class ContextError(ValueError):
     """A template context is missing, has extra, or carries an unsafe value."""
 
 
-# Names of the partner organisations of the directory, registered by the engine: the only
-# values of a ``PartnerName`` field allowed to contain a sector word ("Addictions France").
-_KNOWN_PARTNER_NAMES: set[str] = set()
-
-
-def register_partner_names(names: Iterable[str]) -> None:
-    """Declare the partner directory's organisation names (exact values)."""
-    _KNOWN_PARTNER_NAMES.update(names)
-
-
 def fold(text: str) -> str:
     """Lower-case and strip accents so 'Hôpital' and 'hopital' compare equal."""
     decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
@@ -167,7 +157,9 @@ def _check_sensitive(name: str, value: str, *, words_only: bool = False) -> None
 class Field:
     """Base of all field types: validates and returns the value to display."""
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> Any:  # pragma: no cover
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> Any:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -175,7 +167,9 @@ class Field:
 class Reference(Field):
     """A salarié·e's pseudonymous reference, e.g. ``SAL-7F3K2Q``."""
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> str:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> str:
         if not isinstance(value, str) or not REFERENCE_RE.match(value):
             raise ContextError(f"{name}: expected a reference like SAL-7F3K2Q, got {value!r}")
         return value
@@ -187,7 +181,9 @@ class DisplayName(Field):
 
     max_length: int = 40
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> str:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> str:
         if (
             not isinstance(value, str)
             or len(value) > self.max_length
@@ -204,7 +200,9 @@ class PlaceName(Field):
 
     max_length: int = 80
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> str:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> str:
         self._check_shape(name, value)
         _check_sensitive(name, value)
         return value
@@ -225,13 +223,16 @@ class PartnerName(PlaceName):
 
     Why a closed vocabulary: the reader *is* that organisation, and partners name
     themselves after their field ("Addictions France", "PASS – consultation de l'hôpital"),
-    so a name registered from the directory (``register_partner_names``) is accepted as is;
+    so a name the caller vouches for as the directory's own (``partner_names``, read from
+    the partner table by the outbox) is accepted as is;
     any other value is screened like every place name, so free text cannot slip through.
     """
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> str:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> str:
         self._check_shape(name, value)
-        if value not in _KNOWN_PARTNER_NAMES:
+        if value not in partner_names:
             _check_sensitive(name, value)
         return value
 
@@ -240,7 +241,9 @@ class PartnerName(PlaceName):
 class OptionalReference(Reference):
     """A reference, or the empty string for digest items that count rather than name."""
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> str:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> str:
         if value == "":
             return value
         return super().check(name, value, base_url=base_url)
@@ -250,7 +253,9 @@ class OptionalReference(Reference):
 class Url(Field):
     """A link into Aiguillage: under ``base_url`` when given, URL-safe characters only."""
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> str:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> str:
         if not isinstance(value, str) or not URL_RE.match(value):
             raise ContextError(f"{name}: expected an absolute http(s) URL, got {value!r}")
         if base_url is not None:
@@ -269,7 +274,9 @@ class Count(Field):
 
     minimum: int = 0
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> int:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < self.minimum:
             raise ContextError(f"{name}: expected an integer >= {self.minimum}, got {value!r}")
         return value
@@ -281,7 +288,9 @@ class Choice(Field):
 
     allowed: frozenset[Any]
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> Any:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> Any:
         if isinstance(value, bool) or value not in self.allowed:
             raise ContextError(f"{name}: expected one of {sorted(self.allowed)}, got {value!r}")
         return value
@@ -291,7 +300,9 @@ class Choice(Field):
 class Day(Field):
     """A calendar date (a ``date``, not a ``datetime``: emails show days, not times)."""
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> date:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> date:
         if isinstance(value, datetime) or not isinstance(value, date):
             raise ContextError(f"{name}: expected a date, got {value!r}")
         return value
@@ -304,17 +315,30 @@ class ListOf(Field):
     fields: tuple[tuple[str, Field], ...]
     max_items: int = 500
 
-    def check(self, name: str, value: Any, *, base_url: str | None) -> list[dict[str, Any]]:
+    def check(
+        self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
+    ) -> list[dict[str, Any]]:
         if not isinstance(value, list) or not value or len(value) > self.max_items:
             raise ContextError(f"{name}: expected a list of 1..{self.max_items} items")
         return [
-            check_record(f"{name}[{i}]", dict(self.fields), item, base_url=base_url)
+            check_record(
+                f"{name}[{i}]",
+                dict(self.fields),
+                item,
+                base_url=base_url,
+                partner_names=partner_names,
+            )
             for i, item in enumerate(value)
         ]
 
 
 def check_record(
-    where: str, fields: Mapping[str, Field], record: Any, *, base_url: str | None
+    where: str,
+    fields: Mapping[str, Field],
+    record: Any,
+    *,
+    base_url: str | None,
+    partner_names: Collection[str] = (),
 ) -> dict[str, Any]:
     """Validate a mapping against exactly the declared fields (no more, no fewer)."""
     if not isinstance(record, Mapping):
@@ -324,6 +348,8 @@ def check_record(
     if missing or extra:
         raise ContextError(f"{where}: missing variables {missing}, unexpected variables {extra}")
     return {
-        key: field.check(f"{where}.{key}", record[key], base_url=base_url)
+        key: field.check(
+            f"{where}.{key}", record[key], base_url=base_url, partner_names=partner_names
+        )
         for key, field in fields.items()
     }

@@ -10,7 +10,7 @@ wrongly-filled field. The preferences page reads the French labels and the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,22 +36,20 @@ COMMON_FIELDS: dict[str, Field] = {
     "preferences_url": Url(),
 }
 
-# Short French labels a daily-digest item may carry: a closed vocabulary, so a
-# digest line can never be free text.
-DIGEST_ITEM_LABELS: frozenset[str] = frozenset(
-    {
-        "Nouvelle orientation",
-        "Qualification à faire",
-        "Qualification en retard",
-        "Orientation à réattribuer",
-        "Réponse du partenaire attendue",
-        "Relance du partenaire",
-        "Propositions à valider",
-        "Place validée",
-        "Résultat à saisir",
-        "Suivi post-sortie à faire",
-    }
-)
+# The short French label of each digestible kind on a daily-digest line: a closed
+# vocabulary, so a digest line can never be free text.
+DIGEST_ITEM_LABELS: dict[str, str] = {
+    "new_referrals": "Nouvelle orientation",
+    "triage_due_soon": "Qualification à faire",
+    "triage_overdue": "Qualification en retard",
+    "triage_escalation": "Orientation à réattribuer",
+    "partner_orientation": "Réponse du partenaire attendue",
+    "partner_reminder": "Relance du partenaire",
+    "allocation_ready": "Propositions à valider",
+    "slot_validated": "Place validée",
+    "outcome_due": "Résultat à saisir",
+    "followup_due": "Suivi post-sortie à faire",
+}
 
 
 @dataclass(frozen=True)
@@ -188,7 +186,7 @@ _SPECS += (
                 ("kind", Choice(frozenset(_DIGESTIBLE))),
                 ("reference", OptionalReference()),
                 ("count", Count()),
-                ("label", Choice(DIGEST_ITEM_LABELS)),
+                ("label", Choice(frozenset(DIGEST_ITEM_LABELS.values()))),
                 ("url", Url()),
             )
         ),
@@ -210,7 +208,11 @@ def get_kind(kind: str) -> KindSpec:
 
 
 def validate_context(
-    kind: str, context: Mapping[str, Any], *, base_url: str | None = None
+    kind: str,
+    context: Mapping[str, Any],
+    *,
+    base_url: str | None = None,
+    partner_names: Collection[str] = (),
 ) -> dict[str, Any]:
     """Check a context against the kind's declaration and return a clean copy.
 
@@ -220,4 +222,4 @@ def validate_context(
     the only channel from case files to emails.
     """
     spec = get_kind(kind)
-    return check_record(kind, spec.fields, context, base_url=base_url)
+    return check_record(kind, spec.fields, context, base_url=base_url, partner_names=partner_names)

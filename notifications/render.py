@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.charset import QP, Charset
@@ -95,14 +95,18 @@ def _template_vars(kind: str, clean: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(
-    kind: str, context: Mapping[str, Any], *, base_url: str | None = None
+    kind: str,
+    context: Mapping[str, Any],
+    *,
+    base_url: str | None = None,
+    partner_names: Collection[str] = (),
 ) -> RenderedMessage:
     """Validate ``context`` for ``kind`` and render its three templates.
 
     ``base_url``, when given, is the only origin links may point to; the relay
     passes the configured public URL so a link can never lead elsewhere.
     """
-    clean = validate_context(kind, context, base_url=base_url)
+    clean = validate_context(kind, context, base_url=base_url, partner_names=partner_names)
     variables = _template_vars(kind, clean)
     env = environment()
     subject = env.get_template(f"{kind}/subject.txt").render(variables)

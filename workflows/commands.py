@@ -141,7 +141,10 @@ def import_salaries_cmd(
     except OSError as exc:
         _fail(f"impossible de lire « {file} » : {exc.strerror}", 2)
         return
-    outcome = import_salaries(_database(), data, clock=_clock(today, now))
+    from matching.rules import load_rules
+
+    rules = load_rules(_settings().rules_file)
+    outcome = import_salaries(_database(), data, clock=_clock(today, now), rules=rules)
     for line in outcome.lines_fr():
         typer.echo(line, err=not outcome.ok)
     if not outcome.ok:

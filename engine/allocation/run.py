@@ -26,7 +26,9 @@ from engine.access.permissions import can
 from engine.domain.clock import Clock, as_utc
 from engine.domain.errors import Conflict, NotFound, Refused
 from engine.domain.lifecycle import TransitionError
+from engine.outbox import messages
 from engine.outbox.enqueue import enqueue_many
+from engine.outbox.messages import OUTSIDE_TERRITORY, Links, Recipient
 from engine.referrals.actions import StaleEdit
 from engine.referrals.transitions import Actor, apply_transition
 from engine.store import models as m
@@ -394,17 +396,19 @@ def _coordinators(session: Session, territory_id: int) -> list[m.StaffUser]:
 def _notify_coordinators(
     session: Session, settings: Settings, run_id: int, counts: Counter[int], *, now: datetime
 ) -> None:
-    messages = []
+    links = Links(settings.base_url)
+    batch = []
     for uid, n in sorted(counts.items()):
         u = session.get(m.StaffUser, uid)
         assert u is not None
         terr = session.get(m.Territory, u.territory_id) if u.territory_id else None
-        messages.append({"kind": "allocation_ready", "key": f"allocation_ready:{run_id}:{uid}", "to_address": u.email,
-                         "recipient_user_id": uid,
-                         "context": {"recipient_name": u.display_name, "preferences_url": f"{settings.base_url}/preferences",
-                                     "count": n, "territory": terr.name if terr else "Hors territoire",
-                                     "url": f"{settings.base_url}/attributions"}})  # fmt: skip
-    enqueue_many(session, messages, base_url=settings.base_url, now=now)
+        territory = terr.name if terr else OUTSIDE_TERRITORY
+        batch.append(
+            messages.allocation_ready(
+                links, Recipient.of(u), run_id=run_id, count=n, territory=territory
+            )
+        )
+    enqueue_many(session, batch, base_url=settings.base_url, now=now)
 
 
 def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str,

@@ -22,27 +22,27 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
-    Integer,
     MetaData,
-    String,
     Table,
-    Text,
+    bindparam,
     exists,
     func,
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
-from engine.access.tokens import make_partner_token
 from engine.domain.calendar import add_business_days, end_of_day_utc
 from engine.domain.clock import Clock
 from engine.domain.lifecycle import OPEN_STATES
+from engine.outbox import messages
 from engine.outbox.enqueue import enqueue_many
+from engine.outbox.messages import OUTSIDE_TERRITORY, Links, Recipient
 from engine.store import models as m
 from engine.store.db import Database, analyze, sqlite_stamp
 from engine.store.settings import Settings
@@ -269,26 +269,41 @@ def _stamp(value: datetime, dialect: str) -> object:
 
 
 _bulk_md = MetaData()
-_referral_bulk = Table(
-    "referral", _bulk_md,
-    Column("id", Integer, primary_key=True), Column("frein_id", Integer), Column("salarie_id", Integer),
-    Column("chantier_id", Integer), Column("territory_id", Integer), Column("programme", String),
-    Column("domain", String), Column("thematique", String), Column("state", String),
-    Column("owner_kind", String), Column("owner_user_id", Integer), Column("offer_id", Integer),
-    Column("units_needed", Integer), Column("priority", Integer), Column("priority_breakdown", _SerialisedJSON),
-    Column("reasons", _SerialisedJSON), Column("explanation", Text), Column("suggestions", _SerialisedJSON),
-    Column("due_at", _StampText), Column("reminders_sent", Integer),
-    Column("created_at", _StampText), Column("state_changed_at", _StampText),
-    Column("version", Integer),
-)  # fmt: skip
 
 
-_event_bulk = Table(
-    "referral_event", _bulk_md,
-    Column("id", Integer, primary_key=True), Column("referral_id", Integer), Column("from_state", String),
-    Column("to_state", String), Column("action", String), Column("actor_user_id", Integer),
-    Column("actor_label", String), Column("at", _StampText), Column("reason", String), Column("note", Text),
-)  # fmt: skip
+def _bulk_view(table: Table) -> Table:
+    """The model's table, column for column, with JSON fed as pre-serialised text and
+    datetimes as pre-formatted stamps. Derived, so a column added to the model is here too."""
+
+    def raw(col: Column) -> Any:  # type: ignore[type-arg]
+        if isinstance(col.type, JSON):
+            return _SerialisedJSON()
+        if isinstance(col.type, DateTime):
+            return _StampText()
+        return col.type
+
+    cols = [Column(c.name, raw(c), primary_key=c.primary_key) for c in table.columns]
+    return Table(table.name, _bulk_md, *cols)
+
+
+def _required_columns(table: Table) -> frozenset[str]:
+    """Columns a bulk row must carry: NOT NULL and no server default (model defaults do not
+    apply to a bulk insert through the view)."""
+    return frozenset(
+        c.name
+        for c in table.columns
+        if not c.nullable and not c.primary_key and c.server_default is None
+    )
+
+
+def _check_bulk_rows(table: Table, rows: list[dict[str, Any]]) -> None:
+    missing = _required_columns(table) - set(rows[0]) if rows else frozenset()
+    if missing:
+        raise RuntimeError(f"bulk rows of {table.name} miss required columns {sorted(missing)}")
+
+
+_referral_bulk = _bulk_view(m.Referral.__table__)
+_event_bulk = _bulk_view(m.ReferralEvent.__table__)
 
 
 def run_intake(
@@ -328,18 +343,18 @@ def run_intake(
     facts = _facts_by_person(rows, code_of, open_counts)
     report = IntakeReport()
     dumps = _Json()
-    secret = settings.secret_key.get_secret_value()
 
     def frein_inputs(chunk: list[tuple[Any, ...]]) -> list[FreinIn]:
-        return [FreinIn(r[0], r[1], facts[r[4]], r[3], sticky.get((r[4], r[2]))) for r in chunk]
+        return [
+            FreinIn(r[0], r[1], facts[r[4]], r[3], sticky.get((r[4], rules.domain_of(r[1]))))
+            for r in chunk
+        ]
 
     row_chunks = list(_chunks(rows, chunk_size))
     decision_chunks = net.router.route_chunks((frein_inputs(c) for c in row_chunks), today)
     for chunk, decisions in zip(row_chunks, decision_chunks, strict=True):
         report.merge(
-            _write_chunk(
-                db, settings, net, chunk, decisions, dumps, secret, now, triage_due, partner_due
-            )
+            _write_chunk(db, settings, net, chunk, decisions, dumps, now, triage_due, partner_due)
         )
     if report.routed >= ANALYZE_AFTER_ROWS:
         analyze(db)
@@ -348,13 +363,14 @@ def run_intake(
 
 def _write_chunk(
     db: Database, settings: Settings, net: Network, chunk: list[tuple[Any, ...]], decisions: list[Decision],
-    dumps: _Json, secret: str, now, triage_due, partner_due,  # type: ignore[no-untyped-def]
+    dumps: _Json, now, triage_due, partner_due,  # type: ignore[no-untyped-def]
 ) -> IntakeReport:  # fmt: skip
     report = IntakeReport()
     dialect = db.engine.dialect.name
     now_s, triage_s, partner_s = (_stamp(v, dialect) for v in (now, triage_due, partner_due))
     values: list[dict[str, Any]] = []
     by_frein: dict[int, Decision] = {}
+    stored_domain = {r[0]: r[2] for r in chunk}
     for r, d in zip(chunk, decisions, strict=True):
         territory_id = r[7]
         owner = d.owner_user_id
@@ -376,6 +392,7 @@ def _write_chunk(
              "suggestions": dumps(d.suggestions), "due_at": due, "reminders_sent": 0,
              "created_at": now_s, "state_changed_at": now_s, "version": 1}
         )  # fmt: skip
+    _check_bulk_rows(m.Referral.__table__, values)
     with db.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
         ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(_referral_bulk)
         open_sql = text("state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")")
@@ -403,12 +420,36 @@ def _write_chunk(
         report.routed = len(created)
         report.skipped = len(values) - len(created)
         if created:
-            conn.execute(
-                insert(_event_bulk),
-                [{"referral_id": rid, "from_state": None, "to_state": st, "action": "route",
-                  "actor_user_id": None, "actor_label": ACTOR_LABEL, "at": now_s, "reason": None, "note": None}
-                 for rid, _f, _o, st, _of, _s, _t in created],
-            )  # fmt: skip
+            events = [
+                {
+                    "referral_id": rid,
+                    "from_state": None,
+                    "to_state": st,
+                    "action": "route",
+                    "actor_user_id": None,
+                    "actor_label": ACTOR_LABEL,
+                    "at": now_s,
+                    "reason": None,
+                    "note": None,
+                }
+                for rid, _f, _o, st, _of, _s, _t in created
+            ]
+            _check_bulk_rows(m.ReferralEvent.__table__, events)
+            conn.execute(insert(_event_bulk), events)
+            # The routed domain is the frein's domain (the rules may override the taxonomy's):
+            # the case page and the scope read it from the frein, stickiness from the referral.
+            moved = [
+                {"fid": fid, "dom": by_frein[fid].domain}
+                for _r, fid, *_rest in created
+                if by_frein[fid].domain != stored_domain[fid]
+            ]
+            if moved:
+                conn.execute(
+                    update(m.Frein.__table__)
+                    .where(m.Frein.__table__.c.id == bindparam("fid"))
+                    .values(domain=bindparam("dom")),
+                    moved,
+                )
         per_owner: Counter[int] = Counter()
         partner_refs: list[tuple[int, int, int, int | None]] = []
         for rid, fid, owner, st, offer_id, sid, tid in created:
@@ -421,16 +462,12 @@ def _write_chunk(
                 per_owner[owner] += 1
         with _session(conn) as session:
             first_id = min((c[0] for c in created), default=0)
-            messages: list[dict[str, Any]] = []
+            links = Links(settings.base_url)
+            batch: list[dict[str, Any]] = []
             for owner, count in sorted(per_owner.items()):
-                name, email = net.users[owner]
-                messages.append(
-                    {"kind": "new_referrals", "key": f"new_referrals:{owner}:{first_id}",
-                     "to_address": email, "recipient_user_id": owner,
-                     "context": {"recipient_name": name, "preferences_url": f"{settings.base_url}/preferences",
-                                 "count": count, "url": f"{settings.base_url}/file"}}
-                )  # fmt: skip
-            report.owners_notified = len(messages)
+                to = Recipient(owner, *net.users[owner])
+                batch.append(messages.new_referrals(links, to, count=count, first_id=first_id))
+            report.owners_notified = len(batch)
             if partner_refs:
                 refs = dict(
                     conn.execute(
@@ -442,22 +479,28 @@ def _write_chunk(
                 expires = (now + timedelta(days=settings.partner_expiry_days)).date()
                 for rid, offer_id, sid, tid in partner_refs:
                     partner_id, partner_name = net.offer_partner[offer_id]
-                    token = make_partner_token(
-                        secret, referral_id=rid, partner_id=partner_id, now=now
+                    token = messages.partner_token(
+                        settings, referral_id=rid, partner_id=partner_id, now=now
                     )
+                    territory = net.territory_names.get(tid, OUTSIDE_TERRITORY)
                     for contact in net.partner_contacts.get(partner_id, []):
-                        name, email = net.users[contact]
-                        messages.append(
-                            {"kind": "partner_orientation", "key": f"partner_orientation:{rid}:1:0:{contact}",
-                             "to_address": email, "recipient_user_id": contact,
-                             "context": {"recipient_name": name, "preferences_url": f"{settings.base_url}/preferences",
-                                         "partner_name": partner_name, "reference": refs[sid],
-                                         "territory": net.territory_names.get(tid, "Hors territoire"),
-                                         "action_url": f"{settings.base_url}/partenaire/reponse/{token}",
-                                         "expires_on": expires}}
-                        )  # fmt: skip
+                        # A routed referral is at version 1 with no reminder sent yet.
+                        batch.append(
+                            messages.partner_orientation(
+                                links,
+                                Recipient(contact, *net.users[contact]),
+                                referral_id=rid,
+                                version=1,
+                                reminders_sent=0,
+                                partner_name=partner_name,
+                                reference=refs[sid],
+                                territory=territory,
+                                token=token,
+                                expires_on=expires,
+                            )
+                        )
                         report.partner_messages += 1
-            enqueue_many(session, messages, base_url=settings.base_url, now=now)
+            enqueue_many(session, batch, base_url=settings.base_url, now=now)
             session.flush()
     return report
 

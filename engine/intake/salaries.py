@@ -19,7 +19,7 @@ from engine.domain.pseudonyms import random_reference
 from engine.intake.csv_rows import ImportError_, SalarieRow, format_report, parse_salaries_csv
 from engine.store import models as m
 from engine.store.db import Database, unit_of_work
-from partners.taxonomy import domain_of
+from matching.rules import RoutingRules, load_rules
 
 
 @dataclass
@@ -51,10 +51,17 @@ def new_reference(session: Session) -> str:
 
 
 def import_salaries(
-    db: Database, data: bytes, *, clock: Clock, actor_label: str = "import CSV"
+    db: Database,
+    data: bytes,
+    *,
+    clock: Clock,
+    actor_label: str = "import CSV",
+    rules: RoutingRules | None = None,
 ) -> ImportOutcome:
-    """All-or-nothing import of the salarié·es CSV; dates of new freins come from ``clock``."""
+    """All-or-nothing import of the salarié·es CSV; dates of new freins come from ``clock``,
+    their domain from the routing rules (``RoutingRules.domain_of``, the one decision)."""
     now = clock.now()
+    rules = rules or load_rules()
     with unit_of_work(db, immediate=True) as session:
         chantiers = {c.code: c for c in session.scalars(select(m.Chantier)).all()}
         programmes = {
@@ -87,8 +94,17 @@ def import_salaries(
             )
         outcome = ImportOutcome(ok=True)
         for row in result.rows:
-            _apply_row(session, row, chantiers[row.chantier], existing.get(row.reference), outcome,
-                       now=now, today=clock.today())  # fmt: skip
+            person = existing.get(row.reference)
+            _apply_row(
+                session,
+                row,
+                chantiers[row.chantier],
+                person,
+                outcome,
+                rules=rules,
+                now=now,
+                today=clock.today(),
+            )
         session.add(
             m.AuditLog(
                 actor_label=f"système : {actor_label}",
@@ -114,6 +130,7 @@ def _apply_row(
     person: m.Salarie | None,
     outcome: ImportOutcome,
     *,
+    rules: RoutingRules,
     now: datetime,
     today: date,
 ) -> None:
@@ -150,7 +167,13 @@ def _apply_row(
     for slug in row.freins:
         if slug not in known:
             session.add(
-                m.Frein(salarie_id=person.id, thematique=slug, domain=domain_of(slug), status="open",
-                        identified_at=today, created_at=now)
-            )  # fmt: skip
+                m.Frein(
+                    salarie_id=person.id,
+                    thematique=slug,
+                    domain=rules.domain_of(slug),
+                    status="open",
+                    identified_at=today,
+                    created_at=now,
+                )
+            )
             outcome.freins_added += 1

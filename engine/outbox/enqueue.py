@@ -10,6 +10,7 @@ reaching a mailbox.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -19,15 +20,27 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from engine.store import models as m
-from notifications.fields import Day, register_partner_names
+from notifications.fields import Day
 from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
 
 PARTNER_KINDS = frozenset({"partner_orientation", "partner_reminder"})
 
 
-def register_directory(session: Session) -> None:
-    """Tell the email guard which partner names are the directory's own (see PartnerName)."""
-    register_partner_names(session.scalars(select(m.Partner.name)).all())
+def directory_names(
+    session: Session, messages: Iterable[tuple[str, Mapping[str, Any]]]
+) -> frozenset[str]:
+    """The partner names of these (kind, context) pairs that are the directory's own.
+
+    Why: partners name themselves after their field ("Addictions France"); the email guard
+    accepts such a name as is only when the caller vouches it is a partner of the table
+    (``notifications.fields.PartnerName``), so it is read here, per batch, and passed on.
+    """
+    names = {str(ctx.get("partner_name")) for kind, ctx in messages if kind in PARTNER_KINDS} - {
+        "None"
+    }
+    if not names:
+        return frozenset()
+    return frozenset(session.scalars(select(m.Partner.name).where(m.Partner.name.in_(names))))
 
 
 # Defaults when a user has not chosen: new referrals go into the chargé·e's daily digest.
@@ -64,9 +77,10 @@ def enqueue(
     mode: str | None = None,
 ) -> bool:
     """Queue one message; returns False when the key was already queued (idempotent)."""
-    if kind in PARTNER_KINDS:
-        register_directory(session)
-    clean = to_stored_context(validate_context(kind, context, base_url=base_url))
+    known = directory_names(session, [(kind, context)])
+    clean = to_stored_context(
+        validate_context(kind, context, base_url=base_url, partner_names=known)
+    )
     mode = mode or preference_mode(session, recipient_user_id, kind)
     if mode == "off":
         return False
@@ -102,8 +116,7 @@ def enqueue_many(
     """
     if not messages:
         return 0
-    if any(msg["kind"] in PARTNER_KINDS for msg in messages):
-        register_directory(session)
+    known = directory_names(session, [(msg["kind"], msg["context"]) for msg in messages])
     users = {msg.get("recipient_user_id") for msg in messages} - {None}
     chosen: dict[tuple[int, str], str] = {}
     if users:
@@ -130,7 +143,7 @@ def enqueue_many(
                 "recipient_user_id": uid,
                 "to_address": msg["to_address"],
                 "context": to_stored_context(
-                    validate_context(kind, msg["context"], base_url=base_url)
+                    validate_context(kind, msg["context"], base_url=base_url, partner_names=known)
                 ),
                 "delivery": mode,
                 "status": "pending",

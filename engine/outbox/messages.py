@@ -1,14 +1,22 @@
-"""Messages written by a referral's transitions: who is told, under which key, with what.
+"""Every message Aiguillage writes: who is told, under which key, with which words and links.
 
-Why here: the transition door (``engine.referrals.transitions``) decides *that* a message follows an
-action; this module owns each message's recipients, idempotency key and context, so the same
-mail is never assembled twice in two shapes. Contexts carry the pseudonymous reference and
-links only — never the measure, the health or housing detail.
+Why one module: the use cases decide *that* someone is told (an orientation was routed, a
+place validated, a deadline fell due); this module owns, per message kind, the recipients,
+the idempotency key and the context, and ``Links`` owns every path a mail links to. The
+French words themselves are the templates of ``notifications/templates/<kind>/``; what a
+context may carry is declared in ``notifications.kinds``. Contexts carry the pseudonymous
+reference and links only — never the measure, the health or housing detail.
+
+A key names the occasion, so writing the same message twice is a no-op and the next
+occasion gets a new key: ``partner_orientation`` is keyed by the referral's version and its
+reminder count, the same in the bulk intake and in the transition door.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,10 +25,287 @@ from engine.access.tokens import make_partner_token
 from engine.outbox.enqueue import enqueue_many
 from engine.store import models as m
 from engine.store.settings import Settings
+from notifications.kinds import DIGEST_ITEM_LABELS
+
+OUTSIDE_TERRITORY = "Hors territoire"
 
 
-def partner_orientation(session: Session, settings: Settings, ref: m.Referral, *,
-                        now: datetime) -> int:  # fmt: skip
+@dataclass(frozen=True)
+class Links:
+    """Every page a mail links to, under the deployment's base URL (one method per page)."""
+
+    base_url: str
+
+    @property
+    def root(self) -> str:
+        return self.base_url.rstrip("/")
+
+    def queue(self) -> str:
+        """The chargé·e's triage queue."""
+        return f"{self.root}/file"
+
+    def case(self, referral_id: int) -> str:
+        """The case page of one referral."""
+        return f"{self.root}/orientations/{referral_id}"
+
+    def allocations(self) -> str:
+        """The allocation review of the coordination."""
+        return f"{self.root}/attributions"
+
+    def preferences(self) -> str:
+        """Where a user chooses immediate, daily digest or no mail, per kind."""
+        return f"{self.root}/preferences"
+
+    def partner_answer(self, token: str) -> str:
+        """The signed page where a partner contact answers an orientation, without an account."""
+        return f"{self.root}/partenaire/reponse/{token}"
+
+
+class Recipient(NamedTuple):
+    """Who receives a message: a staff account and where to write to it."""
+
+    id: int
+    name: str
+    email: str
+
+    @classmethod
+    def of(cls, user: m.StaffUser) -> Recipient:
+        return cls(user.id, user.display_name, user.email)
+
+
+def _message(links: Links, kind: str, key: str, to: Recipient, **context: Any) -> dict[str, Any]:
+    """The outbox row of one message (the shape ``enqueue_many`` takes)."""
+    return {
+        "kind": kind,
+        "key": key,
+        "to_address": to.email,
+        "recipient_user_id": to.id,
+        "context": {"recipient_name": to.name, "preferences_url": links.preferences(), **context},
+    }
+
+
+def partner_token(settings: Settings, *, referral_id: int, partner_id: int, now: datetime) -> str:
+    """The signed token of a partner's answer link (see ``engine.access.tokens``)."""
+    secret = settings.secret_key.get_secret_value()
+    return make_partner_token(secret, referral_id=referral_id, partner_id=partner_id, now=now)
+
+
+# --- one function per kind ------------------------------------------------------------
+
+
+def new_referrals(links: Links, to: Recipient, *, count: int, first_id: int) -> dict[str, Any]:
+    """A chargé·e has ``count`` new referrals from one intake run (key: first referral id)."""
+    key = f"new_referrals:{to.id}:{first_id}"
+    return _message(links, "new_referrals", key, to, count=count, url=links.queue())
+
+
+def partner_orientation_key(
+    referral_id: int, version: int, reminders_sent: int, contact_id: int
+) -> str:
+    return f"partner_orientation:{referral_id}:{version}:{reminders_sent}:{contact_id}"
+
+
+def partner_orientation(
+    links: Links,
+    to: Recipient,
+    *,
+    referral_id: int,
+    version: int,
+    reminders_sent: int,
+    partner_name: str,
+    reference: str,
+    territory: str,
+    token: str,
+    expires_on: date,
+) -> dict[str, Any]:
+    """A partner contact is asked to answer an orientation through its signed link."""
+    key = partner_orientation_key(referral_id, version, reminders_sent, to.id)
+    return _message(
+        links,
+        "partner_orientation",
+        key,
+        to,
+        partner_name=partner_name,
+        reference=reference,
+        territory=territory,
+        action_url=links.partner_answer(token),
+        expires_on=expires_on,
+    )
+
+
+def partner_reminder(
+    links: Links,
+    to: Recipient,
+    *,
+    referral_id: int,
+    number: int,
+    partner_name: str,
+    reference: str,
+    sent_on: date,
+    token: str,
+    expires_on: date,
+) -> dict[str, Any]:
+    """The ``number``-th reminder of an orientation the partner has not answered."""
+    key = f"partner_reminder:{referral_id}:{number}:{to.id}"
+    return _message(
+        links,
+        "partner_reminder",
+        key,
+        to,
+        partner_name=partner_name,
+        reference=reference,
+        sent_on=sent_on,
+        action_url=links.partner_answer(token),
+        expires_on=expires_on,
+    )
+
+
+def slot_validated(
+    links: Links, to: Recipient, *, referral_id: int, pool_id: int, reference: str, territory: str
+) -> dict[str, Any]:
+    """The owner or the chantier's CIP/ESP learns that a counted place was validated."""
+    key = f"slot_validated:{referral_id}:{pool_id}:{to.id}"
+    return _message(
+        links,
+        "slot_validated",
+        key,
+        to,
+        reference=reference,
+        territory=territory,
+        url=links.case(referral_id),
+    )
+
+
+def allocation_ready(
+    links: Links, to: Recipient, *, run_id: int, count: int, territory: str
+) -> dict[str, Any]:
+    """A coordinator has ``count`` proposals of one allocation run to validate."""
+    key = f"allocation_ready:{run_id}:{to.id}"
+    return _message(
+        links,
+        "allocation_ready",
+        key,
+        to,
+        count=count,
+        territory=territory,
+        url=links.allocations(),
+    )
+
+
+def triage_due(
+    links: Links, to: Recipient, *, overdue: bool, referral_id: int, reference: str, due_on: date
+) -> dict[str, Any]:
+    """The owner's triage deadline is within a day (``triage_due_soon``) or past."""
+    kind = "triage_overdue" if overdue else "triage_due_soon"
+    return _message(
+        links,
+        kind,
+        f"{kind}:{referral_id}:{due_on}",
+        to,
+        reference=reference,
+        due_on=due_on,
+        url=links.case(referral_id),
+    )
+
+
+def triage_escalation(
+    links: Links,
+    to: Recipient,
+    *,
+    referral_id: int,
+    reference: str,
+    officer_name: str,
+    territory: str,
+    due_on: date,
+) -> dict[str, Any]:
+    """The territory's coordinator learns a referral waits past the escalation delay."""
+    key = f"triage_escalation:{referral_id}:{due_on}:{to.id}"
+    return _message(
+        links,
+        "triage_escalation",
+        key,
+        to,
+        reference=reference,
+        officer_name=officer_name,
+        territory=territory,
+        due_on=due_on,
+        url=links.case(referral_id),
+    )
+
+
+def outcome_due(
+    links: Links, to: Recipient, *, referral_id: int, reference: str, due_on: date
+) -> dict[str, Any]:
+    """The chantier's CIP/ESP is asked to record the outcome of a help started long ago."""
+    key = f"outcome_due:{referral_id}:{to.id}"
+    return _message(
+        links,
+        "outcome_due",
+        key,
+        to,
+        reference=reference,
+        due_on=due_on,
+        url=links.case(referral_id),
+    )
+
+
+def followup_due(
+    links: Links,
+    to: Recipient,
+    *,
+    salarie_id: int,
+    latest_referral_id: int | None,
+    reference: str,
+    months: int,
+    due_on: date,
+) -> dict[str, Any]:
+    """A CVG post-exit follow-up (3, 6 or 12 months) is due; the link opens the person's case."""
+    url = links.case(latest_referral_id) if latest_referral_id else links.queue()
+    key = f"followup_due:{salarie_id}:{months}:{to.id}"
+    return _message(
+        links, "followup_due", key, to, reference=reference, months=months, due_on=due_on, url=url
+    )
+
+
+def digest_item(links: Links, row: m.OutboxMessage) -> dict[str, Any]:
+    """One line of a daily digest, from a queued message of a digestible kind."""
+    ctx = row.context or {}
+    return {
+        "kind": row.kind,
+        "label": DIGEST_ITEM_LABELS[row.kind],
+        "url": ctx.get("url") or ctx.get("action_url") or links.queue(),
+        "reference": ctx.get("reference", ""),
+        "count": int(ctx.get("count", 1)),
+    }
+
+
+def daily_digest_key(user_id: int, day: date) -> str:
+    return f"daily_digest:{user_id}:{day}"
+
+
+def daily_digest(
+    links: Links, to: Recipient, *, day: date, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The one mail a day that gathers a user's digest items (always sent immediately)."""
+    msg = _message(
+        links,
+        "daily_digest",
+        daily_digest_key(to.id, day),
+        to,
+        day=day,
+        url=links.queue(),
+        items=items,
+    )
+    msg["mode"] = "immediate"
+    return msg
+
+
+# --- messages of the transition door, read from the session ---------------------------
+
+
+def queue_partner_orientation(
+    session: Session, settings: Settings, ref: m.Referral, *, now: datetime
+) -> int:
     """The orientation mail to every active contact of the offer's partner."""
     offer = session.get(m.Offer, ref.offer_id)
     assert offer is not None
@@ -31,24 +316,34 @@ def partner_orientation(session: Session, settings: Settings, ref: m.Referral, *
     contacts = session.scalars(
         select(m.StaffUser).where(m.StaffUser.partner_id == partner.id, m.StaffUser.active)
     ).all()
-    token = make_partner_token(
-        settings.secret_key.get_secret_value(), referral_id=ref.id, partner_id=partner.id, now=now
-    )
+    token = partner_token(settings, referral_id=ref.id, partner_id=partner.id, now=now)
+    links = Links(settings.base_url)
     expires = (now + timedelta(days=settings.partner_expiry_days)).date()
-    base = settings.base_url
-    return enqueue_many(session, [
-        {"kind": "partner_orientation",
-         "key": f"partner_orientation:{ref.id}:{ref.version}:{ref.reminders_sent}:{c.id}",
-         "to_address": c.email, "recipient_user_id": c.id,
-         "context": {"recipient_name": c.display_name, "preferences_url": f"{base}/preferences",
-                     "partner_name": partner.name, "reference": salarie.reference if salarie else "",
-                     "territory": territory.name if territory else "Hors territoire",
-                     "action_url": f"{base}/partenaire/reponse/{token}", "expires_on": expires}}
-        for c in contacts], base_url=base, now=now)  # fmt: skip
+    return enqueue_many(
+        session,
+        [
+            partner_orientation(
+                links,
+                Recipient.of(c),
+                referral_id=ref.id,
+                version=ref.version,
+                reminders_sent=ref.reminders_sent,
+                partner_name=partner.name,
+                reference=salarie.reference if salarie else "",
+                territory=territory.name if territory else OUTSIDE_TERRITORY,
+                token=token,
+                expires_on=expires,
+            )
+            for c in contacts
+        ],
+        base_url=settings.base_url,
+        now=now,
+    )
 
 
-def slot_validated(session: Session, settings: Settings, ref: m.Referral, pool: m.SlotPool, *,
-                   now: datetime) -> int:  # fmt: skip
+def queue_slot_validated(
+    session: Session, settings: Settings, ref: m.Referral, pool: m.SlotPool, *, now: datetime
+) -> int:
     """The owner and the chantier's CIP/ESP learn that a place was validated."""
     salarie = session.get(m.Salarie, ref.salarie_id)
     assert salarie is not None
@@ -58,14 +353,28 @@ def slot_validated(session: Session, settings: Settings, ref: m.Referral, pool: 
         owner = session.get(m.StaffUser, ref.owner_user_id)
         if owner is not None and owner.active:
             recipients.append(owner)
-    recipients += session.scalars(select(m.StaffUser).where(
-        m.StaffUser.role == "cip", m.StaffUser.chantier_id == ref.chantier_id, m.StaffUser.active)).all()  # fmt: skip
-    base = settings.base_url
-    return enqueue_many(session, [
-        {"kind": "slot_validated", "key": f"slot_validated:{ref.id}:{pool.id}:{u.id}",
-         "to_address": u.email, "recipient_user_id": u.id,
-         "context": {"recipient_name": u.display_name, "preferences_url": f"{base}/preferences",
-                     "reference": salarie.reference,
-                     "territory": terr.name if terr else "Hors territoire",
-                     "url": f"{base}/orientations/{ref.id}"}}
-        for u in recipients], base_url=base, now=now)  # fmt: skip
+    recipients += session.scalars(
+        select(m.StaffUser).where(
+            m.StaffUser.role == "cip",
+            m.StaffUser.chantier_id == ref.chantier_id,
+            m.StaffUser.active,
+        )
+    ).all()
+    links = Links(settings.base_url)
+    territory = terr.name if terr else OUTSIDE_TERRITORY
+    return enqueue_many(
+        session,
+        [
+            slot_validated(
+                links,
+                Recipient.of(u),
+                referral_id=ref.id,
+                pool_id=pool.id,
+                reference=salarie.reference,
+                territory=territory,
+            )
+            for u in recipients
+        ],
+        base_url=settings.base_url,
+        now=now,
+    )

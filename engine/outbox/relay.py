@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Update, bindparam, select, text, update
 
 from engine.domain.clock import Clock
-from engine.outbox.enqueue import from_stored_context, register_directory
+from engine.outbox.enqueue import directory_names, from_stored_context
 from engine.store import models as m
 from engine.store.db import Database, sqlite_stamp, unit_of_work
 from engine.store.settings import Settings
@@ -201,9 +201,14 @@ def _mark(
     return result
 
 
-def _compose(row: Claimed, settings: Settings, domain: str) -> EmailMessage:
+def _compose(
+    row: Claimed, settings: Settings, domain: str, partner_names: frozenset[str]
+) -> EmailMessage:
     rendered = render(
-        row.kind, from_stored_context(row.kind, row.context), base_url=settings.base_url
+        row.kind,
+        from_stored_context(row.kind, row.context),
+        base_url=settings.base_url,
+        partner_names=partner_names,
     )
     return build_email(
         rendered,
@@ -219,6 +224,8 @@ async def _send_chunk(
     report = RelayReport(claimed=len(rows))
     domain = settings.mail_from.rsplit("@", 1)[-1].rstrip(">") or "aiguillage.local"
     consecutive_connection_failures = 0
+    with db.sessions() as session:
+        partner_names = directory_names(session, [(r.kind, r.context) for r in rows])
     with db.engine.connect() as conn:
         async with SmtpSender(smtp_config(settings)) as sender:
             for row in rows:
@@ -227,7 +234,7 @@ async def _send_chunk(
                     # this row and the next ones, so sending them now could duplicate them.
                     break
                 try:
-                    msg = _compose(row, settings, domain)
+                    msg = _compose(row, settings, domain, partner_names)
                 except (ContextError, ValueError, KeyError) as exc:
                     _mark(conn, row, worker, None, error=f"message impossible à composer : {exc}",
                           now=clock.now())  # fmt: skip
@@ -259,8 +266,6 @@ def drain(
     """Send every due message, chunk by chunk, until none is due (or max_chunks)."""
     worker = worker or default_worker_id()
     total = RelayReport()
-    with db.sessions() as session:
-        register_directory(session)
     n = 0
     while max_chunks is None or n < max_chunks:
         rows = claim(db, worker=worker, limit=chunk, lease_s=lease_s, clock=clock)

@@ -349,11 +349,11 @@ def _nothing(*_a, **_k) -> None:  # type: ignore[no-untyped-def]
 
 
 def _after_refer(session, settings, ref, *, now, **_):  # type: ignore[no-untyped-def]
-    messages.partner_orientation(session, settings, ref, now=now)
+    messages.queue_partner_orientation(session, settings, ref, now=now)
 
 
 def _after_validate(session, settings, ref, *, now, targets, **_):  # type: ignore[no-untyped-def]
-    messages.slot_validated(session, settings, ref, targets, now=now)
+    messages.queue_slot_validated(session, settings, ref, targets, now=now)
 
 
 def _after_transfer(session, settings, ref, *, actor, now, targets, **_):  # type: ignore[no-untyped-def]

@@ -163,3 +163,75 @@ def test_two_concurrent_runs_never_open_two_referrals_for_one_frein(pg_db):
     assert set(per_frein.values()) == {1}
     assert len(per_frein) == freins
     assert sum(r.routed for r in reports) == freins
+
+
+def test_a_domain_override_is_the_freins_domain_for_scope_stickiness_and_case_page(db):
+    """`[routage.domaines]` as the rules file invites: a childcare frein handled by housing.
+
+    The person is already followed in housing; their new childcare frein (stored with the
+    taxonomy's "transverse" domain, as any import would) goes to the same housing officer,
+    becomes a housing frein, and that officer sees it on the case page."""
+    from importlib import resources
+
+    from engine.referrals.case_file import read_case_file
+    from matching.rules import parse_rules
+
+    # The packaged rules, plus one override.
+    packaged = resources.files("matching").joinpath("data/rules.toml").read_text("utf-8")
+    toml = packaged.replace(
+        "[routage.domaines]\n", '[routage.domaines]\n"famille--garde-denfants" = "logement"\n'
+    )
+    rules = parse_rules(toml)
+    assert rules.domain_of("famille--garde-denfants") == "logement"
+    clock = Clock.on_day(TODAY, running=False)
+    seed_network(db, scale=0.05, seed=7, clock=clock)
+    run_intake(db, _settings(db), clock=clock, rules=rules)
+    with db.sessions() as s:
+        # The most loaded housing officer of a territory that has several: without
+        # stickiness the new frein would go to a less loaded colleague.
+        load = dict(
+            s.execute(
+                select(m.Referral.owner_user_id, func.count())
+                .where(m.Referral.state.in_(OPEN_STATES), m.Referral.domain == "logement")
+                .group_by(m.Referral.owner_user_id)
+            ).all()
+        )
+        officers = s.scalars(
+            select(m.StaffUser).where(
+                m.StaffUser.role == "officer", m.StaffUser.domain == "logement"
+            )
+        ).all()
+        by_territory: dict[int, list[m.StaffUser]] = {}
+        for o in officers:
+            by_territory.setdefault(o.territory_id, []).append(o)
+        busiest = max(
+            (max(team, key=lambda o: load.get(o.id, 0)) for team in by_territory.values()
+             if len(team) > 1 and len({load.get(o.id, 0) for o in team}) > 1),
+            key=lambda o: load.get(o.id, 0),
+        )  # fmt: skip
+        first = s.scalars(
+            select(m.Referral)
+            .where(m.Referral.owner_user_id == busiest.id, m.Referral.state == "new")
+            .where(
+                ~select(m.Frein.id)
+                .where(m.Frein.salarie_id == m.Referral.salarie_id)
+                .where(m.Frein.thematique == "famille--garde-denfants")
+                .exists()
+            )
+            .order_by(m.Referral.id)
+        ).first()
+        person, owner = first.salarie_id, first.owner_user_id
+        s.add(m.Frein(salarie_id=person, thematique="famille--garde-denfants", domain="transverse",
+                      status="open", identified_at=TODAY, created_at=clock.now()))  # fmt: skip
+        s.commit()
+    report = run_intake(db, _settings(db), clock=clock, rules=rules)
+    assert report.routed == 1
+    with db.sessions() as s:
+        frein = s.scalars(select(m.Frein).where(m.Frein.thematique == "famille--garde-denfants",
+                                                m.Frein.salarie_id == person)).one()  # fmt: skip
+        ref = s.scalars(select(m.Referral).where(m.Referral.frein_id == frein.id)).one()
+        assert (ref.domain, frein.domain) == ("logement", "logement")
+        assert ref.owner_user_id == owner, "sticky: the officer already following this person"
+        officer = s.get(m.StaffUser, owner)
+        case = read_case_file(s, officer, ref.id, now=clock.now())
+        assert frein.id in {f.id for f in case.freins}

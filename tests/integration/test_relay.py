@@ -151,3 +151,36 @@ def test_concurrent_relays_never_send_a_row_twice(pg_db, smtp_server):
     ids = Counter(msg.message["Message-ID"] for msg in smtp_server.messages)
     assert len(ids) == 300 and max(ids.values()) == 1
     assert _statuses(pg_db) == Counter({"sent": 300})
+
+
+def _partner_mail(name: str, key: str) -> dict:
+    return {"kind": "partner_orientation", "key": key, "to_address": "contact@example.org",
+            "context": {"recipient_name": "Camille Martin", "preferences_url": f"{BASE}/preferences",
+                        "partner_name": name, "reference": "SAL-ABCDEF", "territory": "Convergence Paris",
+                        "action_url": f"{BASE}/partenaire/reponse/jeton", "expires_on": REAL_TIME.today()},
+            "mode": "immediate"}  # fmt: skip
+
+
+def test_a_partner_named_after_its_field_is_mailed_without_any_registry(db, smtp_server):
+    """ "Addictions France" is accepted because the partner table says so, read per batch by
+    the outbox and by the relay (no process-wide list to fill first); a lookalike is not."""
+    import pytest
+
+    from notifications.fields import ContextError
+
+    with unit_of_work(db) as s:
+        s.add(
+            m.Partner(
+                code="addictions-france", name="Addictions France", domain="sante", national=True
+            )
+        )
+        s.flush()
+        assert enqueue_many(s, [_partner_mail("Addictions France", "p:1")], base_url=BASE,
+                            now=REAL_TIME.now()) == 1  # fmt: skip
+    with pytest.raises(ContextError, match="sensitive"), unit_of_work(db) as s:
+        enqueue_many(
+            s, [_partner_mail("Addictions Paris", "p:2")], base_url=BASE, now=REAL_TIME.now()
+        )
+    report = drain(db, _settings(db, smtp_server), clock=REAL_TIME)
+    assert report.sent == 1 and report.parked == 0
+    assert "Addictions France" in smtp_server.messages[0].message.get_body(("plain",)).get_content()

@@ -363,3 +363,9 @@ def test_signed_tokens_in_links_are_not_read_as_words() -> None:
     ctx["action_url"] = f"{BASE}/partenaire/vih/{token}"
     with pytest.raises(ContextError):
         validate_context("partner_orientation", ctx, base_url=BASE)
+
+
+def test_every_digestible_kind_has_its_one_digest_label():
+    from notifications.kinds import DIGEST_ITEM_LABELS, DIGESTIBLE_KINDS
+
+    assert set(DIGEST_ITEM_LABELS) == set(DIGESTIBLE_KINDS)
