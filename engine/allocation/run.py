@@ -31,6 +31,7 @@ from engine.outbox.enqueue import enqueue_many
 from engine.outbox.messages import OUTSIDE_TERRITORY, Links, Recipient
 from engine.referrals.actions import StaleEdit
 from engine.referrals.transitions import Actor, apply_transition
+from engine.store import dialect
 from engine.store import models as m
 from engine.store.db import Database, unit_of_work
 from engine.store.settings import Settings
@@ -413,11 +414,10 @@ def _notify_coordinators(
 
 def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str,
                    expected_version: int | None) -> tuple[m.AllocationProposal, m.Referral]:  # fmt: skip
-    pg = session.get_bind().dialect.name == "postgresql"
-    prop = session.get(m.AllocationProposal, proposal_id, with_for_update=pg)
+    prop = dialect.get_locked(session, m.AllocationProposal, proposal_id)
     if prop is None:
         raise NotFound("proposition introuvable")
-    ref = session.get(m.Referral, prop.referral_id, with_for_update=pg)
+    ref = dialect.get_locked(session, m.Referral, prop.referral_id)
     assert ref is not None
     if actor.user is not None and not can(actor.user, "read", ref):
         raise NotFound("proposition introuvable")

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -32,8 +32,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -43,8 +41,9 @@ from engine.domain.lifecycle import OPEN_STATES
 from engine.outbox import messages
 from engine.outbox.enqueue import enqueue_many
 from engine.outbox.messages import OUTSIDE_TERRITORY, Links, Recipient
+from engine.store import dialect
 from engine.store import models as m
-from engine.store.db import Database, analyze, sqlite_stamp
+from engine.store.db import Database, analyze
 from engine.store.settings import Settings
 from matching.facts import PersonFacts
 from matching.routing import Coordinator, Decision, FreinIn, OfferInfo, Officer, Router
@@ -263,11 +262,6 @@ class _StampText(TypeDecorator):  # type: ignore[type-arg]
         return None
 
 
-def _stamp(value: datetime, dialect: str) -> object:
-    """The value as SQLite stores DateTime (UTC, naive text), or as is for PostgreSQL."""
-    return sqlite_stamp(value) if dialect == "sqlite" else value
-
-
 _bulk_md = MetaData()
 
 
@@ -366,8 +360,10 @@ def _write_chunk(
     dumps: _Json, now, triage_due, partner_due,  # type: ignore[no-untyped-def]
 ) -> IntakeReport:  # fmt: skip
     report = IntakeReport()
-    dialect = db.engine.dialect.name
-    now_s, triage_s, partner_s = (_stamp(v, dialect) for v in (now, triage_due, partner_due))
+    sqlite = dialect.is_sqlite(db.engine)
+    now_s, triage_s, partner_s = (
+        dialect.bulk_stamp(v, sqlite=sqlite) for v in (now, triage_due, partner_due)
+    )
     values: list[dict[str, Any]] = []
     by_frein: dict[int, Decision] = {}
     stored_domain = {r[0]: r[2] for r in chunk}
@@ -394,9 +390,10 @@ def _write_chunk(
         )  # fmt: skip
     _check_bulk_rows(m.Referral.__table__, values)
     with db.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
-        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(_referral_bulk)
         open_sql = text("state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")")
-        stmt = ins.on_conflict_do_nothing(index_elements=["frein_id"], index_where=open_sql)
+        stmt = dialect.insert_ignoring(
+            conn, _referral_bulk, index_elements=["frein_id"], index_where=open_sql
+        )
         cols = _referral_bulk.c
         wanted = (
             cols.id,
@@ -409,7 +406,7 @@ def _write_chunk(
         )
         if not values:
             created = []
-        elif dialect == "sqlite":
+        elif sqlite:
             # BEGIN IMMEDIATE holds SQLite's only write lock: every id above the previous
             # maximum is ours, so a plain executemany (C loop) replaces RETURNING.
             before = conn.execute(select(func.coalesce(func.max(cols.id), 0))).scalar_one()

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, insert, select, text
 from engine.domain import pseudonyms
 from engine.domain.clock import Clock
 from engine.network.reference import reference_2024
+from engine.store import dialect
 from engine.store import models as m
 from engine.store.db import Database, analyze
 from partners.catalogue import load_catalogue
@@ -119,7 +120,7 @@ def _bulk(conn, table, rows: list[dict[str, Any]], chunk: int = 20_000) -> None:
 
 
 def _fix_sequences(conn) -> None:  # type: ignore[no-untyped-def]
-    if conn.dialect.name != "postgresql":
+    if not dialect.is_postgresql(conn):
         return
     for table in m.Base.metadata.sorted_tables:
         if "id" in table.c and table.c.id.primary_key:

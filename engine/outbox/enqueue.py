@@ -15,10 +15,9 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from engine.store import dialect
 from engine.store import models as m
 from notifications.fields import Day
 from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
@@ -96,13 +95,9 @@ def enqueue(
         "attempts": 0,
         "created_at": now,
     }
-    dialect = session.get_bind().dialect.name
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (
-        ins(m.OutboxMessage)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-    )
+    stmt = dialect.insert_ignoring(
+        session, m.OutboxMessage, index_elements=["idempotency_key"]
+    ).values(**row)
     return bool(session.execute(stmt).rowcount)
 
 
@@ -154,9 +149,7 @@ def enqueue_many(
         )
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = ins(m.OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    stmt = dialect.insert_ignoring(session, m.OutboxMessage, index_elements=["idempotency_key"])
     written = 0
     for i in range(0, len(rows), 5000):
         # RETURNING counts the rows really inserted (rowcount is unreliable for executemany).

@@ -23,8 +23,9 @@ from sqlalchemy import Connection, Update, bindparam, select, text, update
 
 from engine.domain.clock import Clock
 from engine.outbox.enqueue import directory_names, from_stored_context
+from engine.store import dialect
 from engine.store import models as m
-from engine.store.db import Database, sqlite_stamp, unit_of_work
+from engine.store.db import Database, unit_of_work
 from engine.store.settings import Settings
 from notifications.fields import ContextError
 from notifications.render import build_email, message_id_for, render
@@ -171,12 +172,12 @@ def _mark(
     acknowledging costs one short transaction (no pool checkout, no pre-ping round trip on
     PostgreSQL, no statement building).
     """
-    if outcome is not None and outcome.sent and conn.dialect.name == "sqlite":
+    if outcome is not None and outcome.sent and dialect.is_sqlite(conn):
         # Hot path (one per message sent): straight to the driver. The connection is in
         # autocommit between SQLAlchemy transactions (see engine.store.db), so this single
         # UPDATE is its own committed transaction, like the prepared statement below.
         conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            _SQLITE_SENT, (sqlite_stamp(now), row.id, worker)
+            _SQLITE_SENT, (dialect.sqlite_stamp(now), row.id, worker)
         )
         return "sent"
     params: dict[str, Any] = {"row_id": row.id, "worker": worker}

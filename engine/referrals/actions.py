@@ -16,6 +16,7 @@ from engine.domain.clock import Clock
 from engine.domain.errors import Conflict, Forbidden, NotFound, Refused
 from engine.domain.lifecycle import BY_ACTION, OPEN_STATES, TransitionError
 from engine.referrals.transitions import Actor, apply_transition, record_event, transfer_owner
+from engine.store import dialect
 from engine.store import models as m
 from engine.store.settings import Settings
 
@@ -35,9 +36,7 @@ class StaleEdit(Conflict):
 
 
 def load_for_update(session: Session, referral_id: int) -> m.Referral:
-    ref = session.get(
-        m.Referral, referral_id, with_for_update=session.get_bind().dialect.name == "postgresql"
-    )
+    ref = dialect.get_locked(session, m.Referral, referral_id)
     if ref is None:
         raise NotFound("orientation introuvable")
     return ref

@@ -31,6 +31,7 @@ from engine.access.permissions import referral_scope
 from engine.domain.clock import as_utc
 from engine.domain.errors import Refused
 from engine.domain.lifecycle import OPEN_STATES, STATES
+from engine.store import dialect
 from engine.store import models as m
 
 SORTS = ("priority", "due", "age")
@@ -146,7 +147,7 @@ def _walk_open_index(session: Session, user: m.StaffUser, filters: QueueFilters,
     if not (broad and state == "open" and not filters.mine and not filters.chantier):
         return False
     bind = session.get_bind()
-    if bind.dialect.name != "sqlite" or sort not in _OPEN_ORDER_INDEXES:
+    if not dialect.is_sqlite(bind) or sort not in _OPEN_ORDER_INDEXES:
         return False
     engine = bind.engine
     if engine not in _indexes_of:

@@ -30,6 +30,7 @@ from engine.domain.lifecycle import (
     check_transition,
 )
 from engine.outbox import messages
+from engine.store import dialect
 from engine.store import models as m
 from engine.store.settings import Settings
 
@@ -262,8 +263,7 @@ def _propose(session, settings, ref, *, proposal, **_):  # type: ignore[no-untyp
 
 
 def _validate(session, settings, ref, *, actor, now, proposal, **_):  # type: ignore[no-untyped-def]
-    pg = session.get_bind().dialect.name == "postgresql"
-    pool = session.get(m.SlotPool, proposal.pool_id, with_for_update=pg)  # one validator a pool
+    pool = dialect.get_locked(session, m.SlotPool, proposal.pool_id)  # one validator a pool
     assert pool is not None
     taken = select(m.SlotAssignment.unit_id).where(m.SlotAssignment.active)
     free = session.scalars(

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from engine.store import dialect
 
 
 def normalise_url(url: str) -> str:
@@ -68,19 +69,14 @@ class Database:
 
     @property
     def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
+        return dialect.is_sqlite(self.engine)
 
     @property
     def is_postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
+        return dialect.is_postgresql(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def sqlite_stamp(value: datetime) -> str:
-    """A datetime as SQLAlchemy stores it in SQLite (UTC, naive text), for driver-level SQL."""
-    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def analyze(db: Database) -> None:

@@ -9,6 +9,7 @@ these questions here rather than testing the dialect's name.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -20,7 +21,7 @@ Bind = Session | Connection | Engine
 
 
 def name(bind: Bind) -> str:
-    """"sqlite" or "postgresql"."""
+    """ "sqlite" or "postgresql"."""
     target = bind.get_bind() if isinstance(bind, Session) else bind
     return target.dialect.name
 
@@ -41,6 +42,17 @@ def insert_ignoring(
     return ins(table).on_conflict_do_nothing(index_elements=index_elements, index_where=index_where)
 
 
+def sqlite_stamp(value: datetime) -> str:
+    """A datetime as SQLAlchemy stores it in SQLite (UTC, naive text), for driver-level SQL."""
+    return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def bulk_stamp(value: datetime, *, sqlite: bool) -> object:
+    """A datetime for a bulk statement that bypasses type processing: SQLite's own text,
+    or the value as is for PostgreSQL."""
+    return sqlite_stamp(value) if sqlite else value
+
+
 def lock_for_update(session: Session) -> bool:
     """The ``with_for_update`` flag of a read that is about to be written: a row lock on
     PostgreSQL; on SQLite the unit of work already holds the only write lock."""
@@ -52,4 +64,12 @@ def get_locked(session: Session, model: type[Any], ident: int) -> Any:
     return session.get(model, ident, with_for_update=lock_for_update(session))
 
 
-__all__ = ["get_locked", "insert_ignoring", "is_postgresql", "is_sqlite", "name"]
+__all__ = [
+    "bulk_stamp",
+    "sqlite_stamp",
+    "get_locked",
+    "insert_ignoring",
+    "is_postgresql",
+    "is_sqlite",
+    "name",
+]
