@@ -31,7 +31,7 @@ import aiosmtplib  # noqa: E402
 
 from notifications.render import build_email, message_id_for, render  # noqa: E402
 from notifications.samples import sample_context  # noqa: E402
-from notifications.smtp import SmtpConfig, SmtpSender, send_batch  # noqa: E402
+from notifications.smtp import SmtpConfig, SmtpSender  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -69,13 +69,7 @@ async def sender_loop(port: int, messages: list[EmailMessage]) -> None:
                 raise RuntimeError(outcome)
 
 
-async def batch_loop(port: int, messages: list[EmailMessage]) -> None:
-    outcomes = await send_batch(SmtpConfig(HOST, port, timeout=30), messages, lambda m, o: None)
-    if not all(o.sent for o in outcomes):
-        raise RuntimeError("send_batch had failures")
-
-
-VARIANTS = {"bare_aiosmtplib": bare_loop, "smtp_sender": sender_loop, "send_batch": batch_loop}
+VARIANTS = {"bare_aiosmtplib": bare_loop, "smtp_sender": sender_loop}
 
 
 def main() -> None:
@@ -143,8 +137,6 @@ def main() -> None:
         # round (run back to back), which resists load from other processes.
         "ratio_smtp_sender_vs_bare": round(min(timings["smtp_sender"]) / bare, 3),
         "ratio_smtp_sender_vs_bare_paired_median": paired("smtp_sender"),
-        "ratio_send_batch_vs_bare": round(min(timings["send_batch"]) / bare, 3),
-        "ratio_send_batch_vs_bare_paired_median": paired("send_batch"),
         "target_ratio_max": 1.5,
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }

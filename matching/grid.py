@@ -142,10 +142,6 @@ class Grid:
         # Weeks beyond this number give no more points, so they share one cache entry.
         self._max_weeks = -(-w.waiting_max // w.per_week_waiting) if w.per_week_waiting > 0 else 0
 
-    def clear_cache(self) -> None:
-        """Drop memoized scores (e.g. between two runs with very different populations)."""
-        self._persons.clear()
-
     def score(self, facts: PersonFacts, *, today: date, waiting_since: date | None) -> Score:
         """Score of one frein of a person on `today`; memoized (see module docstring)."""
         part, ending = self.person_terms(facts, today)

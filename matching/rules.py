@@ -49,7 +49,6 @@ class Caps(_Section):
     """Default caseload caps (open referrals) when a user's account sets none."""
 
     officer: Positive = Field(120, alias="charge_partenariats")
-    coordinator: Positive = Field(200, alias="coordination")
     by_domain: dict[str, Positive] = Field(default_factory=dict, alias="par_domaine")
 
     @field_validator("by_domain")

@@ -10,10 +10,8 @@ one connection open and reopens it transparently after it drops.
 from __future__ import annotations
 
 import contextlib
-import inspect
-from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from email.message import EmailMessage, Message
+from email.message import Message
 from types import TracebackType
 from typing import Literal
 
@@ -170,46 +168,9 @@ class SmtpSender:
         await self.close()
 
 
-ResultCallback = Callable[[EmailMessage, SendOutcome], Awaitable[None] | None]
-
-
-async def send_batch(
-    config: SmtpConfig,
-    messages: Iterable[EmailMessage],
-    on_result: ResultCallback,
-    *,
-    give_up_after: int = 2,
-) -> list[SendOutcome]:
-    """Send ``messages`` over one connection, reporting each outcome at once.
-
-    ``on_result`` (sync or async) runs right after each message's outcome is
-    known, so the caller can mark an outbox row sent before the next message
-    goes out: a crash then loses no acknowledgement. After ``give_up_after``
-    consecutive connection failures (server down or stalled) the remaining
-    messages are reported transient without being tried, rather than waiting
-    for one timeout each.
-    """
-    outcomes: list[SendOutcome] = []
-    failures_in_a_row = 0
-    async with SmtpSender(config) as sender:
-        for msg in messages:
-            if failures_in_a_row >= give_up_after:
-                outcome = SendOutcome("transient", None, "non tenté : serveur SMTP injoignable")
-            else:
-                outcome = await sender.send(msg)
-                connection_failure = outcome.status == "transient" and outcome.code is None
-                failures_in_a_row = failures_in_a_row + 1 if connection_failure else 0
-            outcomes.append(outcome)
-            result = on_result(msg, outcome)
-            if inspect.isawaitable(result):
-                await result
-    return outcomes
-
-
 __all__ = [
     "SendOutcome",
     "SmtpConfig",
     "SmtpSender",
     "classify",
-    "send_batch",
 ]

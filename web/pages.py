@@ -25,7 +25,7 @@ from engine.domain.errors import Conflict, DomainError, Forbidden, Refused, sent
 from engine.domain.lifecycle import BY_ACTION, STATES
 from engine.network.directory import partner_directory
 from engine.outbox.preferences import MODE_LABELS, PreferenceError, get_preferences, set_preferences
-from engine.referrals.actions import Actor, NotFound, transition
+from engine.referrals.actions import Actor, NotFound, flag_health_urgency, transition
 from engine.referrals.case_file import read_case_file
 from engine.referrals.queue import SORTS, BadCursor, QueueFilters, list_queue
 from engine.store import models as m
@@ -33,7 +33,7 @@ from engine.store.db import unit_of_work
 from partners.taxonomy import DOMAINS
 from web.actions import bulk_apply, parse_selection
 from web.flash import set_flash
-from web.render import render
+from web.render import ACTION_LABELS, render
 from web.security import (
     SESSION_COOKIE,
     Caller,
@@ -285,7 +285,7 @@ async def case_action(request: Request, caller: CallerDep, referral_id: PathId) 
         text = str(exc) if prefix is None else f"{prefix} : {exc}."
         return _case_response(request, caller, referral_id, error=text, form=form,
                               failed_action=action, status=exc.status)  # fmt: skip
-    label = BY_ACTION[action].label if action in BY_ACTION else action
+    label = BY_ACTION[action].label if action in BY_ACTION else ACTION_LABELS.get(action, action)
     return set_flash(
         request,
         RedirectResponse(f"/orientations/{referral_id}", status_code=303),
@@ -296,6 +296,13 @@ async def case_action(request: Request, caller: CallerDep, referral_id: PathId) 
 def _apply_case_action(request: Request, caller: Caller, referral_id: int, action: str,
                        form: dict[str, str]) -> None:  # fmt: skip
     with unit_of_work(_db(request), immediate=True) as session:
+        if action == "flag_health_urgency":
+            flag_health_urgency(
+                session, _settings(request), referral_id, actor_user=caller.user,
+                expected_version=_int(form.get("version")), clock=_clock(request),
+                note=_str(form.get("note")),
+            )  # fmt: skip
+            return
         transition(
             session, _settings(request), referral_id, action, clock=_clock(request),
             actor=_actor(caller.user), expected_version=_int(form.get("version")),

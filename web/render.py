@@ -55,7 +55,11 @@ RUN_STATUS_LABELS = {
     "failed": "en échec",
     "running": "en cours",
 }
-ACTION_LABELS = {"route": "Orientation automatique", "assign": "Attribution à une personne"}
+ACTION_LABELS = {
+    "route": "Orientation automatique",
+    "assign": "Attribution à une personne",
+    "flag_health_urgency": "Urgence santé signalée",
+}
 
 
 def fmt_date(value: date | datetime | None) -> str:

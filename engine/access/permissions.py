@@ -26,7 +26,6 @@ COORDINATOR_ACTIONS = OFFICER_ACTIONS | {
     "decline_proposal",
     "assign",
     "allocate",
-    "flag_health_urgency",
 }
 
 
@@ -78,13 +77,17 @@ def can(user: m.StaffUser, action: str, obj: object | None = None) -> bool:
     role = user.role
     if action == "read_identity":
         return role in IDENTITY_ROLES and (obj is None or _in_scope(user, obj))
-    if action in ("view_access_log", "manage_users"):
+    if action == "view_access_log":
         return role == "national_admin"
     if action in ("allocate", "review_allocation"):
         return role in ("national_admin", "coordinator")
     if isinstance(obj, m.Referral):
         if not _in_scope(user, obj):
             return False
+        if action == "flag_health_urgency":  # the santé chargé·e, or the coordination
+            return role in ("national_admin", "coordinator") or (
+                role == "officer" and user.domain == "sante"
+            )
         if role == "national_admin":
             return action in COORDINATOR_ACTIONS or action == "read"
         if action == "read":

@@ -128,7 +128,8 @@ BY_ACTION: dict[str, Transition] = {t.action: t for t in TRANSITIONS}
 # Events that are not state changes: the referral's creation (intake, the new referral of a
 # transfer) and an owner change; every other event is a row of the table above.
 CREATION_ACTIONS = frozenset({"route", "transfer"})
-OWNER_ACTIONS = frozenset({"assign"})
+# Events that change no state: an owner change, a health urgency signalled on the person.
+SAME_STATE_ACTIONS = frozenset({"assign", "flag_health_urgency"})
 # A held slot unit is released when the referral ends before the help was delivered; once
 # the help started (in_progress) or the referral is closed with an outcome, it stays consumed.
 RELEASE_ON = frozenset({"cancel", "refuse", "expire", "transfer"})
@@ -140,7 +141,7 @@ def is_table_event(from_state: str | None, to_state: str, action: str) -> bool:
     t = BY_ACTION.get(action)
     if from_state is None:
         return action in CREATION_ACTIONS and to_state in ("new", "referred")
-    if action in OWNER_ACTIONS:
+    if action in SAME_STATE_ACTIONS:
         return from_state == to_state
     return t is not None and from_state in t.sources and to_state == t.target
 

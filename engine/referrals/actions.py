@@ -9,19 +9,35 @@ the table, the target and runs the effects. The caller's unit of work commits.
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.access.permissions import can
 from engine.domain.clock import Clock
 from engine.domain.errors import Conflict, Forbidden, NotFound, Refused
 from engine.domain.lifecycle import BY_ACTION, OPEN_STATES, TransitionError
-from engine.referrals.transitions import Actor, apply_transition, record_event, transfer_owner
+from engine.referrals.transitions import (
+    Actor,
+    apply_transition,
+    clean_note,
+    record_event,
+    transfer_owner,
+)
 from engine.store import dialect
 from engine.store import models as m
 from engine.store.settings import Settings
+from matching.rules import load_rules
 
-__all__ = ["Actor", "NotFound", "StaleEdit", "assign", "load_for_update", "record_event",
-           "transition"]  # fmt: skip
+__all__ = [
+    "Actor",
+    "NotFound",
+    "StaleEdit",
+    "assign",
+    "flag_health_urgency",
+    "load_for_update",
+    "record_event",
+    "transition",
+]
 
 
 class StaleEdit(Conflict):
@@ -108,5 +124,52 @@ def assign(
     record_event(
         session, ref, from_state=ref.state, action="assign", actor=actor, at=clock.now(),
         note=f"attribuée à {assignee.display_name}",
+    )  # fmt: skip
+    return ref
+
+
+HEALTH_URGENCY_CODE = "health_urgency"
+
+
+def flag_health_urgency(
+    session: Session,
+    settings: Settings,
+    referral_id: int,
+    *,
+    actor_user: m.StaffUser,
+    expected_version: int | None,
+    clock: Clock,
+    note: str | None = None,
+) -> m.Referral:
+    """A santé chargé·e (or the coordination) signals a health urgency of the person.
+
+    Not a state change: the person's flag, then the grid's « urgence santé » criterion
+    counted at once — each open referral of the person gains its points and its line in
+    the breakdown (the allocation reads the flag itself) — and an event on this referral."""
+    actor = Actor.of(actor_user)
+    note = clean_note(note)
+    ref = _load_in_scope(session, referral_id, actor, "flag_health_urgency", expected_version)
+    salarie = session.get(m.Salarie, ref.salarie_id)
+    assert salarie is not None
+    if salarie.health_urgency:
+        raise Refused("une urgence santé est déjà signalée pour cette personne")
+    if ref.state not in OPEN_STATES:
+        raise TransitionError("une orientation terminée ne peut plus porter de signalement")
+    salarie.health_urgency = True
+    points = load_rules(settings.rules_file).grid.health_urgency
+    line = [HEALTH_URGENCY_CODE, f"Urgence santé signalée : +{points}", points]
+    for open_ref in session.scalars(
+        select(m.Referral).where(
+            m.Referral.salarie_id == salarie.id, m.Referral.state.in_(OPEN_STATES)
+        )
+    ).all():
+        breakdown = list(open_ref.priority_breakdown or [])
+        if points > 0 and all(item[0] != HEALTH_URGENCY_CODE for item in breakdown):
+            open_ref.priority_breakdown = [*breakdown, line]
+            open_ref.priority += points
+    session.flush()
+    record_event(
+        session, ref, from_state=ref.state, action="flag_health_urgency", actor=actor,
+        at=clock.now(), note=note,
     )  # fmt: skip
     return ref

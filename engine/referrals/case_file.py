@@ -15,7 +15,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from engine.access.permissions import can, referral_scope
-from engine.domain.lifecycle import Transition, allowed_actions
+from engine.domain.lifecycle import OPEN_STATES, Transition, allowed_actions
 from engine.store import models as m
 
 
@@ -41,6 +41,7 @@ class CaseFile:
     pools: list[m.SlotPool] = field(default_factory=list)
     transfer_targets: list[m.StaffUser] = field(default_factory=list)
     open_proposal: m.AllocationProposal | None = None
+    can_flag_health_urgency: bool = False  # santé chargé·e or coordination, not yet flagged
 
 
 # Actions done elsewhere than on the case page (the allocation review page).
@@ -90,6 +91,11 @@ def read_case_file(
     ]
     if minimal:
         return case
+    case.can_flag_health_urgency = (
+        ref.state in OPEN_STATES
+        and not salarie.health_urgency
+        and can(user, "flag_health_urgency", ref)
+    )
     freins = list(
         session.scalars(
             select(m.Frein).where(m.Frein.salarie_id == salarie.id).order_by(m.Frein.id)

@@ -18,9 +18,9 @@ import pytest
 from notifications.render import build_email, message_id_for, render
 from notifications.samples import sample_context
 from notifications.sink import MailSink
-from notifications.smtp import SendOutcome, SmtpConfig, SmtpSender, classify, send_batch
+from notifications.smtp import SendOutcome, SmtpConfig, SmtpSender, classify
 from tests.support import smtp_server as smtp_support
-from tests.support.smtp_server import SmtpTestServer, free_port
+from tests.support.smtp_server import SmtpTestServer
 
 # The fixture also comes from tests/conftest.py; importing it here keeps this file standalone.
 smtp_server = smtp_support.smtp_server
@@ -174,37 +174,6 @@ def test_server_going_down_under_an_open_connection(smtp_server: SmtpTestServer)
         message_id_for("a", DOMAIN),
         message_id_for("b", DOMAIN),
     ]
-
-
-def test_send_batch_reports_each_message_right_after_acceptance(
-    smtp_server: SmtpTestServer,
-) -> None:
-    messages = [make_message(f"k-{i}") for i in range(5)]
-    seen: list[tuple[str, int]] = []
-
-    async def on_result(msg: EmailMessage, outcome: SendOutcome) -> None:
-        assert outcome.sent
-        # When the callback runs, the server already holds this very message.
-        seen.append((msg["Message-ID"], len(smtp_server.messages)))
-
-    outcomes = asyncio.run(send_batch(config_for(smtp_server), messages, on_result))
-    assert [o.status for o in outcomes] == ["sent"] * 5
-    assert seen == [(m["Message-ID"], i + 1) for i, m in enumerate(messages)]
-    assert smtp_server.connections == 1
-
-
-def test_send_batch_stops_trying_when_the_server_is_unreachable() -> None:
-    config = SmtpConfig(host="127.0.0.1", port=free_port(), timeout=1)
-    results: list[SendOutcome] = []
-    outcomes = asyncio.run(
-        send_batch(
-            config, [make_message(f"k-{i}") for i in range(5)], lambda m, o: results.append(o)
-        )
-    )
-    assert outcomes == results
-    assert all(o.status == "transient" for o in outcomes)
-    assert all("non tenté" in o.answer for o in outcomes[2:])
-    assert not any("non tenté" in o.answer for o in outcomes[:2])
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,6 @@ from notifications.fields import (
     ListOf,
     find_sensitive,
 )
-from notifications.guard import SensitiveContentError, assert_no_sensitive
 from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
 from notifications.render import (
     RenderedMessage,
@@ -34,6 +33,7 @@ from notifications.render import (
     render,
 )
 from notifications.samples import SAMPLE_BASE_URL, sample_context
+from tests.support.mail_guard import SensitiveContentError, assert_no_sensitive
 
 BASE = SAMPLE_BASE_URL
 ALL_KINDS = sorted(KINDS)

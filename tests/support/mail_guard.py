@@ -1,9 +1,10 @@
-"""Last-line check that a rendered email shows none of the given details.
+"""Test oracle: a rendered email shows none of the given details.
 
-Why, on top of ``validate_context``: the context check stops unsafe *inputs*;
-this guard checks the *output* — subject, text and HTML — for the exact details
-a caller knows about (e.g. the person's declared freins), so a template or a
-future field type that leaks is caught before sending.
+Why, on top of ``validate_context``: the context check stops unsafe *inputs*; the
+template tests plant the person's details (freins, housing, health) in every field and
+check the *output* — subject, text and HTML — for them, so a template or a future field
+type that leaks is caught by the suite. Production has nothing to compare against (the
+relay only ever holds the pseudonymous context), hence a test helper, not a send-time step.
 """
 
 from __future__ import annotations
