@@ -313,8 +313,9 @@ def _choose_bits(max_w: int, max_assign: int, n_nodes: int, where: str) -> int:
     """Largest tie-break width keeping every cost safe for int64 in both back-ends.
 
     Min-cost flow multiplies costs by the node count internally and its node potentials
-    drift further (hence a 2**6 margin); CP-SAT sums up to ``max_assign`` scaled weights. Raises ProblemError when even a 1-value tie-break
-    overflows (the weights themselves are too large)."""
+    drift further (hence a 2**6 margin); CP-SAT sums up to ``max_assign`` scaled weights.
+    Raises ProblemError when even a 1-value tie-break overflows (the weights themselves are
+    too large)."""
     for bits in range(MAX_TIE_BREAK_BITS, -1, -1):
         t = 1 << bits
         scale = max_assign * t + 1
@@ -355,7 +356,10 @@ def _compile(problem: AllocationProblem) -> _Compiled | str:
             return f"{label} impossible : « {pin.candidate} » a déjà une place validée."
         pos = int(np.searchsorted(uniq, ci * max(n_p, 1) + pi))
         if pos >= len(uniq) or uniq[pos] != ci * max(n_p, 1) + pi:
-            return f"{label} impossible : « {pin.candidate} » n'a pas d'option éligible sur « {pin.pool} »."
+            return (
+                f"{label} impossible : « {pin.candidate} » n'a pas d'option éligible "
+                f"sur « {pin.pool} »."
+            )
         pinned_c.add(ci)
         pin_opts.append(int(first[pos]))
     pin_arr = np.array(pin_opts, dtype=np.int64)
@@ -462,8 +466,11 @@ def solve(problem: AllocationProblem) -> AllocationResult:
         has[compiled.all_c] = True
         if not has.all():
             cid = problem.candidates[int(np.argmin(has))].id
-            return _infeasible(problem, f"tout le monde doit être placé, or « {cid} » n'a aucune "
-                               "option éligible.", time.perf_counter() - started)  # fmt: skip
+            return _infeasible(
+                problem,
+                f"tout le monde doit être placé, or « {cid} » n'a aucune option éligible.",
+                time.perf_counter() - started,
+            )
     while True:
         try:
             return _solve_compiled(problem, compiled, started)
@@ -538,16 +545,20 @@ def _solve_compiled(
         elif "feasible" in statuses:
             status = "feasible"
         if problem.assign_all and status in ("infeasible", "unknown"):
-            why = ("les capacités ne permettent pas de placer tout le monde" if status == "infeasible"
-                   else "aucune solution plaçant tout le monde trouvée dans le temps imparti")  # fmt: skip
+            why = (
+                "les capacités ne permettent pas de placer tout le monde"
+                if status == "infeasible"
+                else "aucune solution plaçant tout le monde trouvée dans le temps imparti"
+            )
             return _infeasible(problem, why, time.perf_counter() - started, status=status)
     return _report(
         problem, compiled, chosen, status, solver_name, bound_free, n_components, n_cp, started
     )
 
 
-def _infeasible(problem: AllocationProblem, message: str, elapsed: float, *,
-                status: str = "infeasible") -> AllocationResult:  # fmt: skip
+def _infeasible(
+    problem: AllocationProblem, message: str, elapsed: float, *, status: str = "infeasible"
+) -> AllocationResult:
     reason = f"Aucune attribution : {message}"
     unassigned = tuple(Unassigned(c.id, "infeasible", reason) for c in problem.candidates)
     return AllocationResult(
@@ -763,8 +774,9 @@ def _envy(
         for o in opts[hit].tolist():
             ci, pi = int(cp.all_c[o]), int(cp.all_p[o])
             d = int(rep[pi * 3 + cause_kind])
-            why = _swap_verdict(cp, o, by_pool.get(pi, []), pinned, pri, used, fill_units,
-                                pools[pi].capacity)  # fmt: skip
+            why = _swap_verdict(
+                cp, o, by_pool.get(pi, []), pinned, pri, used, fill_units, pools[pi].capacity
+            )
             out.append(
                 Envy(cands[ci].id, int(pri[ci]), pools[pi].id, cands[d].id, int(pri[d]), why)
             )
@@ -869,8 +881,10 @@ def _why_unassigned(
         )
     if int(cp.all_cons[o]) > left:
         return "insufficient_units", (
-            f"Aucune place : il reste {left} unité(s) dans {pools[pi].id}, il en faut {int(cp.all_cons[o])}."
+            f"Aucune place : il reste {left} unité(s) dans {pools[pi].id}, il en faut "
+            f"{int(cp.all_cons[o])}."
         )
     return "not_selected", (
-        f"Aucune place : l'option vers {pools[pi].id} n'a pas été retenue (poids {int(cp.all_w[o])})."
+        f"Aucune place : l'option vers {pools[pi].id} n'a pas été retenue (poids "
+        f"{int(cp.all_w[o])})."
     )

@@ -10,17 +10,19 @@ Floors are lexicographically first: phase 1 maximises the floor units met (sum o
 (pool, territory) of min(fill, floor)); when every floor can be met, phase 2 states them as
 hard constraints (far stronger for CP-SAT than "the sum of the levels is reached"),
 otherwise it keeps the level reached; then it maximises the weight with all the time left
-and, when that optimum is proven, breaks its ties by the pair hash in a small third solve. No big-M coefficient, so nothing can overflow. ``hint`` (the repaired flow solution) is
-only the fallback answer when CP-SAT finds nothing in time.
+and, when that optimum is proven, breaks its ties by the pair hash in a small third solve.
+No big-M coefficient, so nothing can overflow. ``hint`` (the repaired flow solution) is only
+the fallback answer when CP-SAT finds nothing in time.
 
 Search. CP-SAT's interleaved portfolio runs even on one worker (``interleave_search``): on one
 worker the default search has no large-neighbourhood search, and on the household instance
 of the bench it stopped 66 % below the bound where the interleaved one proves the optimum in
 9 s. With ``assign_all`` (everyone placed: the generalized assignment problem) the default
-search is kept, as measured on the Chu–Beasley instances. Limits are *deterministic* time (CP-SAT's work units, about one per second of one core
-here), with a wall-clock cap of ``WALL_SAFETY`` times the limit: a run that stops on its
-limit gives the same answer for the same input, on any machine and under any load. The model
-is built in sorted id order, so the input's order does not matter either.
+search is kept, as measured on the Chu–Beasley instances. Limits are *deterministic* time
+(CP-SAT's work units, about one per second of one core here), with a wall-clock cap of
+``WALL_SAFETY`` times the limit: a run that stops on its limit gives the same answer for the
+same input, on any machine and under any load. The model is built in sorted id order, so the
+input's order does not matter either.
 """
 
 from __future__ import annotations
@@ -242,8 +244,10 @@ def solve_component(
             keep: list[int] = []
             for need, ks in floors:
                 got = 0
-                for o in sorted((int(options[k]) for k in ks if int(options[k]) in chosen1),
-                                key=lambda o: (-int(ix.scaled[o]), o)):  # fmt: skip
+                for o in sorted(
+                    (int(options[k]) for k in ks if int(options[k]) in chosen1),
+                    key=lambda o: (-int(ix.scaled[o]), o),
+                ):
                     if got >= need:
                         break
                     keep.append(o)
@@ -282,9 +286,17 @@ def solve_component(
         picked = [k for k, v in enumerate(x) if solver.boolean_value(v)]
         bound = int(solver.best_objective_bound)
         if status == cp_model.OPTIMAL:
-            picked = _break_ties(model, x, options, ix, picked, int(solver.objective_value),
-                                 solver, time_limit_s - (time.perf_counter() - started),
-                                 num_workers)  # fmt: skip
+            picked = _break_ties(
+                model,
+                x,
+                options,
+                ix,
+                picked,
+                int(solver.objective_value),
+                solver,
+                time_limit_s - (time.perf_counter() - started),
+                num_workers,
+            )
         chosen = options[picked]
     else:
         # Nothing found in time: a greedy completion of phase 1's floor assignments

@@ -560,7 +560,10 @@ class Router:
         if held is not None and held.load < held.cap:
             chosen = held
             reason: dict[str, Any] = {"code": "sticky"}
-            text = f"confié à {who} qui suit déjà cette personne dans ce domaine ({held.load}/{held.cap})."
+            text = (
+                f"confié à {who} qui suit déjà cette personne dans ce domaine "
+                f"({held.load}/{held.cap})."
+            )
         else:
             best = pool[0]
             if len(pool) > 1:
@@ -609,7 +612,8 @@ class Router:
                 chosen = best
                 reason = {"code": "all_at_cap"}
                 text = (
-                    f"toutes les personnes chargées de partenariats {group.domain_label} sont à leur "
+                    f"toutes les personnes chargées de partenariats {group.domain_label} "
+                    "sont à leur "
                     f"plafond ; confié à la moins chargée, au-delà de son plafond "
                     f"({best.load}/{best.cap})."
                 )

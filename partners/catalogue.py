@@ -400,7 +400,9 @@ def _cross_checks(cat: Catalogue, territories: Collection[str] | None) -> Iterab
             seen_offers.add(o.code)
             for x in o.excludes:
                 if x not in offer_codes:
-                    yield f"{where_o}, champ « excludes » : offre « {x} » inconnue chez ce partenaire"
+                    yield (
+                        f"{where_o}, champ « excludes » : offre « {x} » inconnue chez ce partenaire"
+                    )
             yield from _rule_value_checks(where_o, o.rules, territories)
             for i, pool in enumerate(o.pools, start=1):
                 yield from _pool_checks(f"{where_o}, contingent {i}", pool, p, territories)

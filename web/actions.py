@@ -54,16 +54,25 @@ def bulk_apply(
             with unit_of_work(db, immediate=True) as session:
                 if action == "take":
                     transition(
-                        session, settings, referral_id, "take", clock=clock,
-                        actor=Actor.of(user), expected_version=version,
-                    )  # fmt: skip
+                        session,
+                        settings,
+                        referral_id,
+                        "take",
+                        clock=clock,
+                        actor=Actor.of(user),
+                        expected_version=version,
+                    )
                 elif action == "assign":
                     if assignee_id is None:
                         raise TransitionError("choisissez la personne à qui attribuer")
                     assign(
-                        session, referral_id, actor_user=user, assignee_id=assignee_id,
-                        expected_version=version, clock=clock,
-                    )  # fmt: skip
+                        session,
+                        referral_id,
+                        actor_user=user,
+                        assignee_id=assignee_id,
+                        expected_version=version,
+                        clock=clock,
+                    )
                 else:
                     raise TransitionError("action inconnue")
             result.done += 1

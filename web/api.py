@@ -116,11 +116,19 @@ class PoolItem(BaseModel):
 
 def _item(r, minimal: bool) -> ReferralItem:  # type: ignore[no-untyped-def]
     item = ReferralItem(
-        id=r.id, reference=r.reference, thematique=r.thematique,
-        thematique_label=label_of(r.thematique), domain=r.domain, territory=r.territory,
-        state_label=STATE_LABELS[r.state], due_at=r.due_at, overdue=r.overdue,
-        created_at=r.created_at, version=r.version, state=r.state,
-    )  # fmt: skip
+        id=r.id,
+        reference=r.reference,
+        thematique=r.thematique,
+        thematique_label=label_of(r.thematique),
+        domain=r.domain,
+        territory=r.territory,
+        state_label=STATE_LABELS[r.state],
+        due_at=r.due_at,
+        overdue=r.overdue,
+        created_at=r.created_at,
+        version=r.version,
+        state=r.state,
+    )
     if not minimal:
         item.chantier, item.programme, item.priority = r.chantier, r.programme, r.priority
     return item
@@ -129,8 +137,13 @@ def _item(r, minimal: bool) -> ReferralItem:  # type: ignore[no-untyped-def]
 @router.get("/me", response_model=Me, summary="Le compte connecté")
 def me(caller: ApiCaller) -> Me:
     u = caller.user
-    return Me(id=u.id, email=u.email, display_name=u.display_name, role=u.role,
-              csrf_token=caller.csrf_token)  # fmt: skip
+    return Me(
+        id=u.id,
+        email=u.email,
+        display_name=u.display_name,
+        role=u.role,
+        csrf_token=caller.csrf_token,
+    )
 
 
 @router.get("/referrals", response_model=ReferralPage, summary="Orientations de mon périmètre")
@@ -148,29 +161,50 @@ def list_referrals(
     programme: Filter = None,
     sort: str = Query("priority", pattern="^(priority|due|age)$"),
 ) -> ReferralPage:
-    filters = QueueFilters(domain=domain, territory=territory, state=state, chantier=chantier,
-                           programme=programme, sort=sort)  # fmt: skip
+    filters = QueueFilters(
+        domain=domain,
+        territory=territory,
+        state=state,
+        chantier=chantier,
+        programme=programme,
+        sort=sort,
+    )
     with unit_of_work(request.app.state.db) as session:
-        page = list_queue(session, caller.user, filters, after=after, limit=limit,
-                          now=request.app.state.clock.now())  # fmt: skip
+        page = list_queue(
+            session,
+            caller.user,
+            filters,
+            after=after,
+            limit=limit,
+            now=request.app.state.clock.now(),
+        )
     minimal = caller.user.role == "partner_contact"
     return ReferralPage(items=[_item(r, minimal) for r in page.rows], next=page.next_cursor)
 
 
 def _detail(request: Request, caller: Caller, referral_id: int) -> ReferralDetail:
     with unit_of_work(request.app.state.db, immediate=True) as session:
-        case = read_case_file(session, caller.user, referral_id, purpose="consultation (API)",
-                              now=request.app.state.clock.now())  # fmt: skip
+        case = read_case_file(
+            session,
+            caller.user,
+            referral_id,
+            purpose="consultation (API)",
+            now=request.app.state.clock.now(),
+        )
         if case is None:
             raise OutOfScope()
         ref = case.referral
         out = ReferralDetail(
-            id=ref.id, reference=case.salarie.reference, thematique=ref.thematique,
-            thematique_label=label_of(ref.thematique), state=ref.state,
-            state_label=STATE_LABELS[ref.state], version=ref.version,
+            id=ref.id,
+            reference=case.salarie.reference,
+            thematique=ref.thematique,
+            thematique_label=label_of(ref.thematique),
+            state=ref.state,
+            state_label=STATE_LABELS[ref.state],
+            version=ref.version,
             territory=case.territory.code if case.territory else None,
             actions=[t.action for t in case.actions],
-        )  # fmt: skip
+        )
         if not case.minimal:
             out.priority = ref.priority
             out.priority_breakdown = ref.priority_breakdown
@@ -183,14 +217,17 @@ def _detail(request: Request, caller: Caller, referral_id: int) -> ReferralDetai
                     action=e.action,
                     actor=e.actor_label,
                     reason=e.reason,
-                )  # fmt: skip
+                )
                 for e in case.events
             ]
     return out
 
 
-@router.get("/referrals/{referral_id}", response_model=ReferralDetail,
-            summary="Une orientation (lecture journalisée)")  # fmt: skip
+@router.get(
+    "/referrals/{referral_id}",
+    response_model=ReferralDetail,
+    summary="Une orientation (lecture journalisée)",
+)
 def get_referral(request: Request, caller: ApiCaller, referral_id: PathId) -> ReferralDetail:
     return _detail(request, caller, referral_id)
 
@@ -199,21 +236,32 @@ def get_referral(request: Request, caller: ApiCaller, referral_id: PathId) -> Re
     "/referrals/{referral_id}/transitions",
     response_model=ReferralDetail,
     summary="Appliquer une action du cycle de vie",
-    responses={403: {"description": "Interdite"}, 409: {"description": "Modifiée entre-temps"},
-               422: {"description": "Refusée"}},
-)  # fmt: skip
+    responses={
+        403: {"description": "Interdite"},
+        409: {"description": "Modifiée entre-temps"},
+        422: {"description": "Refusée"},
+    },
+)
 def post_transition(
     request: Request, caller: ApiCaller, referral_id: PathId, body: TransitionIn
 ) -> ReferralDetail | JSONResponse:
     try:
         with unit_of_work(request.app.state.db, immediate=True) as session:
             transition(
-                session, request.app.state.settings, referral_id, body.action,
-                actor=Actor.of(caller.user), clock=request.app.state.clock,
-                expected_version=body.expected_version, outcome=body.outcome,
-                reason=body.reason, note=body.note, offer_id=body.offer_id,
-                pool_id=body.pool_id, new_owner_id=body.new_owner_id,
-            )  # fmt: skip
+                session,
+                request.app.state.settings,
+                referral_id,
+                body.action,
+                actor=Actor.of(caller.user),
+                clock=request.app.state.clock,
+                expected_version=body.expected_version,
+                outcome=body.outcome,
+                reason=body.reason,
+                note=body.note,
+                offer_id=body.offer_id,
+                pool_id=body.pool_id,
+                new_owner_id=body.new_owner_id,
+            )
     except StaleEdit as exc:  # the other domain errors are mapped once, by the app
         return JSONResponse({"detail": str(exc), "current_version": exc.current_version}, 409)
     return _detail(request, caller, referral_id)
@@ -225,5 +273,9 @@ def list_pools(request: Request, caller: ApiCaller) -> list[PoolItem]:
         raise OutOfScope()
     with unit_of_work(request.app.state.db) as session:
         rows = pools_overview(session, caller.user)
-    return [PoolItem(id=p.id, code=p.code, name=p.name, capacity=p.capacity, used=p.used,
-                     waiting=p.waiting) for p in rows]  # fmt: skip
+    return [
+        PoolItem(
+            id=p.id, code=p.code, name=p.name, capacity=p.capacity, used=p.used, waiting=p.waiting
+        )
+        for p in rows
+    ]

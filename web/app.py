@@ -89,8 +89,9 @@ def create_app(
         """Domain errors mapped once: NotFound 404, Forbidden 403, Conflict 409, Refused 422."""
         if exc.status == 404:
             return _not_found(request)
-        title = {403: "Action refusée", 409: "Modification concurrente"}.get(exc.status,
-                                                                          "Action impossible")  # fmt: skip
+        title = {403: "Action refusée", 409: "Modification concurrente"}.get(
+            exc.status, "Action impossible"
+        )
         return _error(request, exc.status, title, sentence(exc.message))
 
     @app.exception_handler(RequestValidationError)
@@ -102,11 +103,18 @@ def create_app(
         message = "Saisie refusée : vérifiez " + ", ".join(f"« {f} »" for f in fields) + "."
         if _is_api(request):
             return JSONResponse(
-                {"detail": message,
-                 "errors": [{"field": ".".join(str(x) for x in e.get("loc", ())),
-                             "message": e.get("msg", "")} for e in errors]},
+                {
+                    "detail": message,
+                    "errors": [
+                        {
+                            "field": ".".join(str(x) for x in e.get("loc", ())),
+                            "message": e.get("msg", ""),
+                        }
+                        for e in errors
+                    ],
+                },
                 status_code=422,
-            )  # fmt: skip
+            )
         return _error(request, 422, "Saisie refusée", message)
 
     @app.exception_handler(DBAPIError)
@@ -114,13 +122,23 @@ def create_app(
         """A lost write race or a value the database refuses: 409 / 422 in French, never 500.
         The log line carries the request id, route and error class only."""
         status = 409 if isinstance(exc, (OperationalError, IntegrityError)) else 422
-        log.warning("request=%s route=%s status=%s error=%s",
-                    request.scope.get("state", {}).get("request_id", "?"), route_of(request.scope),
-                    status, type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__)  # fmt: skip
+        log.warning(
+            "request=%s route=%s status=%s error=%s",
+            request.scope.get("state", {}).get("request_id", "?"),
+            route_of(request.scope),
+            status,
+            type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+        )
         if status == 409:
-            return _error(request, 409, "Modification concurrente", (
-                "Quelqu'un d'autre enregistrait au même moment : rien n'a été modifié. "
-                "Rechargez la page et recommencez."))  # fmt: skip
+            return _error(
+                request,
+                409,
+                "Modification concurrente",
+                (
+                    "Quelqu'un d'autre enregistrait au même moment : rien n'a été modifié. "
+                    "Rechargez la page et recommencez."
+                ),
+            )
         return _error(
             request,
             422,
@@ -148,5 +166,6 @@ def _not_found(request: Request) -> Response:
     message = "La page demandée n'existe pas ou vous n'y avez pas accès."
     if _is_api(request):
         return JSONResponse({"detail": "Introuvable."}, status_code=404)
-    return render(request, "error.html", {"title": "Page introuvable", "message": message},
-                  status=404)  # fmt: skip
+    return render(
+        request, "error.html", {"title": "Page introuvable", "message": message}, status=404
+    )

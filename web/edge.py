@@ -101,14 +101,22 @@ class EdgeMiddleware:
 
         async def refuse(status: int, message: str) -> None:
             body, ctype = error_page(status, message, api=api)
-            await send_with_headers({"type": "http.response.start", "status": status,
-                                     "headers": [(b"content-type", ctype),
-                                                 (b"content-length", str(len(body)).encode())]})  # fmt: skip
+            await send_with_headers(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", ctype),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
 
         raw_target = scope.get("raw_path") or scope.get("path", "").encode()
-        if any(marker in raw_target + b"?" + scope.get("query_string", b"")
-               for marker in NUL_MARKERS) or "\x00" in scope.get("path", ""):  # fmt: skip
+        if any(
+            marker in raw_target + b"?" + scope.get("query_string", b"") for marker in NUL_MARKERS
+        ) or "\x00" in scope.get("path", ""):
             await refuse(422, "L'adresse contient un caractère interdit (octet nul).")
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
@@ -133,8 +141,11 @@ class EdgeMiddleware:
         if b"json" in ctype:
             markers.append(b"\\u0000")
         if any(marker in body for marker in markers):
-            await refuse(422, "Le formulaire contient un caractère interdit (octet nul) : "
-                              "rien n'a été enregistré.")  # fmt: skip
+            await refuse(
+                422,
+                "Le formulaire contient un caractère interdit (octet nul) : "
+                "rien n'a été enregistré.",
+            )
             return
         replayed = False
 
@@ -148,12 +159,20 @@ class EdgeMiddleware:
         try:
             await self.app(scope, replay, send_with_headers)
         except Exception as exc:  # the last resort: log the class only, answer in French
-            log.error("request=%s route=%s status=500 error=%s", request_id, route_of(scope),
-                      type(exc).__name__)  # fmt: skip
+            log.error(
+                "request=%s route=%s status=500 error=%s",
+                request_id,
+                route_of(scope),
+                type(exc).__name__,
+            )
             if not started:
-                await refuse(500, sentence(
-                    "une erreur inattendue est survenue ; rien n'a été enregistré. Réessayez, "
-                    f"et si elle se reproduit signalez la référence {request_id}"))  # fmt: skip
+                await refuse(
+                    500,
+                    sentence(
+                        "une erreur inattendue est survenue ; rien n'a été enregistré. Réessayez, "
+                        f"et si elle se reproduit signalez la référence {request_id}"
+                    ),
+                )
 
     def _too_large(self) -> str:
         return (

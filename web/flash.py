@@ -23,10 +23,14 @@ def _serializer(request: Request) -> URLSafeSerializer:
 def set_flash(request: Request, response: Response, message: str, *, path: str = "/") -> Response:
     """Attach a confirmation to a redirect; the next page of ``path`` shows it once."""
     response.set_cookie(
-        FLASH_COOKIE, _serializer(request).dumps(message[:300]), max_age=120, httponly=True,
-        samesite="lax", secure=request.app.state.settings.base_url.startswith("https://"),
+        FLASH_COOKIE,
+        _serializer(request).dumps(message[:300]),
+        max_age=120,
+        httponly=True,
+        samesite="lax",
+        secure=request.app.state.settings.base_url.startswith("https://"),
         path=path,
-    )  # fmt: skip
+    )
     return response
 
 

@@ -22,6 +22,7 @@ from engine.access.log import access_log
 from engine.access.permissions import can
 from engine.allocation.review import allocation_review, pools_overview
 from engine.domain.errors import Conflict, DomainError, Forbidden, Refused, sentence
+from engine.domain.labels import ACTION_LABELS
 from engine.domain.lifecycle import BY_ACTION, STATES
 from engine.network.directory import partner_directory
 from engine.outbox.preferences import MODE_LABELS, PreferenceError, get_preferences, set_preferences
@@ -33,7 +34,7 @@ from engine.store.db import unit_of_work
 from partners.taxonomy import DOMAINS
 from web.actions import bulk_apply, parse_selection
 from web.flash import set_flash
-from web.render import ACTION_LABELS, render
+from web.render import render
 from web.security import (
     SESSION_COOKIE,
     Caller,
@@ -101,14 +102,22 @@ def home(request: Request) -> Response:
     return RedirectResponse("/file" if current_caller(request) else "/connexion", status_code=303)
 
 
-def _login_page(request: Request, *, email: str = "", suivant: str = "", error: str | None = None,
-                status: int = 200, flash: str | None = None) -> Response:  # fmt: skip
+def _login_page(
+    request: Request,
+    *,
+    email: str = "",
+    suivant: str = "",
+    error: str | None = None,
+    status: int = 200,
+    flash: str | None = None,
+) -> Response:
     token = login_csrf(request)
     response = render(
-        request, "login.html",
+        request,
+        "login.html",
         {"csrf_token": token, "email": email, "suivant": suivant, "error": error, "flash": flash},
         status=status,
-    )  # fmt: skip
+    )
     set_login_csrf_cookie(request, response, token)
     return response
 
@@ -130,9 +139,15 @@ async def login_submit(request: Request) -> Response:
     try:
         # argon2 takes tens of milliseconds of CPU: off the event loop, so that logins (good or
         # bad) never stall the other requests.
-        new = await run_in_threadpool(login, _db(request), email[:200], password[:1000], ip=ip,
-                                      clock=_clock(request),
-                                      replaces=request.cookies.get(SESSION_COOKIE))  # fmt: skip
+        new = await run_in_threadpool(
+            login,
+            _db(request),
+            email[:200],
+            password[:1000],
+            ip=ip,
+            clock=_clock(request),
+            replaces=request.cookies.get(SESSION_COOKIE),
+        )
     except RateLimited as exc:
         return _login_page(request, email=email, suivant=suivant, error=str(exc), status=429)
     except LoginFailed as exc:
@@ -169,10 +184,14 @@ def _filters(request: Request) -> QueueFilters:
 
 def _queue_params(f: QueueFilters) -> dict[str, str]:
     params = {
-        "domaine": f.domain or "", "territoire": f.territory or "", "etat": f.state or "",
-        "chantier": f.chantier or "", "programme": f.programme or "",
-        "moi": "1" if f.mine else "", "tri": f.sort,
-    }  # fmt: skip
+        "domaine": f.domain or "",
+        "territoire": f.territory or "",
+        "etat": f.state or "",
+        "chantier": f.chantier or "",
+        "programme": f.programme or "",
+        "moi": "1" if f.mine else "",
+        "tri": f.sort,
+    }
     return {k: v for k, v in params.items() if v}
 
 
@@ -182,8 +201,9 @@ def queue_page(request: Request, caller: CallerDep, apres: str | None = None) ->
     filters = _filters(request)
     with unit_of_work(_db(request)) as session:
         try:
-            page = list_queue(session, user, filters, after=apres, limit=50,
-                              now=_clock(request).now())  # fmt: skip
+            page = list_queue(
+                session, user, filters, after=apres, limit=50, now=_clock(request).now()
+            )
         except BadCursor:
             raise OutOfScope() from None
         territories = session.scalars(select(m.Territory).order_by(m.Territory.name)).all()
@@ -211,13 +231,24 @@ def queue_page(request: Request, caller: CallerDep, apres: str | None = None) ->
     if page.next_cursor:
         next_url = "/file?" + urlencode({**_queue_params(filters), "apres": page.next_cursor})
     return render(
-        request, "queue.html",
-        {"caller": caller, "page": page, "filters": filters, "territories": territories,
-         "chantiers": chantiers, "assignees": assignees, "owners": owners, "next_url": next_url,
-         "states": STATES, "domains": DOMAINS, "minimal": user.role == "partner_contact",
-         "can_take": user.role in ("officer", "coordinator", "national_admin"),
-         "can_assign": bool(assignees)},
-    )  # fmt: skip
+        request,
+        "queue.html",
+        {
+            "caller": caller,
+            "page": page,
+            "filters": filters,
+            "territories": territories,
+            "chantiers": chantiers,
+            "assignees": assignees,
+            "owners": owners,
+            "next_url": next_url,
+            "states": STATES,
+            "domains": DOMAINS,
+            "minimal": user.role == "partner_contact",
+            "can_take": user.role in ("officer", "coordinator", "national_admin"),
+            "can_assign": bool(assignees),
+        },
+    )
 
 
 @router.post("/file/actions")
@@ -226,13 +257,27 @@ async def queue_bulk(request: Request, caller: CallerDep) -> Response:
     form = await request.form()
     action = str(form.get("action", ""))
     if action not in ("take", "assign"):
-        return render(request, "error.html", {"caller": caller, "title": "Action inconnue",
-                      "message": "Choisissez « Prendre en charge » ou « Attribuer »."}, status=422)  # fmt: skip
+        return render(
+            request,
+            "error.html",
+            {
+                "caller": caller,
+                "title": "Action inconnue",
+                "message": "Choisissez « Prendre en charge » ou « Attribuer ».",
+            },
+            status=422,
+        )
     selection = parse_selection([str(v) for v in form.getlist("selection")])
     result = await run_in_threadpool(
-        bulk_apply, _db(request), _settings(request), caller.user, action, selection,
-        assignee_id=_int(form.get("assignee")), clock=_clock(request),
-    )  # fmt: skip
+        bulk_apply,
+        _db(request),
+        _settings(request),
+        caller.user,
+        action,
+        selection,
+        assignee_id=_int(form.get("assignee")),
+        clock=_clock(request),
+    )
     verb = "prise(s) en charge" if action == "take" else "attribuée(s)"
     message = f"{result.done} orientation(s) {verb}."
     if result.failed:
@@ -246,21 +291,36 @@ async def queue_bulk(request: Request, caller: CallerDep) -> Response:
 # --- case file -------------------------------------------------------------------------
 
 
-def _case_response(request: Request, caller: Caller, referral_id: int, *, error: str | None = None,
-                   form: dict[str, str] | None = None, failed_action: str | None = None,
-                   status: int = 200, flash: str | None = None) -> Response:  # fmt: skip
+def _case_response(
+    request: Request,
+    caller: Caller,
+    referral_id: int,
+    *,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    failed_action: str | None = None,
+    status: int = 200,
+    flash: str | None = None,
+) -> Response:
     # Immediate: reading a case file writes its access-log row (SQLite's write lock first).
     with unit_of_work(_db(request), immediate=True) as session:
         case = read_case_file(session, caller.user, referral_id, now=_clock(request).now())
         if case is None:
             raise OutOfScope()
         response = render(
-            request, "case.html",
-            {"caller": caller, "case": case, "error": error, "form": form or {},
-             "failed_action": failed_action, "flash": flash,
-             "failed_still_possible": any(t.action == failed_action for t in case.actions)},
+            request,
+            "case.html",
+            {
+                "caller": caller,
+                "case": case,
+                "error": error,
+                "form": form or {},
+                "failed_action": failed_action,
+                "flash": flash,
+                "failed_still_possible": any(t.action == failed_action for t in case.actions),
+            },
             status=status,
-        )  # fmt: skip
+        )
     return response
 
 
@@ -283,8 +343,15 @@ async def case_action(request: Request, caller: CallerDep, referral_id: PathId) 
         title = {Conflict: None, Forbidden: "Action refusée", Refused: "Action impossible"}
         prefix = next((v for k, v in title.items() if isinstance(exc, k)), "Action impossible")
         text = str(exc) if prefix is None else f"{prefix} : {exc}."
-        return _case_response(request, caller, referral_id, error=text, form=form,
-                              failed_action=action, status=exc.status)  # fmt: skip
+        return _case_response(
+            request,
+            caller,
+            referral_id,
+            error=text,
+            form=form,
+            failed_action=action,
+            status=exc.status,
+        )
     label = BY_ACTION[action].label if action in BY_ACTION else ACTION_LABELS.get(action, action)
     return set_flash(
         request,
@@ -293,41 +360,66 @@ async def case_action(request: Request, caller: CallerDep, referral_id: PathId) 
     )
 
 
-def _apply_case_action(request: Request, caller: Caller, referral_id: int, action: str,
-                       form: dict[str, str]) -> None:  # fmt: skip
+def _apply_case_action(
+    request: Request, caller: Caller, referral_id: int, action: str, form: dict[str, str]
+) -> None:
     with unit_of_work(_db(request), immediate=True) as session:
         if action == "flag_health_urgency":
             flag_health_urgency(
-                session, _settings(request), referral_id, actor_user=caller.user,
-                expected_version=_int(form.get("version")), clock=_clock(request),
+                session,
+                _settings(request),
+                referral_id,
+                actor_user=caller.user,
+                expected_version=_int(form.get("version")),
+                clock=_clock(request),
                 note=_str(form.get("note")),
-            )  # fmt: skip
+            )
             return
         transition(
-            session, _settings(request), referral_id, action, clock=_clock(request),
-            actor=_actor(caller.user), expected_version=_int(form.get("version")),
-            outcome=_str(form.get("outcome")), reason=_str(form.get("reason")),
-            note=_str(form.get("note")), offer_id=_int(form.get("offer_id")),
-            pool_id=_int(form.get("pool_id")), new_owner_id=_int(form.get("new_owner_id")),
-        )  # fmt: skip
+            session,
+            _settings(request),
+            referral_id,
+            action,
+            clock=_clock(request),
+            actor=_actor(caller.user),
+            expected_version=_int(form.get("version")),
+            outcome=_str(form.get("outcome")),
+            reason=_str(form.get("reason")),
+            note=_str(form.get("note")),
+            offer_id=_int(form.get("offer_id")),
+            pool_id=_int(form.get("pool_id")),
+            new_owner_id=_int(form.get("new_owner_id")),
+        )
 
 
 # --- allocation review -----------------------------------------------------------------
 
 
-def _allocation_page(request: Request, caller: Caller, *, status: int = 200,
-                     error: str | None = None, flash: str | None = None,
-                     simulation: list[str] | None = None) -> Response:  # fmt: skip
+def _allocation_page(
+    request: Request,
+    caller: Caller,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    flash: str | None = None,
+    simulation: list[str] | None = None,
+) -> Response:
     if not can(caller.user, "review_allocation"):
         raise OutOfScope()
     with unit_of_work(_db(request)) as session:
         review = allocation_review(session, caller.user)
         return render(
-            request, "allocation.html",
-            {"caller": caller, "review": review, "error": error, "flash": flash,
-             "simulation": simulation},
+            request,
+            "allocation.html",
+            {
+                "caller": caller,
+                "review": review,
+                "error": error,
+                "flash": flash,
+                "simulation": simulation,
+            },
             status=status,
-        )  # fmt: skip
+        )
 
 
 @router.get("/attributions")
@@ -335,24 +427,38 @@ def allocation_page(request: Request, caller: CallerDep) -> Response:
     return _allocation_page(request, caller)
 
 
-def _decide(request: Request, caller: Caller, proposal_id: int, decision: str,
-            form: dict[str, str]) -> None:  # fmt: skip
+def _decide(
+    request: Request, caller: Caller, proposal_id: int, decision: str, form: dict[str, str]
+) -> None:
     from engine.allocation.run import decline_proposal, validate_proposal
 
     version = _int(form.get("version"))
     with unit_of_work(_db(request), immediate=True) as session:
         if decision == "valider":
-            validate_proposal(session, _settings(request), proposal_id, clock=_clock(request),
-                              actor=_actor(caller.user), expected_version=version)  # fmt: skip
+            validate_proposal(
+                session,
+                _settings(request),
+                proposal_id,
+                clock=_clock(request),
+                actor=_actor(caller.user),
+                expected_version=version,
+            )
         else:
-            decline_proposal(session, _settings(request), proposal_id, clock=_clock(request),
-                             actor=_actor(caller.user), reason=form.get("reason", ""),
-                             expected_version=version)  # fmt: skip
+            decline_proposal(
+                session,
+                _settings(request),
+                proposal_id,
+                clock=_clock(request),
+                actor=_actor(caller.user),
+                reason=form.get("reason", ""),
+                expected_version=version,
+            )
 
 
 @router.post("/attributions/{proposal_id}/{decision}")
-async def allocation_decide(request: Request, caller: CallerDep, proposal_id: PathId,
-                            decision: str) -> Response:  # fmt: skip
+async def allocation_decide(
+    request: Request, caller: CallerDep, proposal_id: PathId, decision: str
+) -> Response:
     await check_form_csrf(request, caller)
     if decision not in ("valider", "decliner") or not can(caller.user, "review_allocation"):
         raise OutOfScope()
@@ -367,8 +473,10 @@ async def allocation_decide(request: Request, caller: CallerDep, proposal_id: Pa
         return _allocation_page(
             request, caller, status=exc.status, error=prefix + sentence(str(exc))
         )
-    message = {"valider": "Proposition validée : la place est attribuée.",
-               "decliner": "Proposition déclinée : la personne reste en attente."}[decision]  # fmt: skip
+    message = {
+        "valider": "Proposition validée : la place est attribuée.",
+        "decliner": "Proposition déclinée : la personne reste en attente.",
+    }[decision]
     return set_flash(request, RedirectResponse("/attributions", status_code=303), message)
 
 
@@ -387,9 +495,14 @@ async def allocation_dry_run(request: Request, caller: CallerDep) -> Response:
             )
     try:
         report = await run_in_threadpool(
-            run_allocation, _db(request), _settings(request), territory=territory, dry_run=True,
-            actor_user_id=caller.user.id, clock=_clock(request),
-        )  # fmt: skip
+            run_allocation,
+            _db(request),
+            _settings(request),
+            territory=territory,
+            dry_run=True,
+            actor_user_id=caller.user.id,
+            clock=_clock(request),
+        )
     except Conflict as exc:
         return _allocation_page(request, caller, status=409, error=str(exc))
     return _allocation_page(request, caller, simulation=report.lines_fr())
@@ -418,18 +531,26 @@ def partners_page(request: Request, caller: CallerDep) -> Response:
         rows = partner_directory(session, caller.user, territory=territory, domain=domain)
         territories = session.scalars(select(m.Territory).order_by(m.Territory.name)).all()
     return render(
-        request, "partners.html",
-        {"caller": caller, "rows": rows, "territories": territories, "domains": DOMAINS,
-         "territory": territory, "domain": domain},
-    )  # fmt: skip
+        request,
+        "partners.html",
+        {
+            "caller": caller,
+            "rows": rows,
+            "territories": territories,
+            "domains": DOMAINS,
+            "territory": territory,
+            "domain": domain,
+        },
+    )
 
 
 @router.get("/preferences")
 def preferences_page(request: Request, caller: CallerDep) -> Response:
     with unit_of_work(_db(request)) as session:
         rows = get_preferences(session, caller.user)
-    return render(request, "preferences.html",
-                  {"caller": caller, "rows": rows, "modes": MODE_LABELS})  # fmt: skip
+    return render(
+        request, "preferences.html", {"caller": caller, "rows": rows, "modes": MODE_LABELS}
+    )
 
 
 @router.post("/preferences")
@@ -443,21 +564,27 @@ async def preferences_submit(request: Request, caller: CallerDep) -> Response:
     except PreferenceError as exc:
         with unit_of_work(_db(request)) as session:
             rows = get_preferences(session, caller.user)
-        return render(request, "preferences.html",
-                      {"caller": caller, "rows": rows, "modes": MODE_LABELS,
-                       "error": str(exc)}, status=422)  # fmt: skip
-    return set_flash(request, RedirectResponse("/preferences", status_code=303),
-                     "Vos préférences sont enregistrées.")  # fmt: skip
+        return render(
+            request,
+            "preferences.html",
+            {"caller": caller, "rows": rows, "modes": MODE_LABELS, "error": str(exc)},
+            status=422,
+        )
+    return set_flash(
+        request,
+        RedirectResponse("/preferences", status_code=303),
+        "Vos préférences sont enregistrées.",
+    )
 
 
 @router.get("/journal-acces")
 def access_log_page(
-    request: Request, caller: CallerDep,
+    request: Request,
+    caller: CallerDep,
     avant: Annotated[int | None, Query(ge=1, le=m.MAX_ID)] = None,
-) -> Response:  # fmt: skip
+) -> Response:
     if not can(caller.user, "view_access_log"):
         raise OutOfScope()
     with unit_of_work(_db(request)) as session:
         rows, nxt = access_log(session, caller.user, before_id=avant)
-    return render(request, "access_log.html",
-                  {"caller": caller, "rows": rows, "next_id": nxt})  # fmt: skip
+    return render(request, "access_log.html", {"caller": caller, "rows": rows, "next_id": nxt})

@@ -38,18 +38,25 @@ def _load(request: Request, token: str) -> tuple[int, int]:
     """(referral id, partner id) of a valid link, or a LinkError with a French message."""
     settings = request.app.state.settings
     return read_partner_token(
-        _secret(request), token[:500], max_age_s=settings.partner_expiry_days * 86400,
+        _secret(request),
+        token[:500],
+        max_age_s=settings.partner_expiry_days * 86400,
         now=request.app.state.clock.now(),
-    )  # fmt: skip
+    )
 
 
 def _invalid(request: Request, message: str = INVALID) -> Response:
-    return render(request, "error.html", {"title": "Lien invalide", "message": message},
-                  status=404)  # fmt: skip
+    return render(request, "error.html", {"title": "Lien invalide", "message": message}, status=404)
 
 
-def _page(request: Request, token: str, *, status: int = 200, error: str | None = None,
-          form: dict[str, str] | None = None) -> Response:  # fmt: skip
+def _page(
+    request: Request,
+    token: str,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+) -> Response:
     try:
         referral_id, partner_id = _load(request, token)
     except LinkError as exc:
@@ -63,10 +70,16 @@ def _page(request: Request, token: str, *, status: int = 200, error: str | None 
         partner = session.get(m.Partner, partner_id)
         salarie = session.get(m.Salarie, ref.salarie_id)
         territory = session.get(m.Territory, ref.territory_id) if ref.territory_id else None
-        session.add(m.AccessLog(
-            user_id=None, reader=Actor.partner_link(partner_id, partner.name if partner else "?").label,
-            salarie_id=ref.salarie_id, at=now, purpose="réponse du partenaire (lien signé)",
-            with_identity=False))  # fmt: skip
+        session.add(
+            m.AccessLog(
+                user_id=None,
+                reader=Actor.partner_link(partner_id, partner.name if partner else "?").label,
+                salarie_id=ref.salarie_id,
+                at=now,
+                purpose="réponse du partenaire (lien signé)",
+                with_identity=False,
+            )
+        )
         ctx = {
             "token": token,
             "csrf_token": partner_form_token(_secret(request), token),
@@ -90,10 +103,14 @@ def partner_answer_page(request: Request, token: str) -> Response:
     return _page(request, token)
 
 
-def _answer(request: Request, referral_id: int, partner_id: int, decision: str,
-            form: dict[str, str]) -> None:  # fmt: skip
-    version = int(form["version"]) if form.get("version", "").isdigit() and \
-        int(form["version"]) <= m.MAX_ID else None  # fmt: skip
+def _answer(
+    request: Request, referral_id: int, partner_id: int, decision: str, form: dict[str, str]
+) -> None:
+    version = (
+        int(form["version"])
+        if form.get("version", "").isdigit() and int(form["version"]) <= m.MAX_ID
+        else None
+    )
     with unit_of_work(request.app.state.db, immediate=True) as session:
         ref = session.get(m.Referral, referral_id)
         offer = session.get(m.Offer, ref.offer_id) if ref and ref.offer_id else None
@@ -102,16 +119,34 @@ def _answer(request: Request, referral_id: int, partner_id: int, decision: str,
         partner = session.get(m.Partner, partner_id)
         actor = Actor.partner_link(partner_id, partner.name if partner else str(partner_id))
         if ref.state != "referred":
-            raise StaleEdit(ref.version) if version is not None and version != ref.version \
-                else NotFound("orientation introuvable")  # fmt: skip
+            raise (
+                StaleEdit(ref.version)
+                if version is not None and version != ref.version
+                else NotFound("orientation introuvable")
+            )
         settings, clock = request.app.state.settings, request.app.state.clock
         if decision == "accepter":
-            transition(session, settings, referral_id, "partner_accept", actor=actor, clock=clock,
-                       expected_version=version)  # fmt: skip
+            transition(
+                session,
+                settings,
+                referral_id,
+                "partner_accept",
+                actor=actor,
+                clock=clock,
+                expected_version=version,
+            )
         else:
-            transition(session, settings, referral_id, "refuse", actor=actor, clock=clock,
-                       expected_version=version, reason=form.get("reason") or None,
-                       note=form.get("note") or None)  # fmt: skip
+            transition(
+                session,
+                settings,
+                referral_id,
+                "refuse",
+                actor=actor,
+                clock=clock,
+                expected_version=version,
+                reason=form.get("reason") or None,
+                note=form.get("note") or None,
+            )
 
 
 @router.post("/partenaire/reponse/{token}")
@@ -134,7 +169,10 @@ async def partner_answer_submit(request: Request, token: str) -> Response:
         return _page(request, token)
     except DomainError as exc:
         return _page(request, token, status=exc.status, error=sentence(str(exc)), form=form)
-    message = {"accepter": "Merci : l'orientation est acceptée.",
-               "refuser": "Merci : votre refus est enregistré avec son motif."}[decision]  # fmt: skip
-    return set_flash(request, RedirectResponse(f"/partenaire/reponse/{token}", status_code=303),
-                     message)  # fmt: skip
+    message = {
+        "accepter": "Merci : l'orientation est acceptée.",
+        "refuser": "Merci : votre refus est enregistré avec son motif.",
+    }[decision]
+    return set_flash(
+        request, RedirectResponse(f"/partenaire/reponse/{token}", status_code=303), message
+    )

@@ -17,49 +17,24 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.responses import HTMLResponse
 
 from engine.domain.clock import as_utc
-from engine.domain.lifecycle import OUTCOME_LABELS, REFUSAL_LABELS, STATE_LABELS
-from partners.taxonomy import DOMAIN_LABELS, label_of
+from engine.domain.labels import (
+    ACTION_LABELS,
+    DOMAIN_LABELS,
+    FREIN_STATUS_LABELS,
+    HOUSING_LABELS,
+    OUTCOME_LABELS,
+    PROGRAMME_LABELS,
+    PROPOSAL_LABELS,
+    REFUSAL_LABELS,
+    ROLE_LABELS,
+    RUN_STATUS_LABELS,
+    STATE_LABELS,
+)
+from partners.taxonomy import label_of
 from web.flash import clear_flash, pop_flash
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PARIS = ZoneInfo("Europe/Paris")
-
-ROLE_LABELS = {
-    "national_admin": "Administration nationale",
-    "coordinator": "Coordination",
-    "officer": "Chargé·e de partenariats",
-    "cip": "CIP / ESP",
-    "partner_contact": "Contact partenaire",
-    "partner_link": "Partenaire (lien signé)",
-}
-PROGRAMME_LABELS = {"cvg": "CVG", "phc": "PHC"}
-HOUSING_LABELS = {
-    "street": "À la rue",
-    "emergency_shelter": "Hébergement d'urgence",
-    "hosted_third_party": "Hébergé·e par un tiers",
-    "integration_housing": "Logement d'insertion",
-    "housed": "Logé·e",
-}
-FREIN_STATUS_LABELS = {"open": "Ouvert", "lifted": "Levé", "dropped": "Abandonné"}
-PROPOSAL_LABELS = {
-    "proposed": "À valider",
-    "validated": "Validée",
-    "declined": "Déclinée",
-    "expired": "Expirée",
-}
-RUN_STATUS_LABELS = {
-    "optimal": "optimale",
-    "feasible": "réalisable",
-    "infeasible": "impossible",
-    "unknown": "inconnue",
-    "failed": "en échec",
-    "running": "en cours",
-}
-ACTION_LABELS = {
-    "route": "Orientation automatique",
-    "assign": "Attribution à une personne",
-    "flag_health_urgency": "Urgence santé signalée",
-}
 
 
 def fmt_date(value: date | datetime | None) -> str:

@@ -106,9 +106,13 @@ async def check_login_csrf(request: Request) -> None:
 
 def set_login_csrf_cookie(request: Request, response: Response, value: str) -> None:
     response.set_cookie(
-        LOGIN_CSRF_COOKIE, value, httponly=True, samesite="strict", secure=_secure(request),
+        LOGIN_CSRF_COOKIE,
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
         path="/connexion",
-    )  # fmt: skip
+    )
 
 
 def set_session_cookie(request: Request, response: Response, token: str) -> None:

@@ -87,8 +87,14 @@ def register(app: typer.Typer, users_app: typer.Typer) -> None:
             for line in demo_login_lines(_first_partner_contact()):
                 typer.echo(line)
         typer.echo(f"Aiguillage écoute sur http://{host}:{port}/")
-        uvicorn.run("web.app:create_app", factory=True, host=host, port=port, log_level="info",
-                    access_log=False)  # fmt: skip
+        uvicorn.run(
+            "web.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+        )
 
     @users_app.command("create")
     def users_create(
@@ -123,10 +129,17 @@ def register(app: typer.Typer, users_app: typer.Typer) -> None:
                 raise typer.Exit(2)
         try:
             user_id = create_user(
-                Database(load_settings().database_url), email=email, display_name=name,
-                role=role, password=password, territory_code=territory, domain=domain,
-                chantier_code=chantier, partner_code=partner, clock=Clock.system(),
-            )  # fmt: skip
+                Database(load_settings().database_url),
+                email=email,
+                display_name=name,
+                role=role,
+                password=password,
+                territory_code=territory,
+                domain=domain,
+                chantier_code=chantier,
+                partner_code=partner,
+                clock=Clock.system(),
+            )
         except AccountError as exc:
             typer.echo(f"Erreur : {exc}", err=True)
             raise typer.Exit(2) from None

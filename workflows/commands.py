@@ -110,7 +110,8 @@ def seed(
         _fail(str(exc))
         return
     typer.echo(
-        f"Réseau synthétique généré en {time.perf_counter() - t0:.1f} s (échelle {scale:g}, graine {seed})."
+        f"Réseau synthétique généré en {time.perf_counter() - t0:.1f} s (échelle "
+        f"{scale:g}, graine {seed})."
     )
     for line in summary.lines_fr():
         typer.echo(line)
@@ -179,12 +180,21 @@ def route(
     typer.echo(f"Orientés : {result['routed']} ; déjà orientés (ignorés) : {result['skipped']}.")
     typer.echo(
         "Par domaine : "
-        + ", ".join(f"{label} {doms.get(d, 0)}" for d, label in
-                    (("emploi", "emploi"), ("sante", "santé"), ("logement", "logement"), ("transverse", "transverse")))
-    )  # fmt: skip
+        + ", ".join(
+            f"{label} {doms.get(d, 0)}"
+            for d, label in (
+                ("emploi", "emploi"),
+                ("sante", "santé"),
+                ("logement", "logement"),
+                ("transverse", "transverse"),
+            )
+        )
+    )
     typer.echo(
-        f"Confiés aux chargé·es : {kinds.get('officer', 0)} ; à la coordination : {kinds.get('coordinator', 0)} ; "
-        f"file nationale PHC : {kinds.get('national', 0)} ; directement à un partenaire : {kinds.get('partner', 0)}."
+        f"Confiés aux chargé·es : {kinds.get('officer', 0)} ; à la coordination : "
+        f"{kinds.get('coordinator', 0)} ; "
+        f"file nationale PHC : {kinds.get('national', 0)} ; directement à un partenaire : "
+        f"{kinds.get('partner', 0)}."
     )
     typer.echo(
         f"Messages préparés : {result['owners_notified']} aux personnes chargées, "
@@ -246,8 +256,9 @@ def allocate(
         else:
             from workflows.flows import allocation_flow
 
-            result = allocation_flow(territory=territory, dry_run=dry_run, alpha=alpha,
-                                     now=_now_param(clock))  # fmt: skip
+            result = allocation_flow(
+                territory=territory, dry_run=dry_run, alpha=alpha, now=_now_param(clock)
+            )
     except AllocationBusy as exc:
         _fail(str(exc))
         return
@@ -294,21 +305,27 @@ def notify(
         db = _database(settings)
         written = dict(write_due_reminders(db, settings, clock=clock))
         written["daily_digest"] = write_due_digests(db, settings, clock=clock)
-        result = {"written": written,
-                  "relay": drain(db, settings, chunk=chunk, clock=clock).as_dict()}  # fmt: skip
+        result = {
+            "written": written,
+            "relay": drain(db, settings, chunk=chunk, clock=clock).as_dict(),
+        }
     else:
         from workflows.flows import notifications_flow
 
         result = notifications_flow(chunk=chunk, now=_now_param(clock))
     w, r = result["written"], result["relay"]
     typer.echo(
-        f"Échéances : {w.get('triage_due_soon', 0)} qualifications bientôt dues, {w.get('triage_overdue', 0)} en retard, "
-        f"{w.get('triage_escalation', 0)} signalées à la coordination, {w.get('partner_reminder', 0)} relances partenaires, "
-        f"{w.get('expired', 0)} orientations expirées, {w.get('proposals_expired', 0)} propositions expirées, "
+        f"Échéances : {w.get('triage_due_soon', 0)} qualifications bientôt dues, "
+        f"{w.get('triage_overdue', 0)} en retard, "
+        f"{w.get('triage_escalation', 0)} signalées à la coordination, "
+        f"{w.get('partner_reminder', 0)} relances partenaires, "
+        f"{w.get('expired', 0)} orientations expirées, {w.get('proposals_expired', 0)} "
+        "propositions expirées, "
         f"{w.get('daily_digest', 0)} récapitulatifs quotidiens."
     )
     typer.echo(
-        f"Envoi : {r['sent']} envoyés, {r['retried']} à réessayer, {r['parked']} mis de côté (erreur définitive)."
+        f"Envoi : {r['sent']} envoyés, {r['retried']} à réessayer, {r['parked']} mis de "
+        "côté (erreur définitive)."
     )
 
 

@@ -65,9 +65,11 @@ def solve_and_propose(
 
 @flow(name="allocation", log_prints=False)
 def allocation_flow(
-    territory: str | None = None, dry_run: bool = False, alpha: float = 0.8,
+    territory: str | None = None,
+    dry_run: bool = False,
+    alpha: float = 0.8,
     now: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Waitlisted referrals × open slot pools → proposals for the coordinators."""
     return solve_and_propose(territory, dry_run, alpha, now)
 

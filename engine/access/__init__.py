@@ -1,1 +1,3 @@
-"""Who may do what: roles and scopes, staff authentication, signed partner links, the case-file access log."""
+"""Who may do what: roles and scopes (``permissions``), staff logins (``auth``), signed
+partner links (``tokens``), the case-file access log (``log``).
+"""

@@ -89,17 +89,25 @@ def _normalise_email(email: str) -> str:
 
 def recent_failures(session: Session, *, ip: str, now: datetime, email: str | None = None) -> int:
     """Failed attempts in the window from ``ip`` (for ``email`` only, when given)."""
-    conds = [m.LoginAttempt.ip == ip, m.LoginAttempt.at >= now - FAILURE_WINDOW,
-             m.LoginAttempt.success.is_(False)]  # fmt: skip
+    conds = [
+        m.LoginAttempt.ip == ip,
+        m.LoginAttempt.at >= now - FAILURE_WINDOW,
+        m.LoginAttempt.success.is_(False),
+    ]
     if email is not None:
         conds.append(m.LoginAttempt.email == email)
     return session.scalar(select(func.count()).select_from(m.LoginAttempt).where(*conds)) or 0
 
 
 def login(
-    db: Database, email: str, password: str, *, clock: Clock, ip: str = "",
+    db: Database,
+    email: str,
+    password: str,
+    *,
+    clock: Clock,
+    ip: str = "",
     replaces: str | None = None,
-) -> NewSession:  # fmt: skip
+) -> NewSession:
     """Check the password and open a new session; raise LoginFailed or RateLimited.
 
     ``replaces`` is the token of the session the browser had before, deleted so that a
@@ -144,8 +152,16 @@ def login(
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
             expires = now + SESSION_LIFETIME
-            session.add(m.WebSession(token_hash=token_hash(token), user_id=user_id,
-                                     csrf_token=csrf, expires_at=expires, ip=ip, created_at=now))  # fmt: skip
+            session.add(
+                m.WebSession(
+                    token_hash=token_hash(token),
+                    user_id=user_id,
+                    csrf_token=csrf,
+                    expires_at=expires,
+                    ip=ip,
+                    created_at=now,
+                )
+            )
             new = NewSession(token=token, csrf_token=csrf, user_id=user_id, expires_at=expires)
     if not ok:  # the failed attempt is committed before raising
         raise LoginFailed()

@@ -44,7 +44,7 @@ def access_log(
             m.Salarie.reference,
             A.purpose,
             A.with_identity,
-        )  # fmt: skip
+        )
         .outerjoin(m.StaffUser, m.StaffUser.id == A.user_id)
         .join(m.Salarie, m.Salarie.id == A.salarie_id)
         .order_by(A.id.desc())

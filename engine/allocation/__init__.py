@@ -1,1 +1,3 @@
-"""Scarce slots: building the problem from the database, running the solver, proposals and their review."""
+"""Scarce slots: the problem built from the database, the solver run, proposals and
+their validation (``run``), the read models of the allocation pages (``review``).
+"""

@@ -81,7 +81,7 @@ def pools_overview(session: Session, user: m.StaffUser) -> list[PoolRow]:
                 used=int(n_used),
                 waiting=int(n_wait),
                 unit_kind=pool.unit_kind,
-            )  # fmt: skip
+            )
         )
     return out
 

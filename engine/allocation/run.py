@@ -78,8 +78,12 @@ class AllocationReport:
     message: str = ""
 
     def lines_fr(self) -> list[str]:
-        status = {"optimal": "optimale (prouvée)", "feasible": "réalisable (non prouvée optimale)",
-                  "infeasible": "impossible", "unknown": "inconnue"}.get(self.status, self.status)  # fmt: skip
+        status = {
+            "optimal": "optimale (prouvée)",
+            "feasible": "réalisable (non prouvée optimale)",
+            "infeasible": "impossible",
+            "unknown": "inconnue",
+        }.get(self.status, self.status)
         head = (
             "Simulation d'attribution (rien n'est enregistré)"
             if self.dry_run
@@ -105,11 +109,17 @@ class AllocationReport:
             )
         if self.worst_share_ratio is not None:
             lines.append(
-                f"Part équitable reçue par le territoire le moins servi : {self.worst_share_ratio:.0%}"
+                "Part équitable reçue par le territoire le moins servi : "
+                f"{self.worst_share_ratio:.0%}"
                 " (places attribuées / part proportionnelle à sa demande)."
             )
-        causes = {"floor": "planchers territoriaux", "pin": "places déjà proposées", "consumption": "places multiples",
-                  "weights": "poids", "shortfall": "limites de temps du solveur (un meilleur échange existait)"}  # fmt: skip
+        causes = {
+            "floor": "planchers territoriaux",
+            "pin": "places déjà proposées",
+            "consumption": "places multiples",
+            "weights": "poids",
+            "shortfall": "limites de temps du solveur (un meilleur échange existait)",
+        }
         detail = ", ".join(
             f"{n} dus aux {causes.get(c, c)}" for c, n in sorted(self.envy_causes.items())
         )
@@ -117,22 +127,39 @@ class AllocationReport:
         return lines
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status, "solver": self.solver, "time_s": self.time_s,
-                "dry_run": self.dry_run, "proposals_by_pool": self.proposals_by_pool, "waiting": self.waiting,
-                "candidates": self.candidates, "worst_fill_ratio": self.worst_fill_ratio,
-            "worst_share_ratio": self.worst_share_ratio, "envy": self.envy,
-                "envy_causes": self.envy_causes,
-                "message": self.message}  # fmt: skip
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "solver": self.solver,
+            "time_s": self.time_s,
+            "dry_run": self.dry_run,
+            "proposals_by_pool": self.proposals_by_pool,
+            "waiting": self.waiting,
+            "candidates": self.candidates,
+            "worst_fill_ratio": self.worst_fill_ratio,
+            "worst_share_ratio": self.worst_share_ratio,
+            "envy": self.envy,
+            "envy_causes": self.envy_causes,
+            "message": self.message,
+        }
 
 
 def _facts(s: m.Salarie, territory: str | None, open_freins: int) -> PersonFacts:
     return PersonFacts(
-        person_id=s.id, programme=s.programme, territory=territory, housing=s.housing,
-        street_months=s.street_months, has_resources=s.has_resources, household_size=s.household_size,
-        minor_children=s.minor_children, rqth=s.rqth,
+        person_id=s.id,
+        programme=s.programme,
+        territory=territory,
+        housing=s.housing,
+        street_months=s.street_months,
+        has_resources=s.has_resources,
+        household_size=s.household_size,
+        minor_children=s.minor_children,
+        rqth=s.rqth,
         vulnerability_flags=frozenset(x for x in s.vulnerability_flags.split("|") if x),
-        health_urgency=s.health_urgency, open_freins=open_freins, programme_end=s.programme_end,
-    )  # fmt: skip
+        health_urgency=s.health_urgency,
+        open_freins=open_freins,
+        programme_end=s.programme_end,
+    )
 
 
 def units_for(pool: m.SlotPool, person: m.Salarie) -> int:
@@ -140,8 +167,15 @@ def units_for(pool: m.SlotPool, person: m.Salarie) -> int:
     return max(1, person.household_size) if pool.unit_kind == "place" else 1
 
 
-def _start_run(session: Session, *, dry_run: bool, territory: str | None, actor_user_id: int | None, params: dict,
-               now: datetime) -> m.AllocationRun:  # fmt: skip
+def _start_run(
+    session: Session,
+    *,
+    dry_run: bool,
+    territory: str | None,
+    actor_user_id: int | None,
+    params: dict,
+    now: datetime,
+) -> m.AllocationRun:
     stale = now - STALE_RUN_AFTER
     for run in session.scalars(
         select(m.AllocationRun).where(m.AllocationRun.status == "running")
@@ -149,8 +183,14 @@ def _start_run(session: Session, *, dry_run: bool, territory: str | None, actor_
         if as_utc(run.started_at) < stale:
             run.status, run.finished_at = "failed", now
     session.flush()
-    run = m.AllocationRun(status="running", dry_run=dry_run, territory_code=territory,
-                          parameters=params, created_by=actor_user_id, started_at=now)  # fmt: skip
+    run = m.AllocationRun(
+        status="running",
+        dry_run=dry_run,
+        territory_code=territory,
+        parameters=params,
+        created_by=actor_user_id,
+        started_at=now,
+    )
     session.add(run)
     try:
         session.flush()
@@ -191,18 +231,38 @@ def run_allocation(
         with unit_of_work(db, immediate=True) as session:
             run = session.get(m.AllocationRun, run_id)
             assert run is not None
-            report = _solve_and_store(session, settings, run, territory=territory, dry_run=dry_run,
-                                      alpha=alpha, time_limit_s=time_limit_s, clock=clock)  # fmt: skip
+            report = _solve_and_store(
+                session,
+                settings,
+                run,
+                territory=territory,
+                dry_run=dry_run,
+                alpha=alpha,
+                time_limit_s=time_limit_s,
+                clock=clock,
+            )
     except BaseException:
         with unit_of_work(db) as session:
-            session.execute(update(m.AllocationRun).where(m.AllocationRun.id == run_id)
-                            .values(status="failed", finished_at=clock.now()))  # fmt: skip
+            session.execute(
+                update(m.AllocationRun)
+                .where(m.AllocationRun.id == run_id)
+                .values(status="failed", finished_at=clock.now())
+            )
         raise
     return report
 
 
-def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun, *, territory: str | None,
-                     dry_run: bool, alpha: float, time_limit_s: float, clock: Clock) -> AllocationReport:  # fmt: skip
+def _solve_and_store(
+    session: Session,
+    settings: Settings,
+    run: m.AllocationRun,
+    *,
+    territory: str | None,
+    dry_run: bool,
+    alpha: float,
+    time_limit_s: float,
+    clock: Clock,
+) -> AllocationReport:
     now = clock.now()
     terr_code = dict(session.execute(select(m.Territory.id, m.Territory.code)).all())
     terr_id = {v: k for k, v in terr_code.items()}
@@ -210,9 +270,14 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
         raise Refused(f"territoire inconnu : « {territory[:40]} »")
     pools = session.scalars(select(m.SlotPool).order_by(m.SlotPool.id)).all()
     offers = {o.id: o for o in session.scalars(select(m.Offer)).all()}
-    used = dict(session.execute(
-        select(m.SlotUnit.pool_id, func.count()).join(m.SlotAssignment, m.SlotAssignment.unit_id == m.SlotUnit.id)
-        .where(m.SlotAssignment.active).group_by(m.SlotUnit.pool_id)).all())  # fmt: skip
+    used = dict(
+        session.execute(
+            select(m.SlotUnit.pool_id, func.count())
+            .join(m.SlotAssignment, m.SlotAssignment.unit_id == m.SlotUnit.id)
+            .where(m.SlotAssignment.active)
+            .group_by(m.SlotUnit.pool_id)
+        ).all()
+    )
     if territory is not None:
         pools = [p for p in pools if p.scope is None or territory in p.scope]
     # Pools keep their pending proposals as pins: remaining = capacity - validated units.
@@ -236,9 +301,17 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
         if referrals
         else {}
     )
-    open_counts = dict(session.execute(
-        select(m.Frein.salarie_id, func.count()).where(m.Frein.status == "open", m.Frein.salarie_id.in_(list(people)))
-        .group_by(m.Frein.salarie_id)).all()) if people else {}  # fmt: skip
+    open_counts = (
+        dict(
+            session.execute(
+                select(m.Frein.salarie_id, func.count())
+                .where(m.Frein.status == "open", m.Frein.salarie_id.in_(list(people)))
+                .group_by(m.Frein.salarie_id)
+            ).all()
+        )
+        if people
+        else {}
+    )
     pending = {
         p.referral_id: p
         for p in session.scalars(
@@ -290,14 +363,27 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
             pins.append(Pin(cid, names.get(pinned_pool, str(pinned_pool))))
         if reasons:
             ineligible[cid] = "Non éligible : " + " ; ".join(reasons) + "."
-    # Candidates with an option keep the solver's reason; the others get the rule that excluded them.
+    # Candidates with an option keep the solver's reason; the others get the rule that
+    # excluded them.
     has_option = {o.candidate for o in options}
     ineligible = {k: v for k, v in ineligible.items() if k not in has_option}
     problem = AllocationProblem(
-        pools=tuple(Pool(names[p.id], max(0, p.capacity - used.get(p.id, 0)), terr_code.get(p.territory_id) if p.territory_id else None) for p in pools),
-        candidates=tuple(cand_list), options=tuple(options), pinned=tuple(pins),
-        territory_floor_alpha=alpha, time_limit_s=time_limit_s, num_workers=1, ineligible=ineligible,
-    )  # fmt: skip
+        pools=tuple(
+            Pool(
+                names[p.id],
+                max(0, p.capacity - used.get(p.id, 0)),
+                terr_code.get(p.territory_id) if p.territory_id else None,
+            )
+            for p in pools
+        ),
+        candidates=tuple(cand_list),
+        options=tuple(options),
+        pinned=tuple(pins),
+        territory_floor_alpha=alpha,
+        time_limit_s=time_limit_s,
+        num_workers=1,
+        ineligible=ineligible,
+    )
     digest = _digest(problem)
     result = solve(problem)
     pool_named = {names[p.id]: p for p in pools}
@@ -324,13 +410,28 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
             pool = pool_named[pid]
             person = people[r.salarie_id]
             prop = m.AllocationProposal(
-                run_id=run.id, referral_id=r.id, pool_id=pool.id, units=units_for(pool, person),
+                run_id=run.id,
+                referral_id=r.id,
+                pool_id=pool.id,
+                units=units_for(pool, person),
                 weight=weight_of[(cid, pid)],
-                priority=r.priority, explanation=explanations[cid], status="proposed", expires_at=expires)  # fmt: skip
+                priority=r.priority,
+                explanation=explanations[cid],
+                status="proposed",
+                expires_at=expires,
+            )
             session.add(prop)
             session.flush()
-            apply_transition(session, settings, r, "propose", actor=ACTOR, clock=clock,
-                             proposal=prop, note=f"exécution n° {run.id}")  # fmt: skip
+            apply_transition(
+                session,
+                settings,
+                r,
+                "propose",
+                actor=ACTOR,
+                clock=clock,
+                proposal=prop,
+                note=f"exécution n° {run.id}",
+            )
             proposals_by_pool[names[pool.id]] += 1
             if r.territory_id:
                 for coord in _coordinators(session, r.territory_id):
@@ -344,11 +445,22 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
     for p in pools:
         st = result.stats.get("per_pool", {})
         entry = st.get(names[p.id], {}) if isinstance(st, dict) else {}
-        by_pool.append({"pool_id": p.id, "name": names[p.id], "capacity": p.capacity, "used": used.get(p.id, 0),
-                        "proposed": proposals_by_pool.get(names[p.id], 0),
-                        "waiting": sum(1 for r in referrals if r.pool_id == p.id and r.state == "waitlisted"),
-                        "cutoff": entry.get("cutoff_priority") if isinstance(entry, dict) else None,
-                        "worst_fill_ratio": entry.get("worst_fill_ratio") if isinstance(entry, dict) else None})  # fmt: skip
+        by_pool.append(
+            {
+                "pool_id": p.id,
+                "name": names[p.id],
+                "capacity": p.capacity,
+                "used": used.get(p.id, 0),
+                "proposed": proposals_by_pool.get(names[p.id], 0),
+                "waiting": sum(
+                    1 for r in referrals if r.pool_id == p.id and r.state == "waitlisted"
+                ),
+                "cutoff": entry.get("cutoff_priority") if isinstance(entry, dict) else None,
+                "worst_fill_ratio": entry.get("worst_fill_ratio")
+                if isinstance(entry, dict)
+                else None,
+            }
+        )
     run.status = result.status
     run.solver, run.objective, run.bound = result.solver, result.objective, result.bound
     run.time_s = float(result.stats.get("time_s", 0.0))
@@ -370,28 +482,46 @@ def _solve_and_store(session: Session, settings: Settings, run: m.AllocationRun,
         0 if dry_run else sum(proposals_by_pool.values())
     )
     return AllocationReport(
-        run_id=run.id, status=result.status, solver=result.solver, time_s=run.time_s, dry_run=dry_run,
-        proposals_by_pool=dict(proposals_by_pool), waiting=max(0, waiting), candidates=len(cand_list),
+        run_id=run.id,
+        status=result.status,
+        solver=result.solver,
+        time_s=run.time_s,
+        dry_run=dry_run,
+        proposals_by_pool=dict(proposals_by_pool),
+        waiting=max(0, waiting),
+        candidates=len(cand_list),
         worst_fill_ratio=result.stats.get("worst_fill_ratio"),
-        worst_share_ratio=result.stats.get("worst_share_ratio"), envy=len(result.envy), message=result.message,
+        worst_share_ratio=result.stats.get("worst_share_ratio"),
+        envy=len(result.envy),
+        message=result.message,
         envy_causes=dict(Counter(e.cause for e in result.envy)),
-    )  # fmt: skip
+    )
 
 
 def _digest(problem: AllocationProblem) -> str:
-    blob = json.dumps({
-        "pools": [(p.id, p.capacity, p.territory) for p in problem.pools],
-        "candidates": [(c.id, c.priority, c.territory) for c in problem.candidates],
-        "options": [(o.candidate, o.pool, o.weight, o.consumption) for o in problem.options],
-        "pinned": [(p.candidate, p.pool) for p in problem.pinned],
-        "alpha": problem.territory_floor_alpha,
-    }, separators=(",", ":"))  # fmt: skip
+    blob = json.dumps(
+        {
+            "pools": [(p.id, p.capacity, p.territory) for p in problem.pools],
+            "candidates": [(c.id, c.priority, c.territory) for c in problem.candidates],
+            "options": [(o.candidate, o.pool, o.weight, o.consumption) for o in problem.options],
+            "pinned": [(p.candidate, p.pool) for p in problem.pinned],
+            "alpha": problem.territory_floor_alpha,
+        },
+        separators=(",", ":"),
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _coordinators(session: Session, territory_id: int) -> list[m.StaffUser]:
-    return list(session.scalars(select(m.StaffUser).where(
-        m.StaffUser.role == "coordinator", m.StaffUser.territory_id == territory_id, m.StaffUser.active)).all())  # fmt: skip
+    return list(
+        session.scalars(
+            select(m.StaffUser).where(
+                m.StaffUser.role == "coordinator",
+                m.StaffUser.territory_id == territory_id,
+                m.StaffUser.active,
+            )
+        ).all()
+    )
 
 
 def _notify_coordinators(
@@ -412,8 +542,9 @@ def _notify_coordinators(
     enqueue_many(session, batch, base_url=settings.base_url, now=now)
 
 
-def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str,
-                   expected_version: int | None) -> tuple[m.AllocationProposal, m.Referral]:  # fmt: skip
+def _load_proposal(
+    session: Session, proposal_id: int, actor: Actor, action: str, expected_version: int | None
+) -> tuple[m.AllocationProposal, m.Referral]:
     prop = dialect.get_locked(session, m.AllocationProposal, proposal_id)
     if prop is None:
         raise NotFound("proposition introuvable")
@@ -428,20 +559,43 @@ def _load_proposal(session: Session, proposal_id: int, actor: Actor, action: str
     return prop, ref
 
 
-def validate_proposal(session: Session, settings: Settings, proposal_id: int, *, actor: Actor,
-                      clock: Clock, expected_version: int | None = None) -> m.AllocationProposal:  # fmt: skip
+def validate_proposal(
+    session: Session,
+    settings: Settings,
+    proposal_id: int,
+    *,
+    actor: Actor,
+    clock: Clock,
+    expected_version: int | None = None,
+) -> m.AllocationProposal:
     """Validate: the door consumes the units (never more than the pool has), → accepted."""
     prop, ref = _load_proposal(session, proposal_id, actor, "validate", expected_version)
     apply_transition(session, settings, ref, "validate", actor=actor, clock=clock, proposal=prop)
     return prop
 
 
-def decline_proposal(session: Session, settings: Settings, proposal_id: int, *, actor: Actor,
-                     clock: Clock, reason: str, expected_version: int | None = None) -> m.AllocationProposal:  # fmt: skip
+def decline_proposal(
+    session: Session,
+    settings: Settings,
+    proposal_id: int,
+    *,
+    actor: Actor,
+    clock: Clock,
+    reason: str,
+    expected_version: int | None = None,
+) -> m.AllocationProposal:
     """Decline: the person goes back to the waitlist, with the reason recorded."""
     prop, ref = _load_proposal(session, proposal_id, actor, "decline_proposal", expected_version)
-    apply_transition(session, settings, ref, "decline_proposal", actor=actor, clock=clock,
-                     proposal=prop, note=reason)  # fmt: skip
+    apply_transition(
+        session,
+        settings,
+        ref,
+        "decline_proposal",
+        actor=actor,
+        clock=clock,
+        proposal=prop,
+        note=reason,
+    )
     return prop
 
 
@@ -449,15 +603,18 @@ def expire_proposals(session: Session, settings: Settings, *, clock: Clock) -> i
     """Proposals nobody answered in time go back to the waitlist."""
     now = clock.now()
     n = 0
-    for prop in session.scalars(select(m.AllocationProposal).where(
-            m.AllocationProposal.status == "proposed", m.AllocationProposal.expires_at < now)
-            .order_by(m.AllocationProposal.id)).all():  # fmt: skip
+    for prop in session.scalars(
+        select(m.AllocationProposal)
+        .where(m.AllocationProposal.status == "proposed", m.AllocationProposal.expires_at < now)
+        .order_by(m.AllocationProposal.id)
+    ).all():
         ref = session.get(m.Referral, prop.referral_id)
         assert ref is not None
         if ref.state != "proposed":  # the referral ended another way: only the proposal closes
             prop.status, prop.decided_at = "expired", now
         else:
-            apply_transition(session, settings, ref, "expire_proposal", actor=ACTOR, clock=clock,
-                             proposal=prop)  # fmt: skip
+            apply_transition(
+                session, settings, ref, "expire_proposal", actor=ACTOR, clock=clock, proposal=prop
+            )
         n += 1
     return n

@@ -1,1 +1,3 @@
-"""Pure domain vocabulary with no I/O: errors, the referral lifecycle table, the clock, the business calendar."""
+"""The domain with no I/O: errors, the referral lifecycle table, the clock, the business
+calendar, pseudonymous references, the closed vocabularies and their French labels.
+"""

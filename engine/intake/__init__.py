@@ -1,1 +1,3 @@
-"""From a chantier's CSV to routed referrals: row parsing (pure), salarié·es import, the routing run."""
+"""From a chantier's CSV to routed referrals: pure row parsing (``csv_rows``), the
+all-or-nothing import (``salaries``), the bulk routing run (``run``).
+"""

@@ -578,7 +578,8 @@ def _freins(value: str, line: int, result: ImportResult) -> tuple[str, ...]:
     if unknown:
         names = ", ".join(f"« {u} »" for u in unknown)
         raise _CellError(
-            f"thématique(s) inconnue(s) {names} (référentiel data·inclusion v1, voir la documentation)"
+            f"thématique(s) inconnue(s) {names} (référentiel data·inclusion v1, voir la "
+            "documentation)"
         )
     return tuple(slugs)
 

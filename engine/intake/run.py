@@ -14,8 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -140,19 +140,28 @@ def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyp
                 slot_based=o.slot_based,
                 rules=tuple(Rule.model_validate(r) for r in (o.rules or [])),
                 accepts_direct=o.accepts_direct,
-            )  # fmt: skip
+            )
         )
     coordinator_of: dict[str, int] = {}
     for c in sorted(coordinators, key=lambda c: c.user_id):
         coordinator_of.setdefault(c.territory, c.user_id)
     router = Router(
-        officers, coordinators, offers, rules, national_queue_user_id=national,
+        officers,
+        coordinators,
+        offers,
+        rules,
+        national_queue_user_id=national,
         territory_labels={code: name for _, code, name in territories},
-    )  # fmt: skip
+    )
     return Network(
-        router, coordinator_of, code_of,
-        {tid: name for tid, _, name in territories}, users, dict(contacts), offer_partner,
-    )  # fmt: skip
+        router,
+        coordinator_of,
+        code_of,
+        {tid: name for tid, _, name in territories},
+        users,
+        dict(contacts),
+        offer_partner,
+    )
 
 
 def _pending_freins(conn) -> list[tuple[Any, ...]]:  # type: ignore[no-untyped-def]
@@ -178,7 +187,7 @@ def _pending_freins(conn) -> list[tuple[Any, ...]]:  # type: ignore[no-untyped-d
             S.vulnerability_flags,
             S.health_urgency,
             S.programme_end,
-        )  # fmt: skip
+        )
         .join(S, S.id == F.salarie_id)
         .join(C, C.id == S.chantier_id)
         .where(F.status == "open", never)
@@ -200,11 +209,20 @@ def _facts_by_person(
         if flags is None:
             flags = flag_sets[r[14]] = frozenset(x for x in (r[14] or "").split("|") if x)
         facts[pid] = PersonFacts(
-            person_id=pid, programme=r[6], territory=code_of.get(r[7]) if r[7] is not None else None,
-            housing=r[8], street_months=r[9], has_resources=bool(r[10]), household_size=r[11],
-            minor_children=r[12], rqth=bool(r[13]), vulnerability_flags=flags,
-            health_urgency=bool(r[15]), open_freins=open_counts.get(pid, 1), programme_end=r[16],
-        )  # fmt: skip
+            person_id=pid,
+            programme=r[6],
+            territory=code_of.get(r[7]) if r[7] is not None else None,
+            housing=r[8],
+            street_months=r[9],
+            has_resources=bool(r[10]),
+            household_size=r[11],
+            minor_children=r[12],
+            rqth=bool(r[13]),
+            vulnerability_flags=flags,
+            health_urgency=bool(r[15]),
+            open_freins=open_counts.get(pid, 1),
+            programme_end=r[16],
+        )
     return facts
 
 
@@ -355,151 +373,211 @@ def run_intake(
     return report
 
 
+class _Created(NamedTuple):
+    """A referral the chunk really inserted (a concurrent intake may have taken the frein)."""
+
+    id: int
+    frein_id: int
+    owner_user_id: int | None
+    state: str
+    offer_id: int | None
+    salarie_id: int
+    territory_id: int | None
+
+
 def _write_chunk(
-    db: Database, settings: Settings, net: Network, chunk: list[tuple[Any, ...]], decisions: list[Decision],
-    dumps: _Json, now, triage_due, partner_due,  # type: ignore[no-untyped-def]
-) -> IntakeReport:  # fmt: skip
-    report = IntakeReport()
+    db: Database,
+    settings: Settings,
+    net: Network,
+    chunk: list[tuple[Any, ...]],
+    decisions: list[Decision],
+    dumps: _Json,
+    now: datetime,
+    triage_due: datetime,
+    partner_due: datetime,
+) -> IntakeReport:
+    """One transaction: the chunk's referrals, their events, the freins' routed domain and
+    the messages (owners' counts, partners' orientations)."""
     sqlite = dialect.is_sqlite(db.engine)
-    now_s, triage_s, partner_s = (
-        dialect.bulk_stamp(v, sqlite=sqlite) for v in (now, triage_due, partner_due)
-    )
+    stamps = tuple(dialect.bulk_stamp(v, sqlite=sqlite) for v in (now, triage_due, partner_due))
+    values, by_frein = _referral_rows(net, chunk, decisions, dumps, stamps)
+    report = IntakeReport()
+    with db.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
+        created = _insert_referrals(conn, values, sqlite=sqlite)
+        report.routed = len(created)
+        report.skipped = len(values) - len(created)
+        if created:
+            stored_domain = {r[0]: r[2] for r in chunk}
+            _record_routing(conn, created, by_frein, stored_domain, at=stamps[0])
+        for c in created:
+            report.by_domain[by_frein[c.frein_id].domain] += 1
+            report.by_owner_kind[by_frein[c.frein_id].owner_kind] += 1
+        with _session(conn) as session:
+            batch = _messages(conn, settings, net, created, now=now)
+            report.owners_notified = sum(1 for msg in batch if msg["kind"] == "new_referrals")
+            report.partner_messages = len(batch) - report.owners_notified
+            enqueue_many(session, batch, base_url=settings.base_url, now=now)
+            session.flush()
+    return report
+
+
+def _referral_rows(
+    net: Network,
+    chunk: list[tuple[Any, ...]],
+    decisions: list[Decision],
+    dumps: _Json,
+    stamps: tuple[object, ...],
+) -> tuple[list[dict[str, Any]], dict[int, Decision]]:
+    """The bulk rows of the chunk's referrals (every required column, checked)."""
+    now_s, triage_s, partner_s = stamps
     values: list[dict[str, Any]] = []
     by_frein: dict[int, Decision] = {}
-    stored_domain = {r[0]: r[2] for r in chunk}
     for r, d in zip(chunk, decisions, strict=True):
         territory_id = r[7]
         owner = d.owner_user_id
         state, due = "new", triage_s
-        if d.owner_kind == "partner":
+        if d.owner_kind == "partner":  # the coordination follows what partners were sent
             state, due = "referred", partner_s
-            owner = (
-                net.coordinator_of.get(net.territory_codes.get(territory_id, ""))
-                if territory_id
-                else None
-            )
+            code = net.territory_codes.get(territory_id, "") if territory_id else ""
+            owner = net.coordinator_of.get(code) if territory_id else None
         by_frein[r[0]] = d
         values.append(
-            {"frein_id": r[0], "salarie_id": r[4], "chantier_id": r[5], "territory_id": territory_id,
-             "programme": r[6], "domain": d.domain, "thematique": r[1], "state": state,
-             "owner_kind": d.owner_kind, "owner_user_id": owner, "offer_id": d.partner_offer_id,
-             "units_needed": 1, "priority": d.priority, "priority_breakdown": dumps(d.breakdown),
-             "reasons": dumps.fresh(d.reasons), "explanation": d.explanation_fr,
-             "suggestions": dumps(d.suggestions), "due_at": due, "reminders_sent": 0,
-             "created_at": now_s, "state_changed_at": now_s, "version": 1}
-        )  # fmt: skip
+            {
+                "frein_id": r[0],
+                "salarie_id": r[4],
+                "chantier_id": r[5],
+                "territory_id": territory_id,
+                "programme": r[6],
+                "domain": d.domain,
+                "thematique": r[1],
+                "state": state,
+                "owner_kind": d.owner_kind,
+                "owner_user_id": owner,
+                "offer_id": d.partner_offer_id,
+                "units_needed": 1,
+                "priority": d.priority,
+                "priority_breakdown": dumps(d.breakdown),
+                "reasons": dumps.fresh(d.reasons),
+                "explanation": d.explanation_fr,
+                "suggestions": dumps(d.suggestions),
+                "due_at": due,
+                "reminders_sent": 0,
+                "created_at": now_s,
+                "state_changed_at": now_s,
+                "version": 1,
+            }
+        )
     _check_bulk_rows(m.Referral.__table__, values)
-    with db.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn, conn.begin():
-        open_sql = text("state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")")
-        stmt = dialect.insert_ignoring(
-            conn, _referral_bulk, index_elements=["frein_id"], index_where=open_sql
+    return values, by_frein
+
+
+def _insert_referrals(conn: Any, values: list[dict[str, Any]], *, sqlite: bool) -> list[_Created]:
+    """Insert, skipping freins that already have an open referral; the rows really written."""
+    if not values:
+        return []
+    open_sql = text("state IN (" + ", ".join(f"'{s}'" for s in OPEN_STATES) + ")")
+    stmt = dialect.insert_ignoring(
+        conn, _referral_bulk, index_elements=["frein_id"], index_where=open_sql
+    )
+    cols = _referral_bulk.c
+    wanted = [getattr(cols, name) for name in _Created._fields]
+    if sqlite:
+        # BEGIN IMMEDIATE holds SQLite's only write lock: every id above the previous
+        # maximum is ours, so a plain executemany (C loop) replaces RETURNING.
+        before = conn.execute(select(func.coalesce(func.max(cols.id), 0))).scalar_one()
+        conn.execute(stmt, values)
+        rows = conn.execute(select(*wanted).where(cols.id > before).order_by(cols.id)).all()
+    else:
+        rows = conn.execute(stmt.returning(*wanted), values).all()
+    return [_Created(*row) for row in rows]
+
+
+def _record_routing(
+    conn: Any,
+    created: list[_Created],
+    by_frein: dict[int, Decision],
+    stored_domain: dict[int, str],
+    *,
+    at: object,
+) -> None:
+    """The "route" event of each referral, and the routed domain stored on its frein (the
+    rules may override the taxonomy's: scope and case page read it from the frein)."""
+    events = [
+        {
+            "referral_id": c.id,
+            "from_state": None,
+            "to_state": c.state,
+            "action": "route",
+            "actor_user_id": None,
+            "actor_label": ACTOR_LABEL,
+            "at": at,
+            "reason": None,
+            "note": None,
+        }
+        for c in created
+    ]
+    _check_bulk_rows(m.ReferralEvent.__table__, events)
+    conn.execute(insert(_event_bulk), events)
+    moved = [
+        {"fid": c.frein_id, "dom": by_frein[c.frein_id].domain}
+        for c in created
+        if by_frein[c.frein_id].domain != stored_domain[c.frein_id]
+    ]
+    if moved:
+        frein = m.Frein.__table__
+        conn.execute(
+            update(frein).where(frein.c.id == bindparam("fid")).values(domain=bindparam("dom")),
+            moved,
         )
-        cols = _referral_bulk.c
-        wanted = (
-            cols.id,
-            cols.frein_id,
-            cols.owner_user_id,
-            cols.state,
-            cols.offer_id,
-            cols.salarie_id,
-            cols.territory_id,
+
+
+def _messages(
+    conn: Any, settings: Settings, net: Network, created: list[_Created], *, now: datetime
+) -> list[dict[str, Any]]:
+    """One count per owner of new items, one orientation per partner contact."""
+    links = Links(settings.base_url)
+    per_owner: Counter[int] = Counter()
+    to_partners = [c for c in created if c.state == "referred" and c.offer_id is not None]
+    for c in created:
+        if c not in to_partners and c.owner_user_id is not None:
+            per_owner[c.owner_user_id] += 1
+    first_id = min((c.id for c in created), default=0)
+    batch = [
+        messages.new_referrals(
+            links, Recipient(owner, *net.users[owner]), count=n, first_id=first_id
         )
-        if not values:
-            created = []
-        elif sqlite:
-            # BEGIN IMMEDIATE holds SQLite's only write lock: every id above the previous
-            # maximum is ours, so a plain executemany (C loop) replaces RETURNING.
-            before = conn.execute(select(func.coalesce(func.max(cols.id), 0))).scalar_one()
-            conn.execute(stmt, values)
-            created = conn.execute(select(*wanted).where(cols.id > before).order_by(cols.id)).all()
-        else:
-            created = conn.execute(stmt.returning(*wanted), values).all()
-        report.routed = len(created)
-        report.skipped = len(values) - len(created)
-        if created:
-            events = [
-                {
-                    "referral_id": rid,
-                    "from_state": None,
-                    "to_state": st,
-                    "action": "route",
-                    "actor_user_id": None,
-                    "actor_label": ACTOR_LABEL,
-                    "at": now_s,
-                    "reason": None,
-                    "note": None,
-                }
-                for rid, _f, _o, st, _of, _s, _t in created
-            ]
-            _check_bulk_rows(m.ReferralEvent.__table__, events)
-            conn.execute(insert(_event_bulk), events)
-            # The routed domain is the frein's domain (the rules may override the taxonomy's):
-            # the case page and the scope read it from the frein, stickiness from the referral.
-            moved = [
-                {"fid": fid, "dom": by_frein[fid].domain}
-                for _r, fid, *_rest in created
-                if by_frein[fid].domain != stored_domain[fid]
-            ]
-            if moved:
-                conn.execute(
-                    update(m.Frein.__table__)
-                    .where(m.Frein.__table__.c.id == bindparam("fid"))
-                    .values(domain=bindparam("dom")),
-                    moved,
+        for owner, n in sorted(per_owner.items())
+    ]
+    if not to_partners:
+        return batch
+    refs = dict(
+        conn.execute(
+            select(m.Salarie.id, m.Salarie.reference).where(
+                m.Salarie.id.in_({c.salarie_id for c in to_partners})
+            )
+        ).all()
+    )
+    expires = (now + timedelta(days=settings.partner_expiry_days)).date()
+    for c in to_partners:
+        partner_id, partner_name = net.offer_partner[c.offer_id]
+        token = messages.partner_token(settings, referral_id=c.id, partner_id=partner_id, now=now)
+        territory = net.territory_names.get(c.territory_id, OUTSIDE_TERRITORY)
+        for contact in net.partner_contacts.get(partner_id, []):
+            batch.append(  # a routed referral is at version 1 with no reminder sent yet
+                messages.partner_orientation(
+                    links,
+                    Recipient(contact, *net.users[contact]),
+                    referral_id=c.id,
+                    version=1,
+                    reminders_sent=0,
+                    partner_name=partner_name,
+                    reference=refs[c.salarie_id],
+                    territory=territory,
+                    token=token,
+                    expires_on=expires,
                 )
-        per_owner: Counter[int] = Counter()
-        partner_refs: list[tuple[int, int, int, int | None]] = []
-        for rid, fid, owner, st, offer_id, sid, tid in created:
-            d = by_frein[fid]
-            report.by_domain[d.domain] += 1
-            report.by_owner_kind[d.owner_kind] += 1
-            if st == "referred" and offer_id is not None:
-                partner_refs.append((rid, offer_id, sid, tid))
-            elif owner is not None:
-                per_owner[owner] += 1
-        with _session(conn) as session:
-            first_id = min((c[0] for c in created), default=0)
-            links = Links(settings.base_url)
-            batch: list[dict[str, Any]] = []
-            for owner, count in sorted(per_owner.items()):
-                to = Recipient(owner, *net.users[owner])
-                batch.append(messages.new_referrals(links, to, count=count, first_id=first_id))
-            report.owners_notified = len(batch)
-            if partner_refs:
-                refs = dict(
-                    conn.execute(
-                        select(m.Salarie.id, m.Salarie.reference).where(
-                            m.Salarie.id.in_({p[2] for p in partner_refs})
-                        )
-                    ).all()
-                )
-                expires = (now + timedelta(days=settings.partner_expiry_days)).date()
-                for rid, offer_id, sid, tid in partner_refs:
-                    partner_id, partner_name = net.offer_partner[offer_id]
-                    token = messages.partner_token(
-                        settings, referral_id=rid, partner_id=partner_id, now=now
-                    )
-                    territory = net.territory_names.get(tid, OUTSIDE_TERRITORY)
-                    for contact in net.partner_contacts.get(partner_id, []):
-                        # A routed referral is at version 1 with no reminder sent yet.
-                        batch.append(
-                            messages.partner_orientation(
-                                links,
-                                Recipient(contact, *net.users[contact]),
-                                referral_id=rid,
-                                version=1,
-                                reminders_sent=0,
-                                partner_name=partner_name,
-                                reference=refs[sid],
-                                territory=territory,
-                                token=token,
-                                expires_on=expires,
-                            )
-                        )
-                        report.partner_messages += 1
-            enqueue_many(session, batch, base_url=settings.base_url, now=now)
-            session.flush()
-    return report
+            )
+    return batch
 
 
 @contextmanager

@@ -37,7 +37,8 @@ class ImportOutcome:
             return ["Import refusé : aucune donnée n'a été enregistrée.", self.report]
         return [
             "Import terminé.",
-            f"Salarié·es créé·es : {self.created}, mis·es à jour : {self.updated}, inchangé·es : {self.unchanged}.",
+            f"Salarié·es créé·es : {self.created}, mis·es à jour : {self.updated}, "
+            f"inchangé·es : {self.unchanged}.",
             f"Freins ajoutés : {self.freins_added}.",
         ]
 
@@ -117,7 +118,7 @@ def import_salaries(
                     "unchanged": outcome.unchanged,
                     "freins_added": outcome.freins_added,
                 },
-            )  # fmt: skip
+            )
         )
         outcome.report = format_report(result)
         return outcome
@@ -139,15 +140,23 @@ def _apply_row(
         outcome.unchanged += 1
         return
     fields = {
-        "chantier_id": chantier.id, "programme": row.programme, "entry_date": row.entry_date,
-        "exit_date": row.exit_date, "housing": row.housing, "street_months": row.street_months,
-        "has_resources": row.has_resources, "household_size": row.household_size,
-        "minor_children": row.minor_children, "rqth": row.rqth,
-        "vulnerability_flags": "|".join(sorted(row.vulnerability_flags)), "import_digest": digest,
-    }  # fmt: skip
+        "chantier_id": chantier.id,
+        "programme": row.programme,
+        "entry_date": row.entry_date,
+        "exit_date": row.exit_date,
+        "housing": row.housing,
+        "street_months": row.street_months,
+        "has_resources": row.has_resources,
+        "household_size": row.household_size,
+        "minor_children": row.minor_children,
+        "rqth": row.rqth,
+        "vulnerability_flags": "|".join(sorted(row.vulnerability_flags)),
+        "import_digest": digest,
+    }
     if person is None:
-        person = m.Salarie(reference=new_reference(session), external_ref=row.reference,
-                           created_at=now, **fields)  # fmt: skip
+        person = m.Salarie(
+            reference=new_reference(session), external_ref=row.reference, created_at=now, **fields
+        )
         session.add(person)
         session.flush()
         outcome.created += 1

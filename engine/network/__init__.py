@@ -1,1 +1,3 @@
-"""The network as a whole: the synthetic seed and demo activity, the 2024 reference figures, the summary, the partner directory."""
+"""The network as a whole: the synthetic seed and demo activity, the 2024 reference
+figures, the CLI summary, the partner directory page.
+"""

@@ -21,8 +21,15 @@ from engine.store.settings import Settings
 from partners.taxonomy import covers
 
 
-def simulate_activity(db: Database, settings: Settings, *, clock: Clock, seed: int = 42,
-                      waitlist_share: float = 0.6, refer_share: float = 0.05) -> Counter[str]:  # fmt: skip
+def simulate_activity(
+    db: Database,
+    settings: Settings,
+    *,
+    clock: Clock,
+    seed: int = 42,
+    waitlist_share: float = 0.6,
+    refer_share: float = 0.05,
+) -> Counter[str]:
     """Officers take some referrals: waitlist those a counted pool could serve, refer a few."""
     rng = random.Random(seed)
     done: Counter[str] = Counter()
@@ -42,19 +49,31 @@ def simulate_activity(db: Database, settings: Settings, *, clock: Clock, seed: i
         for ref in refs:
             actor = Actor.of(officers[ref.owner_user_id])
             code = terr.get(ref.territory_id)
-            fitting = [p for p in pools if (p.scope is None or code in p.scope)
-                       and any(covers(t, ref.thematique) for t in offers[p.offer_id].thematiques)]  # fmt: skip
+            fitting = [
+                p
+                for p in pools
+                if (p.scope is None or code in p.scope)
+                and any(covers(t, ref.thematique) for t in offers[p.offer_id].thematiques)
+            ]
             if fitting and rng.random() < waitlist_share:
                 transition(session, settings, ref.id, "take", actor=actor, clock=clock)
-                transition(session, settings, ref.id, "waitlist", actor=actor, clock=clock,
-                           pool_id=rng.choice(fitting).id)  # fmt: skip
+                transition(
+                    session,
+                    settings,
+                    ref.id,
+                    "waitlist",
+                    actor=actor,
+                    clock=clock,
+                    pool_id=rng.choice(fitting).id,
+                )
                 done["waitlisted"] += 1
             elif ref.suggestions and rng.random() < refer_share:
                 offer_id = ref.suggestions[0][0]
                 if offers[offer_id].slot_based:
                     continue
                 transition(session, settings, ref.id, "take", actor=actor, clock=clock)
-                transition(session, settings, ref.id, "refer", actor=actor, clock=clock,
-                           offer_id=offer_id)  # fmt: skip
+                transition(
+                    session, settings, ref.id, "refer", actor=actor, clock=clock, offer_id=offer_id
+                )
                 done["referred"] += 1
     return done

@@ -20,6 +20,8 @@ from sqlalchemy import delete, func, insert, select, text
 
 from engine.domain import pseudonyms
 from engine.domain.clock import Clock
+from engine.domain.labels import ROLE_PLURAL_LABELS, domain_in_sentence
+from engine.domain.vocabulary import DOMAINS
 from engine.network.reference import reference_2024
 from engine.store import dialect
 from engine.store import models as m
@@ -32,16 +34,66 @@ MAIL_DOMAIN = "convergence-france.example.org"
 
 # CVG chantiers per territory (87 in all; Isère's 7 come from the report, the rest assumed).
 CVG_CHANTIERS: dict[str, int] = {
-    "paris": 9, "seine-saint-denis": 7, "lyon": 8, "marseille": 8, "nantes": 7, "rouen": 6,
-    "ille-et-vilaine": 6, "moselle": 5, "somme": 5, "mel": 7, "charente": 6, "strasbourg": 6,
+    "paris": 9,
+    "seine-saint-denis": 7,
+    "lyon": 8,
+    "marseille": 8,
+    "nantes": 7,
+    "rouen": 6,
+    "ille-et-vilaine": 6,
+    "moselle": 5,
+    "somme": 5,
+    "mel": 7,
+    "charente": 6,
+    "strasbourg": 6,
     "isere": 7,
-}  # fmt: skip
+}
 # Departments of the 38 PHC chantiers outside the territories (39 PHC departments in all).
 PHC_OUTSIDE_DEPARTMENTS: tuple[str, ...] = (
-    "22", "79", "86", "29", "56", "31", "33", "34", "30", "63", "87", "24", "17", "85", "49",
-    "72", "37", "45", "21", "25", "54", "88", "68", "10", "51", "02", "60", "27", "14", "50",
-    "61", "53", "26", "07", "73", "74", "06", "972",
-)  # fmt: skip
+    "22",
+    "79",
+    "86",
+    "29",
+    "56",
+    "31",
+    "33",
+    "34",
+    "30",
+    "63",
+    "87",
+    "24",
+    "17",
+    "85",
+    "49",
+    "72",
+    "37",
+    "45",
+    "21",
+    "25",
+    "54",
+    "88",
+    "68",
+    "10",
+    "51",
+    "02",
+    "60",
+    "27",
+    "14",
+    "50",
+    "61",
+    "53",
+    "26",
+    "07",
+    "73",
+    "74",
+    "06",
+    "972",
+)
+
+
+def short_name(territory_name: str) -> str:
+    """ "Convergence Paris" -> "Paris" (chantier names)."""
+    return territory_name.removeprefix("Convergence ")
 
 
 class SeedError(RuntimeError):
@@ -67,19 +119,8 @@ class SeedSummary:
     pools: list[tuple[str, int]] = field(default_factory=list)
 
     def lines_fr(self) -> list[str]:
-        roles = {
-            "national_admin": "administration nationale",
-            "coordinator": "coordination",
-            "officer": "chargé·es de partenariats",
-            "cip": "CIP / ESP",
-            "partner_contact": "contacts partenaires",
-        }
-        domains = {
-            "emploi": "emploi",
-            "sante": "santé",
-            "logement": "logement",
-            "transverse": "transverse",
-        }
+        roles = ROLE_PLURAL_LABELS
+        domains = {d: domain_in_sentence(d) for d in DOMAINS}
         out = [
             f"Territoires : {self.territories}",
             f"Chantiers : {self.chantiers} (dont {self.chantiers_outside} PHC hors territoire)",
@@ -162,9 +203,14 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
     for i, t in enumerate(ref["territories"], start=1):
         tid[t["code"]] = i
         territories.append(
-            {"id": i, "code": t["code"], "name": t["name"], "kind": t["kind"],
-             "departments": ",".join(t["departments"])}
-        )  # fmt: skip
+            {
+                "id": i,
+                "code": t["code"],
+                "name": t["name"],
+                "kind": t["kind"],
+                "departments": ",".join(t["departments"]),
+            }
+        )
     dept_of = {t["code"]: t["departments"][0] for t in ref["territories"]}
 
     # --- chantiers ---------------------------------------------------------------------
@@ -172,11 +218,16 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
     for terr, count in CVG_CHANTIERS.items():
         for k in range(1, count + 1):
             chantiers.append(
-                {"id": len(chantiers) + 1, "code": f"{terr}-aci-{k:02d}",
-                 "name": f"ACI {territories[tid[terr] - 1]['name'].removeprefix('Convergence ')} {k}",
-                 "territory_id": tid[terr], "department": dept_of[terr],
-                 "carries_cvg": True, "carries_phc": False}
-            )  # fmt: skip
+                {
+                    "id": len(chantiers) + 1,
+                    "code": f"{terr}-aci-{k:02d}",
+                    "name": f"ACI {short_name(territories[tid[terr] - 1]['name'])} {k}",
+                    "territory_id": tid[terr],
+                    "department": dept_of[terr],
+                    "carries_cvg": True,
+                    "carries_phc": False,
+                }
+            )
     also_phc = ref["chantiers"]["cvg_also_phc"]
     # Spread the 31 CVG+PHC chantiers round-robin over territories: the first chantier of
     # each territory, then the second, ...
@@ -187,9 +238,16 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
         PHC_OUTSIDE_DEPARTMENTS[: ref["chantiers"]["phc_outside_convergence_territories"]], 1
     ):
         chantiers.append(
-            {"id": len(chantiers) + 1, "code": f"phc-hors-{k:02d}", "name": f"ACI PHC {dept} ({k})",
-             "territory_id": None, "department": dept, "carries_cvg": False, "carries_phc": True}
-        )  # fmt: skip
+            {
+                "id": len(chantiers) + 1,
+                "code": f"phc-hors-{k:02d}",
+                "name": f"ACI PHC {dept} ({k})",
+                "territory_id": None,
+                "department": dept,
+                "carries_cvg": False,
+                "carries_phc": True,
+            }
+        )
     cvg_chantiers = [c for c in chantiers if c["carries_cvg"]]
     phc_chantiers = [c for c in chantiers if c["carries_phc"]]
     summary.territories = len(territories)
@@ -205,18 +263,32 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
         pid = len(partners_rows) + 1
         coverage = None if p.coverage == "national" else list(p.coverage)
         partners_rows.append(
-            {"id": pid, "code": p.code, "name": p.name, "domain": p.domain,
-             "national": p.national, "coverage": coverage, "contact_email": p.contact_email,
-             "assumed": bool(getattr(p, "assumed", False))}
-        )  # fmt: skip
+            {
+                "id": pid,
+                "code": p.code,
+                "name": p.name,
+                "domain": p.domain,
+                "national": p.national,
+                "coverage": coverage,
+                "contact_email": p.contact_email,
+                "assumed": bool(getattr(p, "assumed", False)),
+            }
+        )
         for o in p.offers:
             oid = len(offers_rows) + 1
             offers_rows.append(
-                {"id": oid, "partner_id": pid, "code": f"{p.code}.{o.code}", "name": o.name,
-                 "thematiques": list(o.thematiques), "slot_based": o.slot_based,
-                 "accepts_direct": o.accepts_direct,
-                 "rules": [r.model_dump() for r in o.rules], "unit_kind": o.unit_kind}
-            )  # fmt: skip
+                {
+                    "id": oid,
+                    "partner_id": pid,
+                    "code": f"{p.code}.{o.code}",
+                    "name": o.name,
+                    "thematiques": list(o.thematiques),
+                    "slot_based": o.slot_based,
+                    "accepts_direct": o.accepts_direct,
+                    "rules": [r.model_dump() for r in o.rules],
+                    "unit_kind": o.unit_kind,
+                }
+            )
             for k, spec in enumerate(o.pools, start=1):
                 scope = None if spec.territories == "national" else list(spec.territories)
                 capacity = max(1, round(spec.capacity * scale)) if spec.capacity else 0
@@ -224,12 +296,19 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
                 where = "national" if scope is None else ", ".join(scope)
                 name = f"{p.name} — {o.name} ({where})"
                 pools_rows.append(
-                    {"id": pool_id, "code": f"{p.code}.{o.code}-{today.year}-{k}", "offer_id": oid,
-                     "name": name[:200], "scope": scope,
-                     "territory_id": tid[scope[0]] if scope and len(scope) == 1 else None,
-                     "period_start": year_start, "period_end": year_end,
-                     "capacity": capacity, "unit_kind": spec.unit_kind or o.unit_kind or "place"}
-                )  # fmt: skip
+                    {
+                        "id": pool_id,
+                        "code": f"{p.code}.{o.code}-{today.year}-{k}",
+                        "offer_id": oid,
+                        "name": name[:200],
+                        "scope": scope,
+                        "territory_id": tid[scope[0]] if scope and len(scope) == 1 else None,
+                        "period_start": year_start,
+                        "period_end": year_end,
+                        "capacity": capacity,
+                        "unit_kind": spec.unit_kind or o.unit_kind or "place",
+                    }
+                )
                 for u in range(1, capacity + 1):
                     units_rows.append({"id": len(units_rows) + 1, "pool_id": pool_id, "unit_no": u})
                 summary.pools.append((name, capacity))
@@ -240,10 +319,20 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
 
     def add_staff(email: str, role: str, **kw: Any) -> None:
         first, last = fake_name()
-        row = {"id": len(staff) + 1, "email": email, "display_name": f"{first} {last}",
-               "role": role, "territory_id": None, "domain": None, "chantier_id": None,
-               "partner_id": None, "caseload_cap": None, "national_queue": False,
-               "password_hash": password_hash, "active": True}  # fmt: skip
+        row = {
+            "id": len(staff) + 1,
+            "email": email,
+            "display_name": f"{first} {last}",
+            "role": role,
+            "territory_id": None,
+            "domain": None,
+            "chantier_id": None,
+            "partner_id": None,
+            "caseload_cap": None,
+            "national_queue": False,
+            "password_hash": password_hash,
+            "active": True,
+        }
         row.update(kw)
         staff.append(row)
         summary.staff_by_role[role] += 1
@@ -263,9 +352,12 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
         for dom in OFFICER_DOMAINS:
             for k in range(1, team.get(dom, default_team[dom]) + 1):
                 add_staff(
-                    f"{dom}.{t['code']}.{k}@{MAIL_DOMAIN}", "officer",
-                    territory_id=tid[t["code"]], domain=dom, caseload_cap=cap,
-                )  # fmt: skip
+                    f"{dom}.{t['code']}.{k}@{MAIL_DOMAIN}",
+                    "officer",
+                    territory_id=tid[t["code"]],
+                    domain=dom,
+                    caseload_cap=cap,
+                )
     for c in chantiers:
         role_word = "cip" if c["carries_cvg"] else "esp"
         add_staff(
@@ -315,9 +407,16 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
             else:
                 months = 0
             if months:
-                housing = _weighted(rng, [("street", 0.45 if programme == "phc" else 0.2),
-                                          ("emergency_shelter", 0.3), ("hosted_third_party", 0.15),
-                                          ("integration_housing", 0.1), ("housed", 0.05 if programme == "phc" else 0.15)])  # fmt: skip
+                housing = _weighted(
+                    rng,
+                    [
+                        ("street", 0.45 if programme == "phc" else 0.2),
+                        ("emergency_shelter", 0.3),
+                        ("hosted_third_party", 0.15),
+                        ("integration_housing", 0.1),
+                        ("housed", 0.05 if programme == "phc" else 0.15),
+                    ],
+                )
             else:
                 housing = _weighted(
                     rng,
@@ -336,23 +435,42 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
             if rng.random() < 0.06:
                 flags = rng.choice(["violence", "pregnancy", "leaving_hospital"])
             people.append(
-                {"id": pid, "reference": pseudonym(pid, seed), "external_ref": None,
-                 "chantier_id": ch["id"], "programme": programme, "entry_date": entry,
-                 "exit_date": None, "programme_end": end, "housing": housing,
-                 "street_months": months, "has_resources": not no_res[i],
-                 "household_size": household, "minor_children": children,
-                 "rqth": rng.random() < (0.11 if terr == "nantes" else 0.08),
-                 "vulnerability_flags": flags, "health_urgency": False, "version": 1}
-            )  # fmt: skip
+                {
+                    "id": pid,
+                    "reference": pseudonym(pid, seed),
+                    "external_ref": None,
+                    "chantier_id": ch["id"],
+                    "programme": programme,
+                    "entry_date": entry,
+                    "exit_date": None,
+                    "programme_end": end,
+                    "housing": housing,
+                    "street_months": months,
+                    "has_resources": not no_res[i],
+                    "household_size": household,
+                    "minor_children": children,
+                    "rqth": rng.random() < (0.11 if terr == "nantes" else 0.08),
+                    "vulnerability_flags": flags,
+                    "health_urgency": False,
+                    "version": 1,
+                }
+            )
             first, last = fake_name()
             identities.append(
-                {"salarie_id": pid, "first_name": first, "last_name": last,
-                 "birth_date": date(rng.randint(1960, 2004), rng.randint(1, 12), rng.randint(1, 28)),
-                 "phone": f"06{rng.randint(0, 99_999_999):08d}",
-                 "email": f"{first.lower()}.{last.lower()}.{pid}@exemple.fr".replace(" ", "-")}
-            )  # fmt: skip
+                {
+                    "salarie_id": pid,
+                    "first_name": first,
+                    "last_name": last,
+                    "birth_date": date(
+                        rng.randint(1960, 2004), rng.randint(1, 12), rng.randint(1, 28)
+                    ),
+                    "phone": f"06{rng.randint(0, 99_999_999):08d}",
+                    "email": f"{first.lower()}.{last.lower()}.{pid}@exemple.fr".replace(" ", "-"),
+                }
+            )
             summary.people[programme] += 1
-            # Freins: count, then distinct slugs by domain weights (housing first when on the street).
+            # Freins: count, then distinct slugs by domain weights (housing first when on
+            # the street).
             if programme == "cvg":
                 k = rng.randint(3, 7) if many[i] else rng.randint(1, 2)
             else:
@@ -370,9 +488,15 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
             for slug in sorted(chosen):
                 dom = next(d for d, s in slugs.items() if slug in s)
                 freins.append(
-                    {"id": len(freins) + 1, "salarie_id": pid, "thematique": slug, "domain": dom,
-                     "status": "open", "identified_at": max(entry, today - timedelta(days=rng.randint(0, 120)))}
-                )  # fmt: skip
+                    {
+                        "id": len(freins) + 1,
+                        "salarie_id": pid,
+                        "thematique": slug,
+                        "domain": dom,
+                        "status": "open",
+                        "identified_at": max(entry, today - timedelta(days=rng.randint(0, 120))),
+                    }
+                )
                 summary.freins_by_domain[dom] += 1
 
     make_people("cvg", n_cvg)
@@ -397,9 +521,16 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
         _fix_sequences(conn)
         conn.execute(
             insert(m.AuditLog.__table__),
-            [{"actor_label": "système : seed", "action": "seed", "object_type": "network",
-              "object_id": None, "details": {"scale": scale, "seed": seed, "today": today.isoformat()},
-              "at": now}],
-        )  # fmt: skip
+            [
+                {
+                    "actor_label": "système : seed",
+                    "action": "seed",
+                    "object_type": "network",
+                    "object_id": None,
+                    "details": {"scale": scale, "seed": seed, "today": today.isoformat()},
+                    "at": now,
+                }
+            ],
+        )
     analyze(db)
     return summary

@@ -5,15 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.domain.lifecycle import STATE_LABELS
+from engine.domain.labels import STATE_LABELS, domain_in_sentence
+from engine.domain.vocabulary import DOMAINS
 from engine.store import models as m
 
-DOMAIN_FR = {
-    "emploi": "emploi",
-    "sante": "santé",
-    "logement": "logement",
-    "transverse": "transverse",
-}
+DOMAIN_FR = {d: domain_in_sentence(d) for d in DOMAINS}
 
 
 def network_summary(session: Session) -> list[str]:
@@ -33,10 +29,12 @@ def network_summary(session: Session) -> list[str]:
     lines = [
         f"Territoires : {count(m.Territory)}",
         f"Chantiers : {count(m.Chantier)} (dont {outside} PHC hors territoire)",
-        f"Salarié·es : {sum(people.values())} (CVG {people.get('cvg', 0)}, PHC {people.get('phc', 0)})",
+        f"Salarié·es : {sum(people.values())} (CVG {people.get('cvg', 0)}, PHC "
+        f"{people.get('phc', 0)})",
         f"Freins : {sum(freins.values())} — "
         + ", ".join(f"{fr} {freins.get(d, 0)}" for d, fr in DOMAIN_FR.items()),
-        f"Comptes : {count(m.StaffUser)} ; partenaires : {count(m.Partner)} ({count(m.Offer)} offres)",
+        f"Comptes : {count(m.StaffUser)} ; partenaires : {count(m.Partner)} "
+        f"({count(m.Offer)} offres)",
     ]
     used = dict(
         session.execute(

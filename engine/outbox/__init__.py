@@ -1,1 +1,3 @@
-"""Mail that must never be lost: message assembly (messages), the transactional outbox, preferences, digests and the relay to SMTP."""
+"""Mail that is never lost: each message kind's recipients, key, context and links
+(``messages``), the transactional outbox (``enqueue``), preferences, digests, the relay.
+"""

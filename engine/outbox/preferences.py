@@ -13,15 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.domain.errors import Refused
+from engine.domain.labels import PREFERENCE_MODE_LABELS
 from engine.outbox.enqueue import preference_mode
 from engine.store import models as m
 from notifications.kinds import DIGESTIBLE_KINDS, KINDS
 
-MODE_LABELS: dict[str, str] = {
-    "immediate": "Immédiatement",
-    "digest": "Dans le récapitulatif quotidien",
-    "off": "Jamais",
-}
+MODE_LABELS = PREFERENCE_MODE_LABELS
 
 
 class PreferenceError(Refused):
@@ -45,7 +42,7 @@ def get_preferences(session: Session, user: m.StaffUser) -> list[PreferenceRow]:
     return [
         PreferenceRow(
             kind, KINDS[kind].label, KINDS[kind].critical, preference_mode(session, user.id, kind)
-        )  # fmt: skip
+        )
         for kind in DIGESTIBLE_KINDS
     ]
 

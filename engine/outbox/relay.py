@@ -80,15 +80,20 @@ def default_worker_id() -> str:
 
 def smtp_config(settings: Settings) -> SmtpConfig:
     return SmtpConfig(
-        host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        starttls=settings.smtp_starttls, use_tls=settings.smtp_tls, timeout=settings.smtp_timeout_s,
-    )  # fmt: skip
+        starttls=settings.smtp_starttls,
+        use_tls=settings.smtp_tls,
+        timeout=settings.smtp_timeout_s,
+    )
 
 
 _CLAIM_PG = text(
     """
-    UPDATE outbox_message SET lease_until = :lease_until, leased_by = :worker, attempts = attempts + 1
+    UPDATE outbox_message
+    SET lease_until = :lease_until, leased_by = :worker, attempts = attempts + 1
     WHERE id IN (
         SELECT id FROM outbox_message
         WHERE status = 'pending' AND delivery = 'immediate' AND due_at <= :now
@@ -115,14 +120,23 @@ def claim(db: Database, *, worker: str, limit: int, lease_s: float, clock: Clock
         else:
             O = m.OutboxMessage
             ids = session.scalars(
-                select(O.id).where(O.status == "pending", O.delivery == "immediate", O.due_at <= now,
-                                   (O.lease_until.is_(None)) | (O.lease_until < now))
-                .order_by(O.due_at, O.id).limit(limit)
-            ).all()  # fmt: skip
+                select(O.id)
+                .where(
+                    O.status == "pending",
+                    O.delivery == "immediate",
+                    O.due_at <= now,
+                    (O.lease_until.is_(None)) | (O.lease_until < now),
+                )
+                .order_by(O.due_at, O.id)
+                .limit(limit)
+            ).all()
             if not ids:
                 return []
-            session.execute(update(O).where(O.id.in_(ids)).values(
-                lease_until=lease_until, leased_by=worker, attempts=O.attempts + 1))  # fmt: skip
+            session.execute(
+                update(O)
+                .where(O.id.in_(ids))
+                .values(lease_until=lease_until, leased_by=worker, attempts=O.attempts + 1)
+            )
             rows = session.execute(
                 select(O.id, O.idempotency_key, O.kind, O.to_address, O.context, O.attempts)
                 .where(O.id.in_(ids))
@@ -237,8 +251,14 @@ async def _send_chunk(
                 try:
                     msg = _compose(row, settings, domain, partner_names)
                 except (ContextError, ValueError, KeyError) as exc:
-                    _mark(conn, row, worker, None, error=f"message impossible à composer : {exc}",
-                          now=clock.now())  # fmt: skip
+                    _mark(
+                        conn,
+                        row,
+                        worker,
+                        None,
+                        error=f"message impossible à composer : {exc}",
+                        now=clock.now(),
+                    )
                     report.parked += 1
                     continue
                 if consecutive_connection_failures >= 2:

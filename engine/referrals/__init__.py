@@ -1,1 +1,3 @@
-"""A referral's life: the one transition door, the use cases built on it, the queue and the case file."""
+"""A referral's life: the one transition door (``transitions``), the use cases on it
+(``actions``), the triage queue (``queue``) and the case file (``case_file``).
+"""

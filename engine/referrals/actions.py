@@ -58,8 +58,9 @@ def load_for_update(session: Session, referral_id: int) -> m.Referral:
     return ref
 
 
-def _load_in_scope(session: Session, referral_id: int, actor: Actor, action: str,
-                   expected_version: int | None) -> m.Referral:  # fmt: skip
+def _load_in_scope(
+    session: Session, referral_id: int, actor: Actor, action: str, expected_version: int | None
+) -> m.Referral:
     """The referral, locked; out of scope is NotFound, a role without the right is Forbidden
     (before the version is compared: a stale form must not hide a missing right)."""
     ref = load_for_update(session, referral_id)
@@ -98,15 +99,30 @@ def transition(
             raise Forbidden("cette action est réservée au système")
         raise Refused("une place proposée se valide ou se décline depuis la page « Attributions »")
     return apply_transition(
-        session, settings, ref, action, actor=actor, clock=clock, note=note, outcome=outcome,
-        reason=reason, offer_id=offer_id, pool_id=pool_id, new_owner_id=new_owner_id,
-    )  # fmt: skip
+        session,
+        settings,
+        ref,
+        action,
+        actor=actor,
+        clock=clock,
+        note=note,
+        outcome=outcome,
+        reason=reason,
+        offer_id=offer_id,
+        pool_id=pool_id,
+        new_owner_id=new_owner_id,
+    )
 
 
 def assign(
-    session: Session, referral_id: int, *, actor_user: m.StaffUser, assignee_id: int,
-    expected_version: int | None, clock: Clock,
-) -> m.Referral:  # fmt: skip
+    session: Session,
+    referral_id: int,
+    *,
+    actor_user: m.StaffUser,
+    assignee_id: int,
+    expected_version: int | None,
+    clock: Clock,
+) -> m.Referral:
     """Give one open referral to an active chargé·e of its territory and domain
     (coordinators only). Not a state change: an owner change, with its event."""
     actor = Actor.of(actor_user)
@@ -122,9 +138,14 @@ def assign(
     ref.owner_user_id, ref.owner_kind = assignee.id, "officer"
     session.flush()
     record_event(
-        session, ref, from_state=ref.state, action="assign", actor=actor, at=clock.now(),
+        session,
+        ref,
+        from_state=ref.state,
+        action="assign",
+        actor=actor,
+        at=clock.now(),
         note=f"attribuée à {assignee.display_name}",
-    )  # fmt: skip
+    )
     return ref
 
 
@@ -169,7 +190,12 @@ def flag_health_urgency(
             open_ref.priority += points
     session.flush()
     record_event(
-        session, ref, from_state=ref.state, action="flag_health_urgency", actor=actor,
-        at=clock.now(), note=note,
-    )  # fmt: skip
+        session,
+        ref,
+        from_state=ref.state,
+        action="flag_health_urgency",
+        actor=actor,
+        at=clock.now(),
+        note=note,
+    )
     return ref

@@ -49,9 +49,13 @@ _ELSEWHERE = frozenset({"validate", "decline_proposal"})
 
 
 def read_case_file(
-    session: Session, user: m.StaffUser, referral_id: int, *, now: datetime,
+    session: Session,
+    user: m.StaffUser,
+    referral_id: int,
+    *,
+    now: datetime,
     purpose: str = "consultation",
-) -> CaseFile | None:  # fmt: skip
+) -> CaseFile | None:
     """The case file of one referral, or None when missing or out of scope (→ 404).
 
     Writes one access-log row per read (who, which person, when, why, with identity or not);
@@ -81,9 +85,15 @@ def read_case_file(
         )
     )
     case = CaseFile(
-        referral=ref, salarie=salarie, identity=identity, chantier=chantier,
-        territory=territory, offer=offer, partner=partner, minimal=minimal,
-    )  # fmt: skip
+        referral=ref,
+        salarie=salarie,
+        identity=identity,
+        chantier=chantier,
+        territory=territory,
+        offer=offer,
+        partner=partner,
+        minimal=minimal,
+    )
     case.actions = [
         t
         for t in allowed_actions(ref.state)

@@ -131,8 +131,9 @@ _OPEN_ORDER_INDEXES = {"priority": "ix_referral_open_priority", "due": "ix_refer
 _indexes_of: weakref.WeakKeyDictionary[Engine, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
-def _walk_open_index(session: Session, user: m.StaffUser, filters: QueueFilters, state: str,
-                     sort: str) -> bool:  # fmt: skip
+def _walk_open_index(
+    session: Session, user: m.StaffUser, filters: QueueFilters, state: str, sort: str
+) -> bool:
     """Should SQLite read the user's open queue in page order from a partial index?
 
     Yes for the scopes spread over the whole network (national, territory, territory ×
@@ -175,7 +176,7 @@ def _page(conds: list[Any], order: list[Any], n: int) -> Select[Any]:
             R.created_at,
             R.version,
             R.owner_user_id,
-        )  # fmt: skip
+        )
         .join(m.Salarie, m.Salarie.id == R.salarie_id)
         .join(m.Chantier, m.Chantier.id == R.chantier_id)
         .outerjoin(m.Territory, m.Territory.id == R.territory_id)
@@ -300,7 +301,7 @@ def list_queue(
                 version=r[12],
                 owner_user_id=r[13],
                 overdue=bool(due is not None and due < now and r[8] in DEADLINE_STATES),
-            )  # fmt: skip
+            )
         )
     next_cursor = None
     if len(rows) > limit:

@@ -69,9 +69,16 @@ class Actor:
 
 
 def record_event(
-    session: Session, referral: m.Referral, *, from_state: str | None, action: str,
-    actor: Actor, at: datetime, reason: str | None = None, note: str | None = None,
-) -> None:  # fmt: skip
+    session: Session,
+    referral: m.Referral,
+    *,
+    from_state: str | None,
+    action: str,
+    actor: Actor,
+    at: datetime,
+    reason: str | None = None,
+    note: str | None = None,
+) -> None:
     session.add(
         m.ReferralEvent(
             referral_id=referral.id,
@@ -83,7 +90,7 @@ def record_event(
             reason=reason,
             note=note,
             at=at,
-        )  # fmt: skip
+        )
     )
 
 
@@ -120,8 +127,14 @@ def apply_transition(
     t = BY_ACTION.get(action)
     if t is None:
         raise TransitionError(f"action inconnue : « {action[:40]} »")
-    payload = {"offer_id": offer_id, "pool_id": pool_id, "outcome": outcome, "reason": reason,
-               "new_owner_id": new_owner_id, "proposal": proposal}  # fmt: skip
+    payload = {
+        "offer_id": offer_id,
+        "pool_id": pool_id,
+        "outcome": outcome,
+        "reason": reason,
+        "new_owner_id": new_owner_id,
+        "proposal": proposal,
+    }
     for name, value in payload.items():
         if value is not None and name not in t.takes:
             raise Refused(
@@ -130,30 +143,65 @@ def apply_transition(
             )
     note = clean_note(note)
     _check_actor(actor, t, referral)
-    check_transition(referral.state, action, outcome=outcome, reason=reason, note=note,
-                     offer_id=offer_id, pool_id=pool_id)  # fmt: skip
+    check_transition(
+        referral.state,
+        action,
+        outcome=outcome,
+        reason=reason,
+        note=note,
+        offer_id=offer_id,
+        pool_id=pool_id,
+    )
     decides_proposal = "proposal" in t.takes
-    if decides_proposal and (proposal is None or proposal.status != "proposed"
-                             or proposal.referral_id != referral.id):  # fmt: skip
+    if decides_proposal and (
+        proposal is None or proposal.status != "proposed" or proposal.referral_id != referral.id
+    ):
         raise TransitionError("cette proposition a déjà été traitée")
     now = clock.now()
     before = referral.state
     effect = _EFFECTS.get(action)
-    targets = effect(session, settings, referral, actor=actor, now=now, offer_id=offer_id,
-                     pool_id=pool_id, new_owner_id=new_owner_id, outcome=outcome, reason=reason,
-                     note=note, proposal=proposal) if effect else None  # fmt: skip
+    targets = (
+        effect(
+            session,
+            settings,
+            referral,
+            actor=actor,
+            now=now,
+            offer_id=offer_id,
+            pool_id=pool_id,
+            new_owner_id=new_owner_id,
+            outcome=outcome,
+            reason=reason,
+            note=note,
+            proposal=proposal,
+        )
+        if effect
+        else None
+    )
     if before == "proposed" and not decides_proposal:
-        _close_open_proposal(session, referral, actor=actor, now=now,
-                             why=f"Orientation {STATE_LABELS[t.target].lower()}")  # fmt: skip
+        _close_open_proposal(
+            session,
+            referral,
+            actor=actor,
+            now=now,
+            why=f"Orientation {STATE_LABELS[t.target].lower()}",
+        )
     if action in RELEASE_ON and before not in HELP_DELIVERED_STATES:
         _release_units(session, referral, now=now)
     referral.state = t.target
     referral.state_changed_at = now
     session.flush()  # frees the "one open referral per frein" slot before a transfer inserts
-    record_event(session, referral, from_state=before, action=action, actor=actor, at=now,
-                 reason=reason or outcome, note=note)  # fmt: skip
-    _AFTER.get(action, _nothing)(session, settings, referral, actor=actor, now=now,
-                                 targets=targets)  # fmt: skip
+    record_event(
+        session,
+        referral,
+        from_state=before,
+        action=action,
+        actor=actor,
+        at=now,
+        reason=reason or outcome,
+        note=note,
+    )
+    _AFTER.get(action, _nothing)(session, settings, referral, actor=actor, now=now, targets=targets)
     return referral
 
 
@@ -169,8 +217,11 @@ def _check_actor(actor: Actor, t: Transition, ref: m.Referral) -> None:
         raise Forbidden("cette action est réservée au système")
     if actor.kind == "partner_link":
         offer = ref.offer
-        if t.action not in ("partner_accept", "refuse") or offer is None or \
-                offer.partner_id != actor.partner_id:  # fmt: skip
+        if (
+            t.action not in ("partner_accept", "refuse")
+            or offer is None
+            or offer.partner_id != actor.partner_id
+        ):
             raise Forbidden("ce lien ne permet pas cette action")
         return
     user = actor.user
@@ -220,13 +271,26 @@ def transfer_owner(session: Session, ref: m.Referral, user_id: int) -> m.StaffUs
     """A new owner: an active chargé·e of the referral's territory and domain, or its
     coordination (the national queue for referrals outside the territories)."""
     owner = session.get(m.StaffUser, user_id)
-    ok = owner is not None and owner.active and (
-        (owner.role == "officer" and ref.territory_id is not None
-         and owner.territory_id == ref.territory_id and owner.domain == ref.domain)
-        or (owner.role == "coordinator" and (
-            owner.territory_id == ref.territory_id if ref.territory_id is not None
-            else owner.national_queue))
-    )  # fmt: skip
+    ok = (
+        owner is not None
+        and owner.active
+        and (
+            (
+                owner.role == "officer"
+                and ref.territory_id is not None
+                and owner.territory_id == ref.territory_id
+                and owner.domain == ref.domain
+            )
+            or (
+                owner.role == "coordinator"
+                and (
+                    owner.territory_id == ref.territory_id
+                    if ref.territory_id is not None
+                    else owner.national_queue
+                )
+            )
+        )
+    )
     if not ok or owner is None:
         raise Refused(
             "choisissez un·e chargé·e de partenariats du territoire et du domaine de "
@@ -267,16 +331,26 @@ def _validate(session, settings, ref, *, actor, now, proposal, **_):  # type: ig
     assert pool is not None
     taken = select(m.SlotAssignment.unit_id).where(m.SlotAssignment.active)
     free = session.scalars(
-        select(m.SlotUnit.id).where(m.SlotUnit.pool_id == pool.id, m.SlotUnit.id.not_in(taken))
-        .order_by(m.SlotUnit.unit_no).limit(proposal.units)).all()  # fmt: skip
+        select(m.SlotUnit.id)
+        .where(m.SlotUnit.pool_id == pool.id, m.SlotUnit.id.not_in(taken))
+        .order_by(m.SlotUnit.unit_no)
+        .limit(proposal.units)
+    ).all()
     if len(free) < proposal.units:
         raise TransitionError(
             f"plus assez de places dans « {pool.name} » : {len(free)} libre(s), "
             f"{proposal.units} nécessaire(s)"
         )
     for unit_id in free:
-        session.add(m.SlotAssignment(unit_id=unit_id, referral_id=ref.id, proposal_id=proposal.id,
-                                     active=True, created_at=now))  # fmt: skip
+        session.add(
+            m.SlotAssignment(
+                unit_id=unit_id,
+                referral_id=ref.id,
+                proposal_id=proposal.id,
+                active=True,
+                created_at=now,
+            )
+        )
     _decide(proposal, "validated", actor, now)
     return pool
 
@@ -308,27 +382,38 @@ def _transfer(session, settings, ref, *, new_owner_id, offer_id, **_):  # type: 
 
 
 _EFFECTS = {
-    "take": _take, "refer": _refer, "waitlist": _waitlist, "propose": _propose,
-    "validate": _validate, "decline_proposal": _decline, "expire_proposal": _expire_proposal,
-    "close": _close, "refuse": _refuse, "transfer": _transfer,
-}  # fmt: skip
+    "take": _take,
+    "refer": _refer,
+    "waitlist": _waitlist,
+    "propose": _propose,
+    "validate": _validate,
+    "decline_proposal": _decline,
+    "expire_proposal": _expire_proposal,
+    "close": _close,
+    "refuse": _refuse,
+    "transfer": _transfer,
+}
 
 
-def _decide(prop: m.AllocationProposal, status: str, actor: Actor, now: datetime,
-            reason: str | None = None) -> None:  # fmt: skip
+def _decide(
+    prop: m.AllocationProposal, status: str, actor: Actor, now: datetime, reason: str | None = None
+) -> None:
     prop.status, prop.decided_at = status, now
     prop.decided_by = actor.user.id if actor.user else None
     if reason is not None:
         prop.decline_reason = reason
 
 
-def _close_open_proposal(session: Session, ref: m.Referral, *, actor: Actor, now: datetime,
-                         why: str) -> None:  # fmt: skip
+def _close_open_proposal(
+    session: Session, ref: m.Referral, *, actor: Actor, now: datetime, why: str
+) -> None:
     """A referral that leaves "proposed" by another way (refused, cancelled) closes its
     proposal, so the review page no longer lists it and its units are not held."""
-    for prop in session.scalars(select(m.AllocationProposal).where(
-            m.AllocationProposal.referral_id == ref.id,
-            m.AllocationProposal.status == "proposed")).all():  # fmt: skip
+    for prop in session.scalars(
+        select(m.AllocationProposal).where(
+            m.AllocationProposal.referral_id == ref.id, m.AllocationProposal.status == "proposed"
+        )
+    ).all():
         _decide(prop, "declined", actor, now, reason=why)
 
 
@@ -359,21 +444,40 @@ def _after_validate(session, settings, ref, *, now, targets, **_):  # type: igno
 def _after_transfer(session, settings, ref, *, actor, now, targets, **_):  # type: ignore[no-untyped-def]
     owner, offer = targets
     new = m.Referral(
-        frein_id=ref.frein_id, salarie_id=ref.salarie_id, chantier_id=ref.chantier_id,
-        territory_id=ref.territory_id, programme=ref.programme, domain=ref.domain,
-        thematique=ref.thematique, state="new",
-        owner_kind=(("officer" if owner.role == "officer" else "coordinator") if owner else ref.owner_kind),
-        owner_user_id=owner.id if owner else ref.owner_user_id, offer_id=offer.id if offer else None,
-        priority=ref.priority, priority_breakdown=ref.priority_breakdown,
+        frein_id=ref.frein_id,
+        salarie_id=ref.salarie_id,
+        chantier_id=ref.chantier_id,
+        territory_id=ref.territory_id,
+        programme=ref.programme,
+        domain=ref.domain,
+        thematique=ref.thematique,
+        state="new",
+        owner_kind=(
+            ("officer" if owner.role == "officer" else "coordinator") if owner else ref.owner_kind
+        ),
+        owner_user_id=owner.id if owner else ref.owner_user_id,
+        offer_id=offer.id if offer else None,
+        priority=ref.priority,
+        priority_breakdown=ref.priority_breakdown,
         reasons=[*ref.reasons, {"code": "transferred", "from_referral": ref.id}],
         explanation=f"Transférée depuis l'orientation n° {ref.id}. " + ref.explanation,
-        suggestions=ref.suggestions, transferred_from_id=ref.id, created_at=now,
-        state_changed_at=now, due_at=ref.due_at,
-    )  # fmt: skip
+        suggestions=ref.suggestions,
+        transferred_from_id=ref.id,
+        created_at=now,
+        state_changed_at=now,
+        due_at=ref.due_at,
+    )
     session.add(new)
     session.flush()
-    record_event(session, new, from_state=None, action="transfer", actor=actor, at=now,
-                 note=f"depuis l'orientation n° {ref.id}")  # fmt: skip
+    record_event(
+        session,
+        new,
+        from_state=None,
+        action="transfer",
+        actor=actor,
+        at=now,
+        note=f"depuis l'orientation n° {ref.id}",
+    )
 
 
 _AFTER = {"refer": _after_refer, "validate": _after_validate, "transfer": _after_transfer}

@@ -1,1 +1,3 @@
-"""Persistence: the database handle and unit of work, the models, migrations, settings and SQL dialect differences."""
+"""Persistence: the database handle and unit of work, the models and migrations, settings,
+and every SQLite/PostgreSQL difference (``dialect``).
+"""

@@ -30,6 +30,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from engine.domain.lifecycle import OPEN_STATES, OUTCOMES, REFUSAL_REASONS, STATES
+from engine.domain.vocabulary import (
+    DOMAINS,
+    FREIN_STATUSES,
+    HOUSING,
+    OUTBOX_STATUSES,
+    OWNER_KINDS,
+    PREFERENCE_MODES,
+    PROGRAMMES,
+    PROPOSAL_STATUSES,
+    ROLES,
+    RUN_STATUSES,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -66,17 +78,6 @@ MAX_ID = 2**31 - 1
 
 def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-PROGRAMMES = ("cvg", "phc")
-HOUSING = ("street", "emergency_shelter", "hosted_third_party", "integration_housing", "housed")
-DOMAINS = ("emploi", "sante", "logement", "transverse")
-ROLES = ("national_admin", "coordinator", "officer", "cip", "partner_contact")
-OWNER_KINDS = ("officer", "coordinator", "national", "partner")
-OUTBOX_STATUSES = ("pending", "sent", "parked", "digested", "skipped")
-PREFERENCE_MODES = ("immediate", "digest", "off")
-PROPOSAL_STATUSES = ("proposed", "validated", "declined", "expired")
-RUN_STATUSES = ("running", "optimal", "feasible", "infeasible", "unknown", "failed")
 
 
 class Territory(Base):
@@ -156,7 +157,7 @@ class Frein(Base):
     __tablename__ = "frein"
     __table_args__ = (
         CheckConstraint(_in("domain", DOMAINS), name="domain"),
-        CheckConstraint(_in("status", ("open", "lifted", "dropped")), name="status"),
+        CheckConstraint(_in("status", FREIN_STATUSES), name="status"),
         UniqueConstraint("salarie_id", "thematique", name="uq_frein_salarie_thematique"),
         Index("ix_frein_status_id", "status", "id"),
     )

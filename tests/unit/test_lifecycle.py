@@ -83,3 +83,17 @@ def test_unknown_action():
 def test_system_actions_are_hidden_from_people():
     assert "propose" not in [t.action for t in allowed_actions("waitlisted")]
     assert "propose" in [t.action for t in allowed_actions("waitlisted", include_system=True)]
+
+
+def test_every_code_of_the_vocabulary_has_its_french_label():
+    from engine.domain import labels, vocabulary
+
+    assert set(labels.ROLE_LABELS) >= set(vocabulary.ROLES)
+    assert set(labels.ROLE_PLURAL_LABELS) == set(vocabulary.ROLES)
+    assert set(labels.HOUSING_LABELS) == set(vocabulary.HOUSING)
+    assert set(labels.PROGRAMME_LABELS) == set(vocabulary.PROGRAMMES)
+    assert set(labels.FREIN_STATUS_LABELS) == set(vocabulary.FREIN_STATUSES)
+    assert set(labels.PROPOSAL_LABELS) == set(vocabulary.PROPOSAL_STATUSES)
+    assert set(labels.RUN_STATUS_LABELS) == set(vocabulary.RUN_STATUSES)
+    assert set(labels.PREFERENCE_MODE_LABELS) == set(vocabulary.PREFERENCE_MODES)
+    assert set(labels.DOMAIN_LABELS) == set(vocabulary.DOMAINS)

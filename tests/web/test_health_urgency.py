@@ -12,7 +12,6 @@ from tests.web.world import csrf_of, login
 from web.app import create_app
 
 
-
 def _client(world, email: str) -> TestClient:
     client = TestClient(create_app(world.settings, world.db, world.clock))
     assert login(client, email).status_code == 303
