@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -69,8 +70,12 @@ def write_due_reminders(db: Database, settings: Settings, *, clock: Clock) -> Co
             select(m.Referral).where(m.Referral.state == "new", m.Referral.due_at.is_not(None))
         ).all():
             owner = users.get(r.owner_user_id) if r.owner_user_id else None
-            due = as_utc(r.due_at)
-            about = {"referral_id": r.id, "reference": refs[r.salarie_id], "due_on": due.date()}
+            due = as_utc(r.due_at)  # type: ignore[arg-type]  # selected non-null
+            about: dict[str, Any] = {
+                "referral_id": r.id,
+                "reference": refs[r.salarie_id],
+                "due_on": due.date(),
+            }
             if owner is not None and (due <= now or due - now <= timedelta(days=1)):
                 add(messages.triage_due(links, Recipient.of(owner), overdue=due <= now, **about))
             escalate_at = end_of_day_utc(
@@ -177,7 +182,7 @@ def _followups(
     )
     for s in exited:
         for months in FOLLOWUP_MONTHS:
-            due = _add_months(s.exit_date, months)
+            due = _add_months(s.exit_date, months)  # type: ignore[arg-type]  # selected non-null
             if due <= today < due + timedelta(days=30):
                 for c in cips.get(s.chantier_id, []):
                     add(

@@ -162,9 +162,10 @@ def build_email(
     }
     base.update(headers or {})
     for name, value in base.items():
-        msg[name] = _header(name, value)
-    msg.attach(MIMEText(rendered.text, "plain", _UTF8))
-    msg.attach(MIMEText(rendered.html, "html", _UTF8))
+        msg[name] = _header(name, value)  # type: ignore[assignment]  # a Header is valid
+    # A Charset object is accepted at run time (typeshed says str): it sets QP once.
+    msg.attach(MIMEText(rendered.text, "plain", _UTF8))  # type: ignore[arg-type]
+    msg.attach(MIMEText(rendered.html, "html", _UTF8))  # type: ignore[arg-type]
     return msg
 
 

@@ -178,7 +178,7 @@ def _filters(request: Request) -> QueueFilters:
         chantier=_str(q.get("chantier")),
         programme=_str(q.get("programme")) if q.get("programme") in ("cvg", "phc") else None,
         mine=q.get("moi") == "1",
-        sort=q.get("tri") if q.get("tri") in SORTS else "priority",
+        sort=str(q.get("tri")) if q.get("tri") in SORTS else "priority",
     )
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from starlette.responses import HTMLResponse
+from starlette.responses import Response
 
 from engine.domain.clock import as_utc
 from engine.domain.labels import (
@@ -80,7 +80,7 @@ templates.env.globals.update(
 
 def render(
     request: Request, name: str, context: dict[str, Any] | None = None, *, status: int = 200
-) -> HTMLResponse:
+) -> Response:
     """Render a page; ``caller`` (or None) and ``csrf_token`` are always defined."""
     ctx: dict[str, Any] = {"caller": None, "csrf_token": "", "flash": None, "error": None}
     ctx.update(context or {})

@@ -6,7 +6,6 @@ exit codes that scripts (make demo, CI) can rely on: 0 done, 1 refused, 2 bad in
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -346,4 +345,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -314,8 +314,8 @@ def _check_bulk_rows(table: Table, rows: list[dict[str, Any]]) -> None:
         raise RuntimeError(f"bulk rows of {table.name} miss required columns {sorted(missing)}")
 
 
-_referral_bulk = _bulk_view(m.Referral.__table__)
-_event_bulk = _bulk_view(m.ReferralEvent.__table__)
+_referral_bulk = _bulk_view(m.table_of(m.Referral))
+_event_bulk = _bulk_view(m.table_of(m.ReferralEvent))
 
 
 def run_intake(
@@ -467,7 +467,7 @@ def _referral_rows(
                 "version": 1,
             }
         )
-    _check_bulk_rows(m.Referral.__table__, values)
+    _check_bulk_rows(m.table_of(m.Referral), values)
     return values, by_frein
 
 
@@ -516,7 +516,7 @@ def _record_routing(
         }
         for c in created
     ]
-    _check_bulk_rows(m.ReferralEvent.__table__, events)
+    _check_bulk_rows(m.table_of(m.ReferralEvent), events)
     conn.execute(insert(_event_bulk), events)
     moved = [
         {"fid": c.frein_id, "dom": by_frein[c.frein_id].domain}
@@ -524,7 +524,7 @@ def _record_routing(
         if by_frein[c.frein_id].domain != stored_domain[c.frein_id]
     ]
     if moved:
-        frein = m.Frein.__table__
+        frein = m.table_of(m.Frein)
         conn.execute(
             update(frein).where(frein.c.id == bindparam("fid")).values(domain=bindparam("dom")),
             moved,
@@ -559,9 +559,10 @@ def _messages(
     )
     expires = (now + timedelta(days=settings.partner_expiry_days)).date()
     for c in to_partners:
+        assert c.offer_id is not None
         partner_id, partner_name = net.offer_partner[c.offer_id]
         token = messages.partner_token(settings, referral_id=c.id, partner_id=partner_id, now=now)
-        territory = net.territory_names.get(c.territory_id, OUTSIDE_TERRITORY)
+        territory = net.territory_names.get(c.territory_id or 0, OUTSIDE_TERRITORY)
         for contact in net.partner_contacts.get(partner_id, []):
             batch.append(  # a routed referral is at version 1 with no reminder sent yet
                 messages.partner_orientation(

@@ -76,7 +76,9 @@ def import_salaries(
             ).all()
         }
         result = parse_salaries_csv(
-            data, known_chantiers=programmes, existing_references=set(existing)
+            data,
+            known_chantiers=programmes,
+            existing_references={r for r in existing if r is not None},
         )
         # A reference already used by another chantier is a duplicate across files.
         for row in result.rows:

@@ -47,6 +47,8 @@ def simulate_activity(
             .order_by(m.Referral.id)
         ).all()
         for ref in refs:
+            if ref.owner_user_id is None or ref.territory_id is None:
+                continue
             actor = Actor.of(officers[ref.owner_user_id])
             code = terr.get(ref.territory_id)
             fitting = [

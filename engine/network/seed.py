@@ -257,7 +257,10 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
 
     # --- partners, offers, pools (from the catalogue) ------------------------------------
     catalogue = load_catalogue(territories=set(tid))
-    partners_rows, offers_rows, pools_rows, units_rows = [], [], [], []
+    partners_rows: list[dict[str, Any]] = []
+    offers_rows: list[dict[str, Any]] = []
+    pools_rows: list[dict[str, Any]] = []
+    units_rows: list[dict[str, Any]] = []
     year_start, year_end = date(today.year, 1, 1), date(today.year, 12, 31)
     for p in catalogue.partners:
         pid = len(partners_rows) + 1
@@ -366,8 +369,8 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
             chantier_id=c["id"],
             territory_id=c["territory_id"],
         )
-    for p in partners_rows:
-        add_staff(f"contact.{p['code']}@{MAIL_DOMAIN}", "partner_contact", partner_id=p["id"])
+    for row in partners_rows:
+        add_staff(f"contact.{row['code']}@{MAIL_DOMAIN}", "partner_contact", partner_id=row["id"])
 
     # --- salarié·es and freins -------------------------------------------------------------
     n_cvg = round(ref["programmes"]["cvg"]["salaries_accompanied_2024"] * scale)
@@ -520,7 +523,7 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
         _bulk(conn, m.Frein.__table__, freins)
         _fix_sequences(conn)
         conn.execute(
-            insert(m.AuditLog.__table__),
+            insert(m.table_of(m.AuditLog)),
             [
                 {
                     "actor_label": "système : seed",

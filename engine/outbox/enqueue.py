@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select
 from sqlalchemy.orm import Session
 
 from engine.store import dialect
@@ -98,7 +98,7 @@ def enqueue(
     stmt = dialect.insert_ignoring(
         session, m.OutboxMessage, index_elements=["idempotency_key"]
     ).values(**row)
-    return bool(session.execute(stmt).rowcount)
+    return bool(cast(CursorResult[Any], session.execute(stmt)).rowcount)
 
 
 def enqueue_many(
@@ -113,16 +113,16 @@ def enqueue_many(
         return 0
     known = directory_names(session, [(msg["kind"], msg["context"]) for msg in messages])
     users = {msg.get("recipient_user_id") for msg in messages} - {None}
-    chosen: dict[tuple[int, str], str] = {}
+    chosen: dict[tuple[int | None, str], str] = {}
     if users:
-        for uid, kind, mode in session.execute(
+        for user_id, kind_, mode_ in session.execute(
             select(
                 m.NotificationPreference.user_id,
                 m.NotificationPreference.kind,
                 m.NotificationPreference.mode,
             ).where(m.NotificationPreference.user_id.in_(users))
         ).all():
-            chosen[(uid, kind)] = mode
+            chosen[(user_id, kind_)] = mode_
     rows = []
     for msg in messages:
         kind, uid = msg["kind"], msg.get("recipient_user_id")

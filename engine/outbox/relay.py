@@ -16,7 +16,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, select, text, update
@@ -218,7 +218,7 @@ def _mark(
 
 def _compose(
     row: Claimed, settings: Settings, domain: str, partner_names: frozenset[str]
-) -> EmailMessage:
+) -> Message:
     rendered = render(
         row.kind,
         from_stored_context(row.kind, row.context),

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Engine,
-    Select,
     bindparam,
     func,
     inspect,
@@ -157,7 +156,7 @@ def _walk_open_index(
     return _OPEN_ORDER_INDEXES[sort] in _indexes_of[engine]
 
 
-def _page(conds: list[Any], order: list[Any], n: int) -> Select[Any]:
+def _page(conds: list[Any], order: list[Any], n: int) -> Any:
     """The queue's columns for referrals matching ``conds``, in ``order``, at most n rows."""
     R = m.Referral
     return (

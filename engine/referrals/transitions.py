@@ -11,10 +11,12 @@ the allocation, the reminders — gets all of it or nothing. Nothing else writes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from engine.access.permissions import can
@@ -381,7 +383,7 @@ def _transfer(session, settings, ref, *, new_owner_id, offer_id, **_):  # type: 
     return owner, offer
 
 
-_EFFECTS = {
+_EFFECTS: dict[str, Callable[..., Any]] = {
     "take": _take,
     "refer": _refer,
     "waitlist": _waitlist,
@@ -419,11 +421,12 @@ def _close_open_proposal(
 
 def _release_units(session: Session, ref: m.Referral, *, now: datetime) -> int:
     """Give back the units a referral holds (it ended before the help was delivered)."""
-    return session.execute(
+    result = session.execute(
         update(m.SlotAssignment)
         .where(m.SlotAssignment.referral_id == ref.id, m.SlotAssignment.active)
         .values(active=False, released_at=now)
-    ).rowcount
+    )
+    return cast(CursorResult[Any], result).rowcount
 
 
 # --- effects, after the state and the event are written -------------------------------

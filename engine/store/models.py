@@ -9,7 +9,7 @@ their own table, a version column for optimistic locking.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -74,6 +75,11 @@ name_str = Annotated[str, mapped_column(String(200))]
 # Ids are 32-bit integers on PostgreSQL: any id outside 1..MAX_ID cannot exist, and the web
 # edge answers it as "not found" before a query could overflow.
 MAX_ID = 2**31 - 1
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a mapped class (typed: ``__table__`` is a mere FromClause)."""
+    return cast(Table, model.__table__)
 
 
 def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
