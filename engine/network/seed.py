@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -173,31 +174,10 @@ def _fix_sequences(conn) -> None:  # type: ignore[no-untyped-def]
             )
 
 
-def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 42) -> SeedSummary:
-    """Generate and insert the synthetic network into an empty database."""
-    if scale <= 0:
-        raise SeedError("l'échelle doit être strictement positive")
-    today = clock.today()
-    with db.engine.connect() as conn:
-        if conn.execute(select(func.count()).select_from(m.Territory)).scalar_one():
-            raise SeedError(
-                "la base contient déjà un réseau : relancez avec --reset pour le remplacer"
-            )
-
-    rng = random.Random(seed)
-    ref = reference_2024()
-    summary = SeedSummary()
-    password_hash = PasswordHasher().hash(DEMO_PASSWORD)
-
-    from faker.providers.person.fr_FR import Provider as FrNames
-
-    first_names = list(FrNames.first_names_female) + list(FrNames.first_names_male)
-    last_names = list(FrNames.last_names)
-
-    def fake_name() -> tuple[str, str]:
-        return rng.choice(first_names), rng.choice(last_names)
-
-    # --- territories -------------------------------------------------------------------
+def _territory_rows(
+    ref: dict[str, Any],
+) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, str]]:
+    """The territories of the reference, their ids by code and their first department."""
     territories: list[dict[str, Any]] = []
     tid: dict[str, int] = {}
     for i, t in enumerate(ref["territories"], start=1):
@@ -213,7 +193,16 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
         )
     dept_of = {t["code"]: t["departments"][0] for t in ref["territories"]}
 
-    # --- chantiers ---------------------------------------------------------------------
+    return territories, tid, dept_of
+
+
+def _chantier_rows(
+    ref: dict[str, Any],
+    territories: list[dict[str, Any]],
+    tid: dict[str, int],
+    dept_of: dict[str, str],
+) -> list[dict[str, Any]]:
+    """CVG chantiers per territory (some also PHC), then PHC chantiers outside them."""
     chantiers: list[dict[str, Any]] = []
     for terr, count in CVG_CHANTIERS.items():
         for k in range(1, count + 1):
@@ -248,14 +237,13 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
                 "carries_phc": True,
             }
         )
-    cvg_chantiers = [c for c in chantiers if c["carries_cvg"]]
-    phc_chantiers = [c for c in chantiers if c["carries_phc"]]
-    summary.territories = len(territories)
-    summary.chantiers = len(chantiers)
-    summary.chantiers_outside = sum(1 for c in chantiers if c["territory_id"] is None)
-    terr_code_by_id = {v: k for k, v in tid.items()}
+    return chantiers
 
-    # --- partners, offers, pools (from the catalogue) ------------------------------------
+
+def _catalogue_rows(
+    tid: dict[str, int], today: date, scale: float, summary: SeedSummary
+) -> tuple[list[dict[str, Any]], ...]:
+    """Partners, offers, pools (capacity at scale) and their units, from the catalogue."""
     catalogue = load_catalogue(territories=set(tid))
     partners_rows: list[dict[str, Any]] = []
     offers_rows: list[dict[str, Any]] = []
@@ -315,9 +303,22 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
                 for u in range(1, capacity + 1):
                     units_rows.append({"id": len(units_rows) + 1, "pool_id": pool_id, "unit_no": u})
                 summary.pools.append((name, capacity))
-    summary.partners, summary.offers = len(partners_rows), len(offers_rows)
+    return partners_rows, offers_rows, pools_rows, units_rows
 
-    # --- staff -------------------------------------------------------------------------
+
+def _staff_rows(
+    ref: dict[str, Any],
+    tid: dict[str, int],
+    chantiers: list[dict[str, Any]],
+    partners_rows: list[dict[str, Any]],
+    *,
+    scale: float,
+    password_hash: str,
+    fake_name: Callable[[], tuple[str, str]],
+    summary: SeedSummary,
+) -> list[dict[str, Any]]:
+    """Admin, national PHC team, coordination and chargé·es per territory, a CIP/ESP per
+    chantier, a contact per partner (names drawn in this order: the seed depends on it)."""
     staff: list[dict[str, Any]] = []
 
     def add_staff(email: str, role: str, **kw: Any) -> None:
@@ -372,138 +373,232 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
     for row in partners_rows:
         add_staff(f"contact.{row['code']}@{MAIL_DOMAIN}", "partner_contact", partner_id=row["id"])
 
+    return staff
+
+
+@dataclass
+class _People:
+    """Salarié·es, their identities and freins, drawn in a fixed order (the seed depends on
+    it): per programme the quotas, then per person their situation, identity and freins."""
+
+    rng: random.Random
+    seed: int
+    today: date
+    summary: SeedSummary
+    fake_name: Callable[[], tuple[str, str]]
+    cvg_p: dict[str, Any]
+    phc_p: dict[str, Any]
+    cvg_chantiers: list[dict[str, Any]]
+    phc_chantiers: list[dict[str, Any]]
+    terr_code_by_id: dict[int, str]
+    slugs: dict[str, list[str]]
+    people: list[dict[str, Any]] = field(default_factory=list)
+    identities: list[dict[str, Any]] = field(default_factory=list)
+    freins: list[dict[str, Any]] = field(default_factory=list)
+
+    def make(self, programme: str, n: int) -> None:
+        if programme == "cvg":
+            many = _quota(self.rng, n, self.cvg_p["share_with_3_to_7_freins"])
+            street = _quota(self.rng, n, self.cvg_p["share_with_street_history"])
+            long_street = [False] * n
+            no_res = _quota(self.rng, n, 0.05)  # assumed: CVG salarié·es are paid (CDDI)
+            pool = self.cvg_chantiers
+        else:
+            many = [False] * n
+            street = _quota(self.rng, n, self.phc_p["share_street_or_street_history"])
+            # Half of all PHC people have over two years of street, drawn among the street ones.
+            idx = [i for i in range(n) if street[i]]
+            self.rng.shuffle(idx)
+            long_set = set(idx[: round(self.phc_p["share_street_over_2_years"] * n)])
+            long_street = [i in long_set for i in range(n)]
+            no_res = _quota(self.rng, n, self.phc_p["share_without_resources_at_entry"])
+            pool = self.phc_chantiers
+        for i in range(n):
+            self._person(programme, pool, many[i], street[i], long_street[i], no_res[i])
+
+    def _person(
+        self,
+        programme: str,
+        pool: list[dict[str, Any]],
+        many: bool,
+        street: bool,
+        long_street: bool,
+        no_res: bool,
+    ) -> None:
+        pid = len(self.people) + 1
+        ch = self.rng.choice(pool)
+        terr = self.terr_code_by_id.get(ch["territory_id"]) if ch["territory_id"] else None
+        if long_street:
+            months = self.rng.randint(25, 180)
+        elif street:
+            months = self.rng.randint(1, 24) if programme == "cvg" else self.rng.randint(1, 24)
+        else:
+            months = 0
+        if months:
+            housing = _weighted(
+                self.rng,
+                [
+                    ("street", 0.45 if programme == "phc" else 0.2),
+                    ("emergency_shelter", 0.3),
+                    ("hosted_third_party", 0.15),
+                    ("integration_housing", 0.1),
+                    ("housed", 0.05 if programme == "phc" else 0.15),
+                ],
+            )
+        else:
+            housing = _weighted(
+                self.rng,
+                [("hosted_third_party", 0.35), ("housed", 0.55), ("integration_housing", 0.10)],
+            )
+        household = _weighted(self.rng, [(1, 0.7), (2, 0.1), (3, 0.1), (4, 0.07), (5, 0.03)])
+        children = self.rng.randint(0, household - 1) if household > 1 else 0
+        if programme == "cvg":
+            entry = self.today - timedelta(days=self.rng.randint(30, 5 * 365))
+            end = self.today + timedelta(days=self.rng.randint(-20, 400))
+            end = max(end, entry + timedelta(days=120))
+        else:
+            entry = self.today - timedelta(days=self.rng.randint(7, 330))
+            end = entry + timedelta(days=365)
+        flags = ""
+        if self.rng.random() < 0.06:
+            flags = self.rng.choice(["violence", "pregnancy", "leaving_hospital"])
+        self.people.append(
+            {
+                "id": pid,
+                "reference": pseudonym(pid, self.seed),
+                "external_ref": None,
+                "chantier_id": ch["id"],
+                "programme": programme,
+                "entry_date": entry,
+                "exit_date": None,
+                "programme_end": end,
+                "housing": housing,
+                "street_months": months,
+                "has_resources": not no_res,
+                "household_size": household,
+                "minor_children": children,
+                "rqth": self.rng.random() < (0.11 if terr == "nantes" else 0.08),
+                "vulnerability_flags": flags,
+                "health_urgency": False,
+                "version": 1,
+            }
+        )
+        first, last = self.fake_name()
+        self.identities.append(
+            {
+                "salarie_id": pid,
+                "first_name": first,
+                "last_name": last,
+                "birth_date": date(
+                    self.rng.randint(1960, 2004), self.rng.randint(1, 12), self.rng.randint(1, 28)
+                ),
+                "phone": f"06{self.rng.randint(0, 99_999_999):08d}",
+                "email": f"{first.lower()}.{last.lower()}.{pid}@exemple.fr".replace(" ", "-"),
+            }
+        )
+        self.summary.people[programme] += 1
+        self._freins(programme, pid, many, housing, entry)
+
+    def _freins(self, programme: str, pid: int, many: bool, housing: str, entry: date) -> None:
+        # Freins: count, then distinct slugs by domain weights (housing first when on
+        # the street).
+        if programme == "cvg":
+            k = self.rng.randint(3, 7) if many else self.rng.randint(1, 2)
+        else:
+            k = self.rng.randint(2, 6)
+        w_log = 0.45 if housing in ("street", "emergency_shelter", "hosted_third_party") else 0.15
+        chosen: set[str] = set()
+        while len(chosen) < k:
+            dom = _weighted(
+                self.rng,
+                [("logement", w_log), ("sante", 0.25), ("emploi", 0.3), ("transverse", 0.2)],
+            )
+            chosen.add(self.rng.choice(self.slugs[dom]))
+        for slug in sorted(chosen):
+            dom = next(d for d, s in self.slugs.items() if slug in s)
+            self.freins.append(
+                {
+                    "id": len(self.freins) + 1,
+                    "salarie_id": pid,
+                    "thematique": slug,
+                    "domain": dom,
+                    "status": "open",
+                    "identified_at": max(
+                        entry, self.today - timedelta(days=self.rng.randint(0, 120))
+                    ),
+                }
+            )
+            self.summary.freins_by_domain[dom] += 1
+
+
+def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 42) -> SeedSummary:
+    """Generate and insert the synthetic network into an empty database."""
+    if scale <= 0:
+        raise SeedError("l'échelle doit être strictement positive")
+    today = clock.today()
+    with db.engine.connect() as conn:
+        if conn.execute(select(func.count()).select_from(m.Territory)).scalar_one():
+            raise SeedError(
+                "la base contient déjà un réseau : relancez avec --reset pour le remplacer"
+            )
+
+    rng = random.Random(seed)
+    ref = reference_2024()
+    summary = SeedSummary()
+    password_hash = PasswordHasher().hash(DEMO_PASSWORD)
+
+    from faker.providers.person.fr_FR import Provider as FrNames
+
+    first_names = list(FrNames.first_names_female) + list(FrNames.first_names_male)
+    last_names = list(FrNames.last_names)
+
+    def fake_name() -> tuple[str, str]:
+        return rng.choice(first_names), rng.choice(last_names)
+
+    territories, tid, dept_of = _territory_rows(ref)
+    chantiers = _chantier_rows(ref, territories, tid, dept_of)
+    cvg_chantiers = [c for c in chantiers if c["carries_cvg"]]
+    phc_chantiers = [c for c in chantiers if c["carries_phc"]]
+    summary.territories = len(territories)
+    summary.chantiers = len(chantiers)
+    summary.chantiers_outside = sum(1 for c in chantiers if c["territory_id"] is None)
+    terr_code_by_id = {v: k for k, v in tid.items()}
+
+    partners_rows, offers_rows, pools_rows, units_rows = _catalogue_rows(tid, today, scale, summary)
+
+    staff = _staff_rows(
+        ref,
+        tid,
+        chantiers,
+        partners_rows,
+        scale=scale,
+        password_hash=password_hash,
+        fake_name=fake_name,
+        summary=summary,
+    )
+
     # --- salarié·es and freins -------------------------------------------------------------
     n_cvg = round(ref["programmes"]["cvg"]["salaries_accompanied_2024"] * scale)
     n_phc = round(ref["programmes"]["phc"]["salaries_accompanied_2024"] * scale)
     cvg_p, phc_p = ref["programmes"]["cvg"], ref["programmes"]["phc"]
     slugs = {d: slugs_of_domain(d) for d in ("emploi", "sante", "logement", "transverse")}
 
-    people: list[dict[str, Any]] = []
-    identities: list[dict[str, Any]] = []
-    freins: list[dict[str, Any]] = []
-
-    def make_people(programme: str, n: int) -> None:
-        if programme == "cvg":
-            many = _quota(rng, n, cvg_p["share_with_3_to_7_freins"])
-            street = _quota(rng, n, cvg_p["share_with_street_history"])
-            long_street = [False] * n
-            no_res = _quota(rng, n, 0.05)  # assumed: CVG salarié·es are paid (CDDI)
-            pool = cvg_chantiers
-        else:
-            many = [False] * n
-            street = _quota(rng, n, phc_p["share_street_or_street_history"])
-            # Half of all PHC people have over two years of street: drawn among the street ones.
-            idx = [i for i in range(n) if street[i]]
-            rng.shuffle(idx)
-            long_set = set(idx[: round(phc_p["share_street_over_2_years"] * n)])
-            long_street = [i in long_set for i in range(n)]
-            no_res = _quota(rng, n, phc_p["share_without_resources_at_entry"])
-            pool = phc_chantiers
-        for i in range(n):
-            pid = len(people) + 1
-            ch = rng.choice(pool)
-            terr = terr_code_by_id.get(ch["territory_id"]) if ch["territory_id"] else None
-            if long_street[i]:
-                months = rng.randint(25, 180)
-            elif street[i]:
-                months = rng.randint(1, 24) if programme == "cvg" else rng.randint(1, 24)
-            else:
-                months = 0
-            if months:
-                housing = _weighted(
-                    rng,
-                    [
-                        ("street", 0.45 if programme == "phc" else 0.2),
-                        ("emergency_shelter", 0.3),
-                        ("hosted_third_party", 0.15),
-                        ("integration_housing", 0.1),
-                        ("housed", 0.05 if programme == "phc" else 0.15),
-                    ],
-                )
-            else:
-                housing = _weighted(
-                    rng,
-                    [("hosted_third_party", 0.35), ("housed", 0.55), ("integration_housing", 0.10)],
-                )
-            household = _weighted(rng, [(1, 0.7), (2, 0.1), (3, 0.1), (4, 0.07), (5, 0.03)])
-            children = rng.randint(0, household - 1) if household > 1 else 0
-            if programme == "cvg":
-                entry = today - timedelta(days=rng.randint(30, 5 * 365))
-                end = today + timedelta(days=rng.randint(-20, 400))
-                end = max(end, entry + timedelta(days=120))
-            else:
-                entry = today - timedelta(days=rng.randint(7, 330))
-                end = entry + timedelta(days=365)
-            flags = ""
-            if rng.random() < 0.06:
-                flags = rng.choice(["violence", "pregnancy", "leaving_hospital"])
-            people.append(
-                {
-                    "id": pid,
-                    "reference": pseudonym(pid, seed),
-                    "external_ref": None,
-                    "chantier_id": ch["id"],
-                    "programme": programme,
-                    "entry_date": entry,
-                    "exit_date": None,
-                    "programme_end": end,
-                    "housing": housing,
-                    "street_months": months,
-                    "has_resources": not no_res[i],
-                    "household_size": household,
-                    "minor_children": children,
-                    "rqth": rng.random() < (0.11 if terr == "nantes" else 0.08),
-                    "vulnerability_flags": flags,
-                    "health_urgency": False,
-                    "version": 1,
-                }
-            )
-            first, last = fake_name()
-            identities.append(
-                {
-                    "salarie_id": pid,
-                    "first_name": first,
-                    "last_name": last,
-                    "birth_date": date(
-                        rng.randint(1960, 2004), rng.randint(1, 12), rng.randint(1, 28)
-                    ),
-                    "phone": f"06{rng.randint(0, 99_999_999):08d}",
-                    "email": f"{first.lower()}.{last.lower()}.{pid}@exemple.fr".replace(" ", "-"),
-                }
-            )
-            summary.people[programme] += 1
-            # Freins: count, then distinct slugs by domain weights (housing first when on
-            # the street).
-            if programme == "cvg":
-                k = rng.randint(3, 7) if many[i] else rng.randint(1, 2)
-            else:
-                k = rng.randint(2, 6)
-            w_log = (
-                0.45 if housing in ("street", "emergency_shelter", "hosted_third_party") else 0.15
-            )
-            chosen: set[str] = set()
-            while len(chosen) < k:
-                dom = _weighted(
-                    rng,
-                    [("logement", w_log), ("sante", 0.25), ("emploi", 0.3), ("transverse", 0.2)],
-                )
-                chosen.add(rng.choice(slugs[dom]))
-            for slug in sorted(chosen):
-                dom = next(d for d, s in slugs.items() if slug in s)
-                freins.append(
-                    {
-                        "id": len(freins) + 1,
-                        "salarie_id": pid,
-                        "thematique": slug,
-                        "domain": dom,
-                        "status": "open",
-                        "identified_at": max(entry, today - timedelta(days=rng.randint(0, 120))),
-                    }
-                )
-                summary.freins_by_domain[dom] += 1
-
-    make_people("cvg", n_cvg)
-    make_people("phc", n_phc)
+    maker = _People(
+        rng,
+        seed,
+        today,
+        summary,
+        fake_name,
+        cvg_p,
+        phc_p,
+        cvg_chantiers,
+        phc_chantiers,
+        terr_code_by_id,
+        slugs,
+    )
+    maker.make("cvg", n_cvg)
+    maker.make("phc", n_phc)
+    people, identities, freins = maker.people, maker.identities, maker.freins
 
     now = clock.now()
     for rows in (people, freins, staff):

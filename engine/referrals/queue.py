@@ -225,7 +225,6 @@ def list_queue(
     limit: int = 50,
 ) -> QueuePage:
     """One page of the user's queue, in scope, filtered and sorted, with a keyset cursor."""
-    R = m.Referral
     limit = max(1, min(limit, MAX_LIMIT))
     state = filters.state or "open"
     scope = referral_scope(user)
@@ -235,6 +234,24 @@ def list_queue(
         # them all; hiding the scope from its index choice makes it walk the partial index of
         # open referrals in page order instead, reading about 50 / (share in scope) rows.
         scope = func.coalesce(scope, False)
+    conds = _conditions(user, filters, state, scope)
+    raw = _fetch(session, conds, sort, after, limit + 1)
+    rows = [_queue_row(r, now) for r in raw[: limit + 1]]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        key = {"priority": last.priority, "due": last.due_at, "age": last.created_at}[sort]
+        next_cursor = encode_cursor([key, last.id])
+    if user.role == "partner_contact":  # the fields of its case page, no more
+        for row in rows:
+            row.chantier = row.programme = row.priority = row.owner_user_id = None
+    return QueuePage(rows=rows, next_cursor=next_cursor)
+
+
+def _conditions(user: m.StaffUser, filters: QueueFilters, state: str, scope: Any) -> list[Any]:
+    """The WHERE terms of the queue: scope, state, then each filter the user set."""
+    R = m.Referral
     conds: list[Any] = [scope]
     if state == "open":
         conds.append(R.state.in_(_open_states()))
@@ -261,15 +278,21 @@ def list_queue(
             R.chantier_id
             == select(m.Chantier.id).where(m.Chantier.code == filters.chantier).scalar_subquery()
         )
+    return conds
+
+
+def _fetch(session: Session, conds: list[Any], sort: str, after: str | None, n: int) -> Any:
+    """At most ``n`` rows after the cursor, in the sort's order."""
+    R = m.Referral
     if sort == "priority":
         if after:
             p, i = decode_cursor(after)
             if not isinstance(p, int):
                 raise BadCursor("curseur de pagination invalide")
             conds.append(tuple_(R.priority, R.id) < tuple_(literal(p), literal(i)))
-        raw = session.execute(_page(conds, [R.priority.desc(), R.id.desc()], limit + 1)).all()
+        raw = session.execute(_page(conds, [R.priority.desc(), R.id.desc()], n)).all()
     elif sort == "due":
-        raw = _due_page(session, conds, after, limit + 1)
+        raw = _due_page(session, conds, after, n)
     else:  # age: oldest first
         if after:
             c, i = decode_cursor(after)
@@ -279,36 +302,42 @@ def list_queue(
             conds.append(
                 tuple_(R.created_at, R.id) > tuple_(literal(created, R.created_at.type), literal(i))
             )
-        raw = session.execute(_page(conds, [R.created_at.asc(), R.id.asc()], limit + 1)).all()
-    rows = []
-    for r in raw[: limit + 1]:
-        due = as_utc(r[10]) if r[10] is not None else None
-        rows.append(
-            QueueRow(
-                id=r[0],
-                reference=r[1],
-                thematique=r[2],
-                domain=r[3],
-                territory=r[4],
-                territory_name=r[5],
-                chantier=r[6],
-                programme=r[7],
-                state=r[8],
-                priority=r[9],
-                due_at=due,
-                created_at=as_utc(r[11]),
-                version=r[12],
-                owner_user_id=r[13],
-                overdue=bool(due is not None and due < now and r[8] in DEADLINE_STATES),
-            )
-        )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        key = {"priority": last.priority, "due": last.due_at, "age": last.created_at}[sort]
-        next_cursor = encode_cursor([key, last.id])
-    if user.role == "partner_contact":  # the fields of its case page, no more
-        for row in rows:
-            row.chantier = row.programme = row.priority = row.owner_user_id = None
-    return QueuePage(rows=rows, next_cursor=next_cursor)
+        raw = session.execute(_page(conds, [R.created_at.asc(), R.id.asc()], n)).all()
+    return raw
+
+
+def _queue_row(r: Any, now: datetime) -> QueueRow:
+    (
+        rid,
+        reference,
+        thematique,
+        domain,
+        territory,
+        territory_name,
+        chantier,
+        programme,
+        state,
+        priority,
+        due_at,
+        created_at,
+        version,
+        owner,
+    ) = r  # the columns of _page, in order
+    due = as_utc(due_at) if due_at is not None else None
+    return QueueRow(
+        id=rid,
+        reference=reference,
+        thematique=thematique,
+        domain=domain,
+        territory=territory,
+        territory_name=territory_name,
+        chantier=chantier,
+        programme=programme,
+        state=state,
+        priority=priority,
+        due_at=due,
+        created_at=as_utc(created_at),
+        version=version,
+        owner_user_id=owner,
+        overdue=bool(due is not None and due < now and state in DEADLINE_STATES),
+    )

@@ -17,7 +17,6 @@ from engine.domain.clock import Clock
 from engine.intake.run import run_intake
 from engine.network.seed import DEMO_PASSWORD, MAIL_DOMAIN, seed_network
 from engine.referrals.actions import Actor, transition
-from engine.referrals.case_file import read_case_file
 from engine.store import models as m
 from engine.store.db import Database, unit_of_work
 from engine.store.settings import Settings
@@ -129,27 +128,16 @@ def fresh_referral(world: World, *, state: str = "new", territory: str = "paris"
 
 
 def waitlist_some(world: World, n: int = 6) -> list[int]:
-    """Take and waitlist ``n`` Paris logement referrals on a pool their offers feed."""
+    """Take and waitlist up to ``n`` fresh Paris logement referrals on a pool their offers
+    feed (through the door: ``tests.support.situations.waitlisted_for``)."""
+    from tests.support.situations import NoSituation, waitlisted_for
+
     done: list[int] = []
-    with unit_of_work(world.db) as s:
-        admin = s.scalar(select(m.StaffUser).where(m.StaffUser.role == "national_admin"))
-        paris = s.scalar(select(m.Territory.id).where(m.Territory.code == "paris"))
-        for rid in s.scalars(
-            select(m.Referral.id).where(m.Referral.state == "new", m.Referral.domain == "logement",
-                                        m.Referral.territory_id == paris)
-            .order_by(m.Referral.id)
-        ).all():  # fmt: skip
-            if rid in world.used:
-                continue
-            case = read_case_file(s, admin, rid, now=world.clock.now())
-            if case and case.pools:
-                world.used.add(rid)
-                transition(s, world.settings, rid, "take", actor=Actor.of(admin), clock=world.clock)
-                transition(s, world.settings, rid, "waitlist", actor=Actor.of(admin),
-                           clock=world.clock, pool_id=case.pools[0].id)  # fmt: skip
-                done.append(rid)
-            if len(done) >= n:
-                break
+    for _ in range(n):
+        try:
+            done.append(waitlisted_for(world)[0])
+        except NoSituation:
+            break
     return done
 
 
