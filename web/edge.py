@@ -113,11 +113,9 @@ class EdgeMiddleware:
             )
             await send({"type": "http.response.body", "body": body})
 
-        raw_target = scope.get("raw_path") or scope.get("path", "").encode()
-        if any(
-            marker in raw_target + b"?" + scope.get("query_string", b"") for marker in NUL_MARKERS
-        ) or "\x00" in scope.get("path", ""):
-            await refuse(422, "L'adresse contient un caractère interdit (octet nul).")
+        refusal = _refusal_of_target(scope)
+        if refusal is not None:
+            await refuse(422, refusal)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
@@ -134,18 +132,9 @@ class EdgeMiddleware:
             if len(body) > self.max_body_bytes:
                 await refuse(413, self._too_large())
                 return
-        ctype = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
-        markers = [b"\x00"]
-        if b"urlencoded" in ctype:
-            markers.append(b"%00")  # a NUL typed in a form (a literal "%00" is sent as %2500)
-        if b"json" in ctype:
-            markers.append(b"\\u0000")
-        if any(marker in body for marker in markers):
-            await refuse(
-                422,
-                "Le formulaire contient un caractère interdit (octet nul) : "
-                "rien n'a été enregistré.",
-            )
+        refusal = _refusal_of_body(scope, body)
+        if refusal is not None:
+            await refuse(422, refusal)
             return
         replayed = False
 
@@ -179,3 +168,26 @@ class EdgeMiddleware:
             f"L'envoi dépasse la taille autorisée ({self.max_body_bytes // 1000} ko) : "
             "rien n'a été enregistré."
         )
+
+
+def _refusal_of_target(scope: Scope) -> str | None:
+    """A NUL byte in the path or the query, encoded or not: the French refusal, or None."""
+    raw_target = scope.get("raw_path") or scope.get("path", "").encode()
+    if any(
+        marker in raw_target + b"?" + scope.get("query_string", b"") for marker in NUL_MARKERS
+    ) or "\x00" in scope.get("path", ""):
+        return "L'adresse contient un caractère interdit (octet nul)."
+    return None
+
+
+def _refusal_of_body(scope: Scope, body: bytes) -> str | None:
+    """A NUL byte in the body, as the content type spells it: the French refusal, or None."""
+    ctype = dict(scope.get("headers", [])).get(b"content-type", b"").lower()
+    markers = [b"\x00"]
+    if b"urlencoded" in ctype:
+        markers.append(b"%00")  # a NUL typed in a form (a literal "%00" is sent as %2500)
+    if b"json" in ctype:
+        markers.append(b"\\u0000")
+    if any(marker in body for marker in markers):
+        return "Le formulaire contient un caractère interdit (octet nul) : rien n'a été enregistré."
+    return None

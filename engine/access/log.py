@@ -5,16 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import (
-    func,
-    select,
-)
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.access.permissions import can
 from engine.domain.clock import as_utc
 from engine.domain.errors import Forbidden
 from engine.store import models as m
+
+
+def record_read(
+    session: Session,
+    reader: m.StaffUser,
+    salarie_id: int,
+    *,
+    at: datetime,
+    purpose: str,
+    with_identity: bool,
+) -> None:
+    """One row per read of a case file: who, which person, when, why, identity shown or not.
+    The caller's unit of work commits it with the read."""
+    session.add(
+        m.AccessLog(
+            user_id=reader.id,
+            reader=reader.display_name[:80],
+            salarie_id=salarie_id,
+            at=at,
+            purpose=purpose,
+            with_identity=with_identity,
+        )
+    )
 
 
 @dataclass

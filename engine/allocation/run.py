@@ -37,6 +37,7 @@ from engine.store.db import Database, unit_of_work
 from engine.store.settings import Settings
 from matching.allocation import (
     AllocationProblem,
+    AllocationResult,
     Candidate,
     Option,
     Pin,
@@ -252,23 +253,29 @@ def run_allocation(
     return report
 
 
-def _solve_and_store(
-    session: Session,
-    settings: Settings,
-    run: m.AllocationRun,
-    *,
-    territory: str | None,
-    dry_run: bool,
-    alpha: float,
-    time_limit_s: float,
-    clock: Clock,
-) -> AllocationReport:
-    now = clock.now()
+@dataclass
+class _Snapshot:
+    """What one allocation run reads: pools and their free units, the waiting referrals,
+    their people, the pending proposals (pins) and each offer's rules."""
+
+    terr_code: dict[int, str]
+    pools: list[m.SlotPool]
+    offers: dict[int, m.Offer]
+    used: dict[int, int]
+    names: dict[int, str]
+    referrals: list[m.Referral]
+    people: dict[int, m.Salarie]
+    open_counts: dict[int, int]
+    pending: dict[int, m.AllocationProposal]
+    rules: dict[int, tuple[Rule, ...]]
+
+
+def _snapshot(session: Session, territory: str | None) -> _Snapshot:
     terr_code = dict(session.execute(select(m.Territory.id, m.Territory.code)).all())
     terr_id = {v: k for k, v in terr_code.items()}
     if territory is not None and territory not in terr_id:
         raise Refused(f"territoire inconnu : « {territory[:40]} »")
-    pools = session.scalars(select(m.SlotPool).order_by(m.SlotPool.id)).all()
+    pools = list(session.scalars(select(m.SlotPool).order_by(m.SlotPool.id)).all())
     offers = {o.id: o for o in session.scalars(select(m.Offer)).all()}
     used = dict(
         session.execute(
@@ -283,21 +290,15 @@ def _solve_and_store(
     # Pools keep their pending proposals as pins: remaining = capacity - validated units.
     # The solver knows pools by their (unique) display names, so its French explanations
     # read "Place attribuée dans CDC Habitat — …" without any rewriting.
-    names: dict[int, str] = {}
     seen: Counter[str] = Counter(p.name for p in pools)
-    for p in pools:
-        names[p.id] = p.name if seen[p.name] == 1 else f"{p.name} (n° {p.id})"
+    names = {p.id: p.name if seen[p.name] == 1 else f"{p.name} (n° {p.id})" for p in pools}
     q = select(m.Referral).where(m.Referral.state.in_(("waitlisted", "proposed")))
     if territory is not None:
         q = q.where(m.Referral.territory_id == terr_id[territory])
-    referrals = session.scalars(q.order_by(m.Referral.id)).all()
+    referrals = list(session.scalars(q.order_by(m.Referral.id)).all())
+    ids = {r.salarie_id for r in referrals}
     people = (
-        {
-            s.id: s
-            for s in session.scalars(
-                select(m.Salarie).where(m.Salarie.id.in_({r.salarie_id for r in referrals}))
-            ).all()
-        }
+        {s.id: s for s in session.scalars(select(m.Salarie).where(m.Salarie.id.in_(ids))).all()}
         if referrals
         else {}
     )
@@ -321,61 +322,70 @@ def _solve_and_store(
     rules = {
         oid: tuple(Rule.model_validate(r) for r in (o.rules or [])) for oid, o in offers.items()
     }
+    return _Snapshot(
+        terr_code, pools, offers, used, names, referrals, people, open_counts, pending, rules
+    )
 
+
+@dataclass
+class _Built:
+    problem: AllocationProblem
+    by_id: dict[str, m.Referral]
+    weight_of: dict[tuple[str, str], int]
+    pinned: set[tuple[str, str]]
+
+
+def _build_problem(snap: _Snapshot, *, alpha: float, time_limit_s: float) -> _Built:
+    """Candidates, their eligible options (weight: priority then fit), pins and the French
+    reason of those no pool accepts."""
     cand_list: list[Candidate] = []
     options: list[Option] = []
     pins: list[Pin] = []
     ineligible: dict[str, str] = {}
     by_id: dict[str, m.Referral] = {}
-    for r in referrals:
-        person = people[r.salarie_id]
-        code = terr_code.get(r.territory_id) if r.territory_id else None
-        facts = _facts(person, code, open_counts.get(person.id, 1))
+    for r in snap.referrals:
+        person = snap.people[r.salarie_id]
+        code = snap.terr_code.get(r.territory_id) if r.territory_id else None
+        facts = _facts(person, code, snap.open_counts.get(person.id, 1))
         cid = str(r.id)
         by_id[cid] = r
         cand_list.append(Candidate(cid, r.priority, code))
         reasons = []
-        for p in pools:
-            offer = offers[p.offer_id]
+        for p in snap.pools:
+            offer = snap.offers[p.offer_id]
             if not any(covers(t, r.thematique) for t in offer.thematiques) and p.id != r.pool_id:
                 continue
             if p.scope is not None and code not in p.scope:
                 continue
-            verdict = evaluate(rules[offer.id], facts)
+            verdict = evaluate(snap.rules[offer.id], facts)
+            name = snap.names[p.id]
             if not verdict.eligible:
-                reasons.append(
-                    f"{names[p.id]} : {verdict.failed[0].label}" if verdict.failed else names[p.id]
-                )
+                reasons.append(f"{name} : {verdict.failed[0].label}" if verdict.failed else name)
                 continue
             fit = (FIT_CHOSEN_POOL if p.id == r.pool_id else 0) + (
                 FIT_HOME_POOL if p.territory_id == r.territory_id and p.territory_id else 0
             )
-            options.append(
-                Option(
-                    cid,
-                    names[p.id],
-                    lexicographic_weights(r.priority, fit, MAX_FIT),
-                    units_for(p, person),
-                )
-            )
-        if r.state == "proposed" and r.id in pending:
-            pinned_pool = pending[r.id].pool_id
-            pins.append(Pin(cid, names.get(pinned_pool, str(pinned_pool))))
+            weight = lexicographic_weights(r.priority, fit, MAX_FIT)
+            options.append(Option(cid, name, weight, units_for(p, person)))
+        if r.state == "proposed" and r.id in snap.pending:
+            pinned_pool = snap.pending[r.id].pool_id
+            pins.append(Pin(cid, snap.names.get(pinned_pool, str(pinned_pool))))
         if reasons:
             ineligible[cid] = "Non éligible : " + " ; ".join(reasons) + "."
     # Candidates with an option keep the solver's reason; the others get the rule that
     # excluded them.
     has_option = {o.candidate for o in options}
     ineligible = {k: v for k, v in ineligible.items() if k not in has_option}
+    free = [
+        Pool(
+            snap.names[p.id],
+            max(0, p.capacity - snap.used.get(p.id, 0)),
+            snap.terr_code.get(p.territory_id) if p.territory_id else None,
+        )
+        for p in snap.pools
+    ]
     problem = AllocationProblem(
-        pools=tuple(
-            Pool(
-                names[p.id],
-                max(0, p.capacity - used.get(p.id, 0)),
-                terr_code.get(p.territory_id) if p.territory_id else None,
-            )
-            for p in pools
-        ),
+        pools=tuple(free),
         candidates=tuple(cand_list),
         options=tuple(options),
         pinned=tuple(pins),
@@ -384,81 +394,158 @@ def _solve_and_store(
         num_workers=1,
         ineligible=ineligible,
     )
-    digest = _digest(problem)
-    result = solve(problem)
-    pool_named = {names[p.id]: p for p in pools}
     weight_of = {(o.candidate, o.pool): o.weight for o in options}
+    return _Built(problem, by_id, weight_of, {(p.candidate, p.pool) for p in pins})
 
-    explanations: dict[str, str] = {}
+
+def _explanations(result: AllocationResult, by_id: dict[str, m.Referral]) -> dict[str, str]:
+    """The solver's French sentence, then the points that made the priority."""
+    out: dict[str, str] = {}
     for cid, text in result.explanations.items():
         r = by_id[cid]
         points = " + ".join(
             f"{line[2]} ({line[1].split(' :')[0].lower()})" for line in (r.priority_breakdown or [])
         )
-        explanations[cid] = (
-            f"{text} Détail des points : {points or 'aucun critère'} = {r.priority}."
-        )
+        out[cid] = f"{text} Détail des points : {points or 'aucun critère'} = {r.priority}."
+    return out
+
+
+def _solve_and_store(
+    session: Session,
+    settings: Settings,
+    run: m.AllocationRun,
+    *,
+    territory: str | None,
+    dry_run: bool,
+    alpha: float,
+    time_limit_s: float,
+    clock: Clock,
+) -> AllocationReport:
+    snap = _snapshot(session, territory)
+    built = _build_problem(snap, alpha=alpha, time_limit_s=time_limit_s)
+    digest = _digest(built.problem)
+    result = solve(built.problem)
+    explanations = _explanations(result, built.by_id)
     proposals_by_pool: Counter[str] = Counter()
-    pinned = {(p.candidate, p.pool) for p in pins}
-    coord_counts: Counter[int] = Counter()
     if not dry_run and result.status in ("optimal", "feasible"):
-        expires = now + timedelta(days=settings.proposal_expiry_days)
-        for cid, pid in result.assignments:
-            if (cid, pid) in pinned:
-                continue
-            r = by_id[cid]
-            pool = pool_named[pid]
-            person = people[r.salarie_id]
-            prop = m.AllocationProposal(
-                run_id=run.id,
-                referral_id=r.id,
-                pool_id=pool.id,
-                units=units_for(pool, person),
-                weight=weight_of[(cid, pid)],
-                priority=r.priority,
-                explanation=explanations[cid],
-                status="proposed",
-                expires_at=expires,
-            )
-            session.add(prop)
-            session.flush()
-            apply_transition(
-                session,
-                settings,
-                r,
-                "propose",
-                actor=ACTOR,
-                clock=clock,
-                proposal=prop,
-                note=f"exécution n° {run.id}",
-            )
-            proposals_by_pool[names[pool.id]] += 1
-            if r.territory_id:
-                for coord in _coordinators(session, r.territory_id):
-                    coord_counts[coord.id] += 1
+        coord_counts = _store_proposals(
+            session,
+            settings,
+            run,
+            snap,
+            built,
+            result,
+            explanations,
+            proposals_by_pool,
+            clock=clock,
+        )
+        _notify_coordinators(session, settings, run.id, coord_counts, now=clock.now())
     elif dry_run:
         for cid, pid in result.assignments:
-            if (cid, pid) not in pinned:
+            if (cid, pid) not in built.pinned:
                 proposals_by_pool[pid] += 1
-    _notify_coordinators(session, settings, run.id, coord_counts, now=now)
+    _finish_run(run, result, snap, proposals_by_pool, explanations, digest, clock=clock)
+    waiting = sum(1 for r in snap.referrals if r.state == "waitlisted") - (
+        0 if dry_run else sum(proposals_by_pool.values())
+    )
+    return AllocationReport(
+        run_id=run.id,
+        status=result.status,
+        solver=result.solver,
+        time_s=run.time_s or 0.0,
+        dry_run=dry_run,
+        proposals_by_pool=dict(proposals_by_pool),
+        waiting=max(0, waiting),
+        candidates=len(built.problem.candidates),
+        worst_fill_ratio=result.stats.get("worst_fill_ratio"),
+        worst_share_ratio=result.stats.get("worst_share_ratio"),
+        envy=len(result.envy),
+        message=result.message,
+        envy_causes=dict(Counter(e.cause for e in result.envy)),
+    )
+
+
+def _store_proposals(
+    session: Session,
+    settings: Settings,
+    run: m.AllocationRun,
+    snap: _Snapshot,
+    built: _Built,
+    result: AllocationResult,
+    explanations: dict[str, str],
+    proposals_by_pool: Counter[str],
+    *,
+    clock: Clock,
+) -> Counter[int]:
+    """One proposal per new assignment, through the door (``propose``); the coordinators
+    of each territory are counted for their "proposals to validate" mail."""
+    pool_named = {snap.names[p.id]: p for p in snap.pools}
+    coord_counts: Counter[int] = Counter()
+    expires = clock.now() + timedelta(days=settings.proposal_expiry_days)
+    for cid, pid in result.assignments:
+        if (cid, pid) in built.pinned:
+            continue
+        r = built.by_id[cid]
+        pool = pool_named[pid]
+        prop = m.AllocationProposal(
+            run_id=run.id,
+            referral_id=r.id,
+            pool_id=pool.id,
+            units=units_for(pool, snap.people[r.salarie_id]),
+            weight=built.weight_of[(cid, pid)],
+            priority=r.priority,
+            explanation=explanations[cid],
+            status="proposed",
+            expires_at=expires,
+        )
+        session.add(prop)
+        session.flush()
+        apply_transition(
+            session,
+            settings,
+            r,
+            "propose",
+            actor=ACTOR,
+            clock=clock,
+            proposal=prop,
+            note=f"exécution n° {run.id}",
+        )
+        proposals_by_pool[snap.names[pool.id]] += 1
+        if r.territory_id:
+            for coord in _coordinators(session, r.territory_id):
+                coord_counts[coord.id] += 1
+    return coord_counts
+
+
+def _finish_run(
+    run: m.AllocationRun,
+    result: AllocationResult,
+    snap: _Snapshot,
+    proposals_by_pool: Counter[str],
+    explanations: dict[str, str],
+    digest: str,
+    *,
+    clock: Clock,
+) -> None:
+    """The run's status, figures per pool, envy cases and explanations; frees the
+    one-running-run slot."""
+    st = result.stats.get("per_pool", {})
     by_pool = []
-    for p in pools:
-        st = result.stats.get("per_pool", {})
-        entry = st.get(names[p.id], {}) if isinstance(st, dict) else {}
+    for p in snap.pools:
+        name = snap.names[p.id]
+        entry = st.get(name, {}) if isinstance(st, dict) else {}
+        entry = entry if isinstance(entry, dict) else {}
+        waiting = sum(1 for r in snap.referrals if r.pool_id == p.id and r.state == "waitlisted")
         by_pool.append(
             {
                 "pool_id": p.id,
-                "name": names[p.id],
+                "name": name,
                 "capacity": p.capacity,
-                "used": used.get(p.id, 0),
-                "proposed": proposals_by_pool.get(names[p.id], 0),
-                "waiting": sum(
-                    1 for r in referrals if r.pool_id == p.id and r.state == "waitlisted"
-                ),
-                "cutoff": entry.get("cutoff_priority") if isinstance(entry, dict) else None,
-                "worst_fill_ratio": entry.get("worst_fill_ratio")
-                if isinstance(entry, dict)
-                else None,
+                "used": snap.used.get(p.id, 0),
+                "proposed": proposals_by_pool.get(name, 0),
+                "waiting": waiting,
+                "cutoff": entry.get("cutoff_priority"),
+                "worst_fill_ratio": entry.get("worst_fill_ratio"),
             }
         )
     run.status = result.status
@@ -469,33 +556,10 @@ def _solve_and_store(
     run.running_lock = run.id  # release the "one running run" slot
     run.stats = {k: v for k, v in result.stats.items() if k != "per_pool"} | {"by_pool": by_pool}
     run.stats["envy_cases"] = [
-        {
-            "candidate": e.candidate,
-            "pool": e.pool,
-            "envied": e.envied,
-            "cause": e.cause,
-        }
+        {"candidate": e.candidate, "pool": e.pool, "envied": e.envied, "cause": e.cause}
         for e in result.envy
     ]
     run.explanations = explanations
-    waiting = sum(1 for r in referrals if r.state == "waitlisted") - (
-        0 if dry_run else sum(proposals_by_pool.values())
-    )
-    return AllocationReport(
-        run_id=run.id,
-        status=result.status,
-        solver=result.solver,
-        time_s=run.time_s,
-        dry_run=dry_run,
-        proposals_by_pool=dict(proposals_by_pool),
-        waiting=max(0, waiting),
-        candidates=len(cand_list),
-        worst_fill_ratio=result.stats.get("worst_fill_ratio"),
-        worst_share_ratio=result.stats.get("worst_share_ratio"),
-        envy=len(result.envy),
-        message=result.message,
-        envy_causes=dict(Counter(e.cause for e in result.envy)),
-    )
 
 
 def _digest(problem: AllocationProblem) -> str:

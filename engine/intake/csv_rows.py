@@ -389,6 +389,57 @@ def _parse_record(
     freins = get("freins", lambda v: _freins(v, line, result))
     identity = _identity(line, cell, errors)
 
+    errors += _cross_checks(
+        line,
+        chantiers,
+        entry=entry,
+        exit_=exit_,
+        size=size,
+        children=children,
+        chantier=chantier,
+        programme=programme,
+        identity=identity,
+    )
+    if errors:
+        result.errors.extend(errors)
+        return None
+    assert isinstance(reference, str) and isinstance(chantier, str)
+    assert isinstance(programme, str) and isinstance(entry, date) and isinstance(housing, str)
+    assert isinstance(street, int) and isinstance(size, int) and isinstance(children, int)
+    assert isinstance(flags, frozenset) and isinstance(freins, tuple)
+    return SalarieRow(
+        line=line,
+        reference=reference,
+        chantier=chantier,
+        programme=programme,
+        entry_date=entry,
+        exit_date=exit_ if isinstance(exit_, date) else None,
+        housing=housing,
+        street_months=street,
+        has_resources=bool(resources),
+        household_size=size,
+        minor_children=children,
+        rqth=bool(rqth),
+        vulnerability_flags=flags,
+        freins=freins,
+        identity=identity,
+    )
+
+
+def _cross_checks(
+    line: int,
+    chantiers: dict[str, frozenset[str] | None],
+    *,
+    entry: object,
+    exit_: object,
+    size: object,
+    children: object,
+    chantier: object,
+    programme: object,
+    identity: Identity | None,
+) -> list[ImportError_]:
+    """The checks that read several cells of the row (each cell already parsed or None)."""
+    errors: list[ImportError_] = []
     if isinstance(entry, date) and isinstance(exit_, date) and exit_ < entry:
         errors.append(
             ImportError_(
@@ -425,30 +476,7 @@ def _parse_record(
         errors.append(
             ImportError_(line, "date_naissance", "la date de naissance suit la date d'entrée")
         )
-    if errors:
-        result.errors.extend(errors)
-        return None
-    assert isinstance(reference, str) and isinstance(chantier, str)
-    assert isinstance(programme, str) and isinstance(entry, date) and isinstance(housing, str)
-    assert isinstance(street, int) and isinstance(size, int) and isinstance(children, int)
-    assert isinstance(flags, frozenset) and isinstance(freins, tuple)
-    return SalarieRow(
-        line=line,
-        reference=reference,
-        chantier=chantier,
-        programme=programme,
-        entry_date=entry,
-        exit_date=exit_ if isinstance(exit_, date) else None,
-        housing=housing,
-        street_months=street,
-        has_resources=bool(resources),
-        household_size=size,
-        minor_children=children,
-        rqth=bool(rqth),
-        vulnerability_flags=flags,
-        freins=freins,
-        identity=identity,
-    )
+    return errors
 
 
 def _required(parse: Callable[[str], object]) -> Callable[[str], object]:

@@ -13,7 +13,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -531,6 +531,33 @@ class _People:
             self.summary.freins_by_domain[dom] += 1
 
 
+def _write_network(
+    db: Database,
+    tables: list[tuple[type[m.Base], list[dict[str, Any]]]],
+    *,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Every table in one transaction, in dependency order, then the audit row of the seed."""
+    with db.engine.begin() as conn:
+        for model, rows in tables:
+            _bulk(conn, m.table_of(model), rows)
+        _fix_sequences(conn)
+        conn.execute(
+            insert(m.table_of(m.AuditLog)),
+            [
+                {
+                    "actor_label": "système : seed",
+                    "action": "seed",
+                    "object_type": "network",
+                    "object_id": None,
+                    "details": details,
+                    "at": now,
+                }
+            ],
+        )
+
+
 def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 42) -> SeedSummary:
     """Generate and insert the synthetic network into an empty database."""
     if scale <= 0:
@@ -605,30 +632,22 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
         for r in rows:
             r.setdefault("created_at", now)
 
-    with db.engine.begin() as conn:
-        _bulk(conn, m.Territory.__table__, territories)
-        _bulk(conn, m.Chantier.__table__, chantiers)
-        _bulk(conn, m.Partner.__table__, partners_rows)
-        _bulk(conn, m.Offer.__table__, offers_rows)
-        _bulk(conn, m.SlotPool.__table__, pools_rows)
-        _bulk(conn, m.SlotUnit.__table__, units_rows)
-        _bulk(conn, m.StaffUser.__table__, staff)
-        _bulk(conn, m.Salarie.__table__, people)
-        _bulk(conn, m.SalarieIdentity.__table__, identities)
-        _bulk(conn, m.Frein.__table__, freins)
-        _fix_sequences(conn)
-        conn.execute(
-            insert(m.table_of(m.AuditLog)),
-            [
-                {
-                    "actor_label": "système : seed",
-                    "action": "seed",
-                    "object_type": "network",
-                    "object_id": None,
-                    "details": {"scale": scale, "seed": seed, "today": today.isoformat()},
-                    "at": now,
-                }
-            ],
-        )
+    _write_network(
+        db,
+        [
+            (m.Territory, territories),
+            (m.Chantier, chantiers),
+            (m.Partner, partners_rows),
+            (m.Offer, offers_rows),
+            (m.SlotPool, pools_rows),
+            (m.SlotUnit, units_rows),
+            (m.StaffUser, staff),
+            (m.Salarie, people),
+            (m.SalarieIdentity, identities),
+            (m.Frein, freins),
+        ],
+        details={"scale": scale, "seed": seed, "today": today.isoformat()},
+        now=now,
+    )
     analyze(db)
     return summary

@@ -14,6 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from engine.access.log import record_read
 from engine.access.permissions import can, referral_scope
 from engine.domain.lifecycle import OPEN_STATES, Transition, allowed_actions
 from engine.store import models as m
@@ -74,15 +75,8 @@ def read_case_file(
     minimal = user.role == "partner_contact"
     with_identity = (not minimal) and can(user, "read_identity", ref)
     identity = session.get(m.SalarieIdentity, salarie.id) if with_identity else None
-    session.add(
-        m.AccessLog(
-            user_id=user.id,
-            reader=user.display_name[:80],
-            salarie_id=salarie.id,
-            at=now,
-            purpose=purpose,
-            with_identity=identity is not None,
-        )
+    record_read(
+        session, user, salarie.id, at=now, purpose=purpose, with_identity=identity is not None
     )
     case = CaseFile(
         referral=ref,
@@ -106,6 +100,16 @@ def read_case_file(
         and not salarie.health_urgency
         and can(user, "flag_health_urgency", ref)
     )
+    _load_history(session, user, case)
+    if case.actions:
+        _load_action_choices(session, case)
+    return case
+
+
+def _load_history(session: Session, user: m.StaffUser, case: CaseFile) -> None:
+    """The person's freins (those of the reader's domain for a chargé·e), their referrals in
+    the reader's scope, this referral's events and its open proposal."""
+    ref, salarie = case.referral, case.salarie
     freins = list(
         session.scalars(
             select(m.Frein).where(m.Frein.salarie_id == salarie.id).order_by(m.Frein.id)
@@ -137,9 +141,6 @@ def read_case_file(
             m.AllocationProposal.referral_id == ref.id, m.AllocationProposal.status == "proposed"
         )
     )
-    if case.actions:
-        _load_action_choices(session, case)
-    return case
 
 
 def _load_action_choices(session: Session, case: CaseFile) -> None:

@@ -137,12 +137,7 @@ def apply_transition(
         "new_owner_id": new_owner_id,
         "proposal": proposal,
     }
-    for name, value in payload.items():
-        if value is not None and name not in t.takes:
-            raise Refused(
-                f"le champ « {PAYLOAD_LABELS[name]} » ne s'applique pas à l'action "
-                f"« {t.label.lower()} »"
-            )
+    _check_payload(t, payload)
     note = clean_note(note)
     _check_actor(actor, t, referral)
     check_transition(
@@ -155,10 +150,8 @@ def apply_transition(
         pool_id=pool_id,
     )
     decides_proposal = "proposal" in t.takes
-    if decides_proposal and (
-        proposal is None or proposal.status != "proposed" or proposal.referral_id != referral.id
-    ):
-        raise TransitionError("cette proposition a déjà été traitée")
+    if decides_proposal:
+        _check_open_proposal(proposal, referral)
     now = clock.now()
     before = referral.state
     effect = _EFFECTS.get(action)
@@ -205,6 +198,21 @@ def apply_transition(
     )
     _AFTER.get(action, _nothing)(session, settings, referral, actor=actor, now=now, targets=targets)
     return referral
+
+
+def _check_payload(t: Transition, payload: dict[str, Any]) -> None:
+    """Refuse the stored fields the action does not take (a form cannot smuggle one in)."""
+    for name, value in payload.items():
+        if value is not None and name not in t.takes:
+            raise Refused(
+                f"le champ « {PAYLOAD_LABELS[name]} » ne s'applique pas à l'action "
+                f"« {t.label.lower()} »"
+            )
+
+
+def _check_open_proposal(proposal: m.AllocationProposal | None, referral: m.Referral) -> None:
+    if proposal is None or proposal.status != "proposed" or proposal.referral_id != referral.id:
+        raise TransitionError("cette proposition a déjà été traitée")
 
 
 # --- who may act ----------------------------------------------------------------------
