@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from engine.store.settings import Settings, load_settings
+from workflows.flows_cli import flows_app
 
 app = typer.Typer(
     help="Aiguillage : orientation des freins et attribution des places.", no_args_is_help=True
@@ -23,6 +24,7 @@ users_app = typer.Typer(help="Comptes utilisateurs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 app.add_typer(users_app, name="users")
+app.add_typer(flows_app, name="flows")
 
 
 def _settings() -> Settings:

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     proposal_expiry_days: int = 7
     digest_hour: int = 7
 
+    # Schedules of the deployments (workflows.deployments): a cron expression in
+    # Europe/Paris, an interval such as "30s", "15m", "2h", or "off".
+    schedule_intake: str = "15m"
+    schedule_notifications: str = "5m"
+    schedule_allocation: str = "0 6 * * 1"
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, with explicit overrides (tests, CLI flags)."""

@@ -1,0 +1,158 @@
+"""It runs by itself: a real ``prefect server start`` and ``aiguillage flows serve`` route new
+freins and deliver mails on their schedules, without anyone calling a command."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from engine.domain.clock import Clock
+from engine.network.seed import seed_network
+from engine.store import models as m
+from engine.store.db import Database
+from engine.store.migrate import upgrade
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def prefect_server(tmp_path):  # type: ignore[no-untyped-def]
+    """A Prefect server on a free loopback port, its own home and SQLite database."""
+    port = _free_port()
+    home = tmp_path / "prefect-home"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait(lambda: _healthy(url) or server.poll() is not None, 180, "the Prefect server")
+        assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+        yield {"url": url, "env": env, "db_file": tmp_path / "prefect.db"}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_flows_serve_routes_and_mails_on_their_schedules(prefect_server, smtp_server, tmp_path):
+    url = f"sqlite:///{tmp_path / 'aiguillage.db'}"
+    upgrade(url)
+    db = Database(url)
+    seed_network(db, scale=0.05, seed=5, clock=Clock.system())
+    with db.sessions() as s:
+        freins = s.scalar(select(func.count()).select_from(m.Frein))
+        names = [n for (n,) in s.execute(select(m.SalarieIdentity.last_name).limit(50)).all()]
+    env = {
+        **prefect_server["env"],
+        "PREFECT_API_URL": prefect_server["url"],
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "AIGUILLAGE_DATABASE_URL": url,
+        "AIGUILLAGE_SMTP_PORT": str(smtp_server.port),
+        "AIGUILLAGE_BASE_URL": "http://aiguillage.test",
+        "AIGUILLAGE_SCHEDULE_INTAKE": "5s",
+        "AIGUILLAGE_SCHEDULE_NOTIFICATIONS": "5s",
+        "AIGUILLAGE_SCHEDULE_ALLOCATION": "off",
+    }
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [str(BIN / "aiguillage"), "flows", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+    def routed() -> bool:
+        with db.sessions() as s:
+            return s.scalar(select(func.count()).select_from(m.Referral)) == freins
+
+    try:
+        _wait(lambda: routed() or serve.poll() is not None, 240, "the scheduled intake")
+        assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+        _wait(lambda: len(smtp_server.messages) > 0, 240, "mails sent by the scheduled relay")
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+        log.close()
+    status = subprocess.run(
+        [str(BIN / "aiguillage"), "flows", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "intake : terminé" in status.stdout, status.stdout
+    assert "notifications : terminé" in status.stdout, status.stdout
+    assert "allocation : jamais exécuté ; aucun passage planifié" in status.stdout
+    # Prefect stores parameters, results and logs: no personal value may be among them.
+    stored = prefect_server["db_file"].read_bytes()
+    leaked = [n for n in names if n.encode() in stored]
+    assert not leaked, f"names found in Prefect's database: {leaked[:5]}"
+    db.dispose()
+
+
+def test_a_bad_schedule_is_refused_in_french_before_anything_starts(tmp_path):
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path),
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",
+        "AIGUILLAGE_SCHEDULE_INTAKE": "tous les jours",
+    }
+    done = subprocess.run(
+        [str(BIN / "aiguillage"), "flows", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "AIGUILLAGE_SCHEDULE_INTAKE" in done.stderr and "cron" in done.stderr
