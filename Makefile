@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 SINK_PORT ?= 8025
+PREFECT_PORT ?= 4200
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
@@ -33,17 +34,9 @@ demo-data: install
 	@if $(VENV)/bin/aiguillage --help | grep -q " allocate "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage allocate; fi
 	@$(VENV)/bin/aiguillage summary
 
-demo: demo-data
-	@if $(VENV)/bin/aiguillage --help | grep -q " notify "; then \
-		$(PY) -m notifications.sink --dir var/mail --port $(SINK_PORT) & SINK=$$!; \
-		sleep 1; \
-		AIGUILLAGE_SMTP_PORT=$(SINK_PORT) PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage notify; \
-		echo "Courriels reçus par le puits local : $$(ls var/mail | wc -l) fichiers dans var/mail/"; \
-		if $(VENV)/bin/aiguillage --help | grep -q " serve "; then \
-			AIGUILLAGE_SMTP_PORT=$(SINK_PORT) $(VENV)/bin/aiguillage serve --port $(DEMO_PORT) --print-logins --demo; \
-		fi; \
-		kill $$SINK; \
-	fi
+# A local Prefect server, the mail sink, the scheduled flows and the app (deploy/demo.sh).
+demo: install
+	PREFECT_PORT=$(PREFECT_PORT) SINK_PORT=$(SINK_PORT) DEMO_PORT=$(DEMO_PORT) VENV=$(VENV) bash deploy/demo.sh
 
 test: install
 	$(VENV)/bin/lint-imports

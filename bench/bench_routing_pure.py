@@ -19,7 +19,7 @@ from pathlib import Path
 from matching.facts import PersonFacts
 from matching.routing import Coordinator, FreinIn, OfferInfo, Officer, Router
 from matching.rules import load_rules
-from partners.rules import Rule
+from partners.eligibility_rules import Rule
 from partners.taxonomy import OFFICER_DOMAINS, THEMATIQUES
 
 TERRITORIES = [f"t{i:02d}" for i in range(13)]

@@ -2,8 +2,8 @@
 
 Why: a chargé·e must never be proposed a partner the person cannot use, and when an offer
 is ruled out the page must say which rule did it, in French. Rules are data
-(`partners.rules.Rule`); here they are compiled once into small predicates, because routing
-evaluates them for up to a million freins per run.
+(`partners.eligibility_rules.Rule`); here they are compiled once into small predicates,
+because routing evaluates them for up to a million freins per run.
 
 Missing information is never guessed: a rule whose fact is unknown (``None`` or absent)
 fails with "information manquante : <champ>", so the chargé·e knows what to ask for.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from matching.facts import PersonFacts
-from partners.rules import RULE_FIELDS, Rule
+from partners.eligibility_rules import RULE_FIELDS, Rule
 
 _MISSING = object()
 

@@ -58,7 +58,7 @@ from matching.eligibility import RuleSet, profile_getter
 from matching.facts import PersonFacts
 from matching.grid import Grid, Line, PersonPart
 from matching.rules import RoutingRules
-from partners.rules import Rule
+from partners.eligibility_rules import Rule
 from partners.taxonomy import DOMAIN_LABELS, THEMATIQUES, UnknownThematique, covers, domain_of
 
 OwnerKind = Literal["officer", "coordinator", "national", "partner"]

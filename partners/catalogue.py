@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from partners.rules import Rule
+from partners.eligibility_rules import Rule
 from partners.taxonomy import DOMAINS, THEMATIQUES, covers
 
 NATIONAL = "national"
@@ -238,7 +238,7 @@ class CoveredOffer:
 
 
 @dataclass(frozen=True, slots=True)
-class Pool:
+class FlatPool:
     """A flattened slot pool, keyed stably so the engine can upsert it across reloads."""
 
     key: str  # "<partner>/<offer>/<territories joined by '+'>" or ".../national"
@@ -284,16 +284,16 @@ class Catalogue(_Model):
         """Offers covering both a frein's thématique and the person's territory."""
         return [c for c in self.offers_covering(territory) if c.offer.covers_thematique(thematique)]
 
-    def pools(self) -> list[Pool]:
+    def pools(self) -> list[FlatPool]:
         """Every counted capacity, flattened: one row per (partner, offer, territory scope)."""
-        out: list[Pool] = []
+        out: list[FlatPool] = []
         for p in self.partners:
             for o in p.offers:
                 for spec in o.pools:
                     terr = None if spec.territories == NATIONAL else tuple(sorted(spec.territories))
                     scope = NATIONAL if terr is None else "+".join(terr)
                     out.append(
-                        Pool(
+                        FlatPool(
                             key=f"{p.code}/{o.code}/{scope}",
                             partner_code=p.code,
                             offer_code=o.code,
@@ -306,7 +306,9 @@ class Catalogue(_Model):
                     )
         return out
 
-    def pool_for(self, partner_code: str, offer_code: str, territory: str | None) -> Pool | None:
+    def pool_for(
+        self, partner_code: str, offer_code: str, territory: str | None
+    ) -> FlatPool | None:
         """The pool that serves ``territory`` for an offer, if any (pools never overlap)."""
         for pool in self.pools():
             if (

@@ -47,7 +47,7 @@ from matching.allocation import (
 )
 from matching.eligibility import evaluate
 from matching.facts import PersonFacts
-from partners.rules import Rule
+from partners.eligibility_rules import Rule
 from partners.taxonomy import covers
 
 FIT_CHOSEN_POOL = 2  # the pool the chargé·e asked for

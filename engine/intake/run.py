@@ -48,7 +48,7 @@ from engine.store.settings import Settings
 from matching.facts import PersonFacts
 from matching.routing import Coordinator, Decision, FreinIn, OfferInfo, Officer, Router
 from matching.rules import RoutingRules, load_rules
-from partners.rules import Rule
+from partners.eligibility_rules import Rule
 
 ACTOR_LABEL = "système : intake"
 ANALYZE_AFTER_ROWS = 10_000  # a bulk load changes the statistics the queue queries rely on
@@ -537,9 +537,11 @@ def _messages(
     """One count per owner of new items, one orientation per partner contact."""
     links = Links(settings.base_url)
     per_owner: Counter[int] = Counter()
-    to_partners = [c for c in created if c.state == "referred" and c.offer_id is not None]
-    for c in created:
-        if c not in to_partners and c.owner_user_id is not None:
+    to_partners: list[_Created] = []
+    for c in created:  # one pass: a chunk holds up to 100,000 referrals
+        if c.state == "referred" and c.offer_id is not None:
+            to_partners.append(c)
+        elif c.owner_user_id is not None:
             per_owner[c.owner_user_id] += 1
     first_id = min((c.id for c in created), default=0)
     batch = [

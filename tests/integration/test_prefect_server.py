@@ -156,3 +156,85 @@ def test_a_bad_schedule_is_refused_in_french_before_anything_starts(tmp_path):
     )
     assert done.returncode == 2
     assert "AIGUILLAGE_SCHEDULE_INTAKE" in done.stderr and "cron" in done.stderr
+
+
+def test_two_workers_of_a_work_pool_drain_one_outbox_without_sending_twice(
+    prefect_server, smtp_server, tmp_path
+):
+    """`flows deploy --pool` then two `prefect worker start`: scheduled runs land on either
+    worker, overlapping relays share the outbox through leases, and no mail goes out twice."""
+    url = f"sqlite:///{tmp_path / 'aiguillage.db'}"
+    upgrade(url)
+    db = Database(url)
+    seed_network(db, scale=0.05, seed=6, clock=Clock.system())
+    with db.sessions() as s:
+        freins = s.scalar(select(func.count()).select_from(m.Frein))
+    env = {
+        **prefect_server["env"],
+        "PREFECT_API_URL": prefect_server["url"],
+        "AIGUILLAGE_DATABASE_URL": url,
+        "AIGUILLAGE_SMTP_PORT": str(smtp_server.port),
+        "AIGUILLAGE_BASE_URL": "http://aiguillage.test",
+        "AIGUILLAGE_SCHEDULE_INTAKE": "5s",
+        "AIGUILLAGE_SCHEDULE_NOTIFICATIONS": "5s",
+        "AIGUILLAGE_SCHEDULE_ALLOCATION": "off",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+    }
+    deployed = subprocess.run(
+        [str(BIN / "aiguillage"), "flows", "deploy", "--pool", "aiguillage-test"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "3 déploiements enregistrés" in deployed.stdout
+    logs = [(tmp_path / f"worker-{i}.log").open("w") for i in (1, 2)]
+    workers = [
+        subprocess.Popen(
+            [
+                str(BIN / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                "aiguillage-test",
+                "--name",
+                f"worker-{i}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for i, log in zip((1, 2), logs, strict=True)
+    ]
+
+    def routed() -> bool:
+        with db.sessions() as s:
+            return s.scalar(select(func.count()).select_from(m.Referral)) == freins
+
+    try:
+        _wait(routed, 300, "the intake run by a worker")
+        _wait(lambda: len(smtp_server.messages) >= 5, 300, "mails sent by the workers' relays")
+        time.sleep(15)  # more overlapping notification runs
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        for log in logs:
+            log.close()
+    ids = [str(msg.message["Message-ID"]) for msg in smtp_server.messages]
+    assert len(ids) == len(set(ids)), "a message was sent twice"
+    with db.sessions() as s:
+        sent = s.scalar(
+            select(func.count())
+            .select_from(m.OutboxMessage)
+            .where(m.OutboxMessage.status == "sent")
+        )
+    assert sent <= len(
+        ids
+    )  # a row marked sent was delivered (one in flight at the stop may not be marked)
+    db.dispose()

@@ -8,7 +8,7 @@ import pytest
 
 from matching.eligibility import RuleSet, evaluate
 from matching.facts import PersonFacts
-from partners.rules import Rule
+from partners.eligibility_rules import Rule
 
 
 def person(**kw: Any) -> PersonFacts:

@@ -24,7 +24,7 @@ from matching.routing import (
     Suggestion,
 )
 from matching.rules import RoutingRules, load_rules, parse_rules
-from partners.rules import Rule
+from partners.eligibility_rules import Rule
 from partners.taxonomy import domain_of
 
 TODAY = date(2025, 3, 12)

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `make demo`: a local Prefect server, the mail sink, the scheduled flows and the web app,
+# all on 127.0.0.1 and all stopped when this script exits (Ctrl+C).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PREFECT_PORT=${PREFECT_PORT:-4200}
+SINK_PORT=${SINK_PORT:-8025}
+DEMO_PORT=${DEMO_PORT:-8000}
+
+mkdir -p var/mail var/prefect
+export PREFECT_HOME="$PWD/var/prefect"
+export PREFECT_API_DATABASE_CONNECTION_URL="sqlite+aiosqlite:///$PWD/var/prefect/server.db"
+export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
+export PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS=${PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS:-10}
+export AIGUILLAGE_SMTP_PORT=$SINK_PORT
+# The demo's rhythm: mails every minute, new freins every 2 minutes, allocation weekly.
+export AIGUILLAGE_SCHEDULE_NOTIFICATIONS=${AIGUILLAGE_SCHEDULE_NOTIFICATIONS:-1m}
+export AIGUILLAGE_SCHEDULE_INTAKE=${AIGUILLAGE_SCHEDULE_INTAKE:-2m}
+
+pids=()
+cleanup() {
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+"$VENV/bin/python" -m notifications.sink --dir var/mail --port "$SINK_PORT" > var/prefect/sink.log 2>&1 &
+pids+=($!)
+echo "Serveur Prefect : démarrage sur http://127.0.0.1:$PREFECT_PORT …"
+"$VENV/bin/prefect" server start --host 127.0.0.1 --port "$PREFECT_PORT" > var/prefect/server.log 2>&1 &
+pids+=($!)
+"$VENV/bin/python" - "$PREFECT_PORT" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/api/health"
+for _ in range(180):
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            sys.exit(0)
+    except OSError:
+        time.sleep(1)
+sys.exit("le serveur Prefect n'a pas démarré (voir var/prefect/server.log)")
+PY
+export PREFECT_API_URL="http://127.0.0.1:$PREFECT_PORT/api"
+
+# The first flows run through that server (no temporary one per command).
+"$VENV/bin/aiguillage" db upgrade
+"$VENV/bin/aiguillage" seed --reset --scale 1 --seed 42
+"$VENV/bin/aiguillage" route
+"$VENV/bin/aiguillage" demo-activity
+"$VENV/bin/aiguillage" allocate
+"$VENV/bin/aiguillage" notify
+"$VENV/bin/aiguillage" summary
+echo "Courriels reçus par le puits local : $(ls var/mail | wc -l) fichiers dans var/mail/"
+
+"$VENV/bin/aiguillage" flows serve > var/prefect/flows-serve.log 2>&1 &
+pids+=($!)
+echo "Interface Prefect (déploiements et passages planifiés) : http://127.0.0.1:$PREFECT_PORT"
+echo "Flux planifiés : orientation toutes les $AIGUILLAGE_SCHEDULE_INTAKE, courriels toutes les $AIGUILLAGE_SCHEDULE_NOTIFICATIONS (journal : var/prefect/flows-serve.log)"
+"$VENV/bin/aiguillage" serve --port "$DEMO_PORT" --print-logins --demo
