@@ -49,12 +49,27 @@ def test_intake_allocation_and_notifications_flows_run_in_prefect(
     assert alloc["status"] == "optimal" and sum(alloc["proposals_by_pool"].values()) > 0
 
     sent = notifications_flow(chunk=50, now=(clock.now() + timedelta(minutes=30)).isoformat())
-    assert sent["relay"]["sent"] == len(smtp_server.messages) > 0
+    assert sent["relay"]["sent"] > 0
     assert sent["relay"]["parked"] == 0
+    # A mail the relay could not hand over (a transient SMTP failure, e.g. on a loaded machine)
+    # waits for its backoff (at most an hour); the next scheduled run sends it.
+    again = notifications_flow(chunk=50, now=(clock.now() + timedelta(hours=3)).isoformat())
+    assert again["relay"]["parked"] == 0
+    assert sent["relay"]["sent"] + again["relay"]["sent"] == len(smtp_server.messages)
     with sqlite_db.sessions() as s:
         pending = s.scalar(
             select(func.count())
             .select_from(m.OutboxMessage)
             .where(m.OutboxMessage.status == "pending", m.OutboxMessage.delivery == "immediate")
         )
-        assert pending == 0
+        left = s.execute(
+            select(
+                m.OutboxMessage.kind,
+                m.OutboxMessage.due_at,
+                m.OutboxMessage.attempts,
+                m.OutboxMessage.last_error,
+            )
+            .where(m.OutboxMessage.status == "pending", m.OutboxMessage.delivery == "immediate")
+            .limit(5)
+        ).all()
+        assert pending == 0, (left, sent, again)
