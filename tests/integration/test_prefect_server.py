@@ -39,6 +39,14 @@ def _wait(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-un
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def _stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
@@ -76,11 +84,7 @@ def prefect_server(tmp_path):  # type: ignore[no-untyped-def]
         assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
         yield {"url": url, "env": env, "db_file": tmp_path / "prefect.db"}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
         log.close()
 
 
@@ -117,11 +121,7 @@ def test_flows_serve_routes_and_mails_on_their_schedules(prefect_server, smtp_se
         assert serve.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
         _wait(lambda: len(smtp_server.messages) > 0, 240, "mails sent by the scheduled relay")
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        _stop(serve)
         log.close()
     status = subprocess.run(
         [str(BIN / "aiguillage"), "flows", "status"],
@@ -224,12 +224,7 @@ def test_two_workers_of_a_work_pool_drain_one_outbox_without_sending_twice(
         time.sleep(15)  # more overlapping notification runs
     finally:
         for w in workers:
-            w.terminate()
-        for w in workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                w.kill()
+            _stop(w)
         for log in logs:
             log.close()
     ids = [str(msg.message["Message-ID"]) for msg in smtp_server.messages]
