@@ -298,22 +298,6 @@ def _bulk_view(table: Table) -> Table:
     return Table(table.name, _bulk_md, *cols)
 
 
-def _required_columns(table: Table) -> frozenset[str]:
-    """Columns a bulk row must carry: NOT NULL and no server default (model defaults do not
-    apply to a bulk insert through the view)."""
-    return frozenset(
-        c.name
-        for c in table.columns
-        if not c.nullable and not c.primary_key and c.server_default is None
-    )
-
-
-def _check_bulk_rows(table: Table, rows: list[dict[str, Any]]) -> None:
-    missing = _required_columns(table) - set(rows[0]) if rows else frozenset()
-    if missing:
-        raise RuntimeError(f"bulk rows of {table.name} miss required columns {sorted(missing)}")
-
-
 _referral_bulk = _bulk_view(m.table_of(m.Referral))
 _event_bulk = _bulk_view(m.table_of(m.ReferralEvent))
 
@@ -467,7 +451,7 @@ def _referral_rows(
                 "version": 1,
             }
         )
-    _check_bulk_rows(m.table_of(m.Referral), values)
+    dialect.check_bulk_rows(m.table_of(m.Referral), values)
     return values, by_frein
 
 
@@ -488,7 +472,14 @@ def _insert_referrals(conn: Any, values: list[dict[str, Any]], *, sqlite: bool) 
         conn.execute(stmt, values)
         rows = conn.execute(select(*wanted).where(cols.id > before).order_by(cols.id)).all()
     else:
-        rows = conn.execute(stmt.returning(*wanted), values).all()
+        rows = dialect.copy_insert_ignoring(
+            conn,
+            m.table_of(m.Referral),
+            values,
+            index_elements=["frein_id"],
+            index_where=open_sql,
+            returning=_Created._fields,
+        )
     return [_Created(*row) for row in rows]
 
 
@@ -516,8 +507,11 @@ def _record_routing(
         }
         for c in created
     ]
-    _check_bulk_rows(m.table_of(m.ReferralEvent), events)
-    conn.execute(insert(_event_bulk), events)
+    dialect.check_bulk_rows(m.table_of(m.ReferralEvent), events)
+    if dialect.is_postgresql(conn):
+        dialect.copy_rows(conn, m.table_of(m.ReferralEvent), events)
+    else:
+        conn.execute(insert(_event_bulk), events)
     moved = [
         {"fid": c.frein_id, "dom": by_frein[c.frein_id].domain}
         for c in created

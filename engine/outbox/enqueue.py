@@ -149,6 +149,15 @@ def enqueue_many(
         )
     if not rows:
         return 0
+    if dialect.is_postgresql(session):
+        inserted = dialect.copy_insert_ignoring(
+            session.connection(),
+            m.table_of(m.OutboxMessage),
+            rows,
+            index_elements=["idempotency_key"],
+            returning=["id"],
+        )
+        return len(inserted)
     stmt = dialect.insert_ignoring(session, m.OutboxMessage, index_elements=["idempotency_key"])
     written = 0
     for i in range(0, len(rows), 5000):
