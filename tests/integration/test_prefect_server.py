@@ -10,16 +10,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from engine.domain.clock import Clock
 from engine.network.seed import seed_network
 from engine.store import models as m
 from engine.store.db import Database
 from engine.store.migrate import upgrade
+from tests.conftest import PG_ADMIN_URL, _pg_available
 
 BIN = Path(sys.executable).parent
 
@@ -56,14 +58,27 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.fixture
-def prefect_server(tmp_path):  # type: ignore[no-untyped-def]
-    """A Prefect server on a free loopback port, its own home and SQLite database."""
+def prefect_server(request, tmp_path):  # type: ignore[no-untyped-def]
+    """A Prefect server on a free loopback port with its own home; its database is SQLite,
+    or a fresh PostgreSQL database when the test asks for ``"postgres"`` (indirect)."""
+    kind = getattr(request, "param", "sqlite")
     port = _free_port()
-    home = tmp_path / "prefect-home"
+    if kind == "postgres":
+        if not _pg_available():
+            pytest.skip("PostgreSQL unreachable at 127.0.0.1:5432")  # CI fails earlier, on pg_db
+        name = f"prefect_test_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        database = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        connection_url = database.replace("+psycopg", "+asyncpg")
+    else:
+        database = f"sqlite:///{tmp_path / 'prefect.db'}"
+        connection_url = database.replace("sqlite:", "sqlite+aiosqlite:")
     env = {
         **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": connection_url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PREFECT_UI_ENABLED": "false",
@@ -82,10 +97,45 @@ def prefect_server(tmp_path):  # type: ignore[no-untyped-def]
     try:
         _wait(lambda: _healthy(url) or server.poll() is not None, 180, "the Prefect server")
         assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-        yield {"url": url, "env": env, "db_file": tmp_path / "prefect.db"}
+        yield {"url": url, "env": env, "database": database}
     finally:
         _stop(server)
         log.close()
+        if kind == "postgres":
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _stored_by_prefect(database: str) -> bytes:
+    """Everything Prefect's database holds, as bytes to search: the SQLite file, or every
+    row of every PostgreSQL table as text."""
+    if database.startswith("sqlite"):
+        return Path(database.removeprefix("sqlite:///")).read_bytes()
+    engine = create_engine(database)
+    with engine.connect() as conn:
+        tables = conn.execute(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ).scalars()
+        dump = [
+            row
+            for table in list(tables)
+            for row in conn.execute(text(f'SELECT t::text FROM "{table}" t')).scalars()
+        ]
+    engine.dispose()
+    return "\n".join(dump).encode()
+
+
+def _names_of_people(db: Database) -> list[str]:
+    with db.sessions() as s:
+        return [n for (n,) in s.execute(select(m.SalarieIdentity.last_name).limit(50)).all()]
+
+
+def _assert_no_name_stored_by_prefect(db: Database, database: str) -> None:
+    """Prefect stores parameters, results and logs: no personal value may be among them."""
+    stored = _stored_by_prefect(database)
+    leaked = [n for n in _names_of_people(db) if n.encode() in stored]
+    assert not leaked, f"names found in Prefect's database: {leaked[:5]}"
 
 
 def test_flows_serve_routes_and_mails_on_their_schedules(prefect_server, smtp_server, tmp_path):
@@ -95,7 +145,6 @@ def test_flows_serve_routes_and_mails_on_their_schedules(prefect_server, smtp_se
     seed_network(db, scale=0.05, seed=5, clock=Clock.system())
     with db.sessions() as s:
         freins = s.scalar(select(func.count()).select_from(m.Frein))
-        names = [n for (n,) in s.execute(select(m.SalarieIdentity.last_name).limit(50)).all()]
     env = {
         **prefect_server["env"],
         "PREFECT_API_URL": prefect_server["url"],
@@ -139,10 +188,7 @@ def test_flows_serve_routes_and_mails_on_their_schedules(prefect_server, smtp_se
         status.stdout
     )
     assert "allocation : jamais exécuté ; aucun passage planifié" in status.stdout
-    # Prefect stores parameters, results and logs: no personal value may be among them.
-    stored = prefect_server["db_file"].read_bytes()
-    leaked = [n for n in names if n.encode() in stored]
-    assert not leaked, f"names found in Prefect's database: {leaked[:5]}"
+    _assert_no_name_stored_by_prefect(db, prefect_server["database"])
     db.dispose()
 
 
@@ -164,14 +210,14 @@ def test_a_bad_schedule_is_refused_in_french_before_anything_starts(tmp_path):
     assert "AIGUILLAGE_SCHEDULE_INTAKE" in done.stderr and "cron" in done.stderr
 
 
+@pytest.mark.parametrize("prefect_server", ["postgres"], indirect=True)
 def test_two_workers_of_a_work_pool_drain_one_outbox_without_sending_twice(
-    prefect_server, smtp_server, tmp_path
+    pg_db, prefect_server, smtp_server, tmp_path
 ):
-    """`flows deploy --pool` then two `prefect worker start`: scheduled runs land on either
+    """The scale-out setup, all on PostgreSQL (Prefect's database and Aiguillage's):
+    `flows deploy --pool` then two `prefect worker start`; scheduled runs land on either
     worker, overlapping relays share the outbox through leases, and no mail goes out twice."""
-    url = f"sqlite:///{tmp_path / 'aiguillage.db'}"
-    upgrade(url)
-    db = Database(url)
+    db, url = pg_db, pg_db.url
     seed_network(db, scale=0.05, seed=6, clock=Clock.system())
     with db.sessions() as s:
         freins = s.scalar(select(func.count()).select_from(m.Frein))
@@ -238,4 +284,4 @@ def test_two_workers_of_a_work_pool_drain_one_outbox_without_sending_twice(
     assert sent <= len(
         ids
     )  # a row marked sent was delivered (one in flight at the stop may not be marked)
-    db.dispose()
+    _assert_no_name_stored_by_prefect(db, prefect_server["database"])
