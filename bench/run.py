@@ -19,6 +19,7 @@ RESULTS = HERE / "results"
 
 BENCHES = [
     ("intake", ["bench_intake.py"]),
+    ("server", ["bench_server.py"]),
     ("routing_pure", ["bench_routing_pure.py"]),
     ("allocation", ["bench_allocation.py"]),
     ("smtp", ["bench_smtp.py"]),
