@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 SINK_PORT ?= 8025
 PREFECT_PORT ?= 4200
+# Python byte-code is compiled once at install time: where PYTHONDONTWRITEBYTECODE is set (as on
+# these machines) every process would otherwise recompile Prefect, SQLAlchemy and the project
+# from source (measured: `import prefect` 2.5 s of CPU without .pyc files, 1.0 s with them).
+PACKAGES := engine web workflows matching partners notifications
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
@@ -19,7 +23,8 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip uv
-	@$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'
+	@$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -e '.[dev]'
+	@$(PY) -m compileall -q $(PACKAGES) > /dev/null
 	@touch $(STAMP)
 
 install: $(STAMP)
