@@ -10,7 +10,7 @@ PREFECT_PORT ?= 4200
 # Python byte-code is compiled once at install time: where PYTHONDONTWRITEBYTECODE is set (as on
 # these machines) every process would otherwise recompile Prefect, SQLAlchemy and the project
 # from source (measured: `import prefect` 2.5 s of CPU without .pyc files, 1.0 s with them).
-PACKAGES := engine web workflows matching partners notifications
+PACKAGES := engine web workflows matching partners notifications reporting
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
@@ -18,7 +18,7 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 # The embedded Prefect API is a subprocess; on a loaded machine it needs more than the 20 s default to start.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: install demo demo-data test bench lint format clean
+.PHONY: install browser demo demo-data test bench lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,7 +43,11 @@ demo-data: install
 demo: install
 	PREFECT_PORT=$(PREFECT_PORT) SINK_PORT=$(SINK_PORT) DEMO_PORT=$(DEMO_PORT) VENV=$(VENV) bash deploy/demo.sh
 
-test: install
+# Debian's Chromium drives the browser tests (never a Playwright browser download).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 

@@ -222,6 +222,37 @@ def demo_activity(
 
 
 @app.command()
+def simulate(
+    year: Annotated[int, typer.Option(help="Année à rejouer (par exemple 2024).")],
+    seed: Annotated[int, typer.Option(help="Graine (déterministe).")] = 42,
+    today: TodayOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Rejoue une année de travail (chargé·es, partenaires, CIP/ESP) : sorties, logement, santé."""
+    from engine.network.simulate import SimulationError, simulate_year
+
+    clock = _clock(today, now)
+    if not 2000 <= year <= 2100:
+        _fail(f"--year : année hors de portée ({year})", 2)
+    settings = _settings()
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"  … {done} / {total} étapes rejouées", err=True)
+
+    try:
+        summary = simulate_year(
+            _database(settings), settings, year=year, clock=clock, seed=seed, progress=progress
+        )
+    except SimulationError as exc:
+        _fail(str(exc), 2)
+        return
+    typer.echo(f"Simulation terminée en {time.perf_counter() - t0:.1f} s.")
+    for line in summary.lines_fr():
+        typer.echo(line)
+
+
+@app.command()
 def allocate(
     territory: Annotated[
         str | None, typer.Option(help="Code du territoire (tous par défaut).")

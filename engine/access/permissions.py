@@ -8,6 +8,7 @@ callers (404), never as "forbidden", so nobody learns that a case exists.
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.orm import Session
 
 from engine.store import models as m
 
@@ -102,6 +103,29 @@ def can(user: m.StaffUser, action: str, obj: object | None = None) -> bool:
     if isinstance(obj, m.Salarie):
         return action == "read" and _in_scope(user, obj)
     return action == "read" and role != "partner_contact"
+
+
+def can_record_pathway(session: Session, user: m.StaffUser, person: m.Salarie) -> bool:
+    """May ``user`` record a pathway fact (exit, housing, health, follow-up) on ``person``?
+
+    The chantier's CIP/ESP, the coordination of the chantier's territory, the national team."""
+    if not user.active:
+        return False
+    if user.role == "national_admin":
+        return True
+    if user.role == "cip":
+        return person.chantier_id == user.chantier_id
+    if user.role == "coordinator" and not user.national_queue:
+        territory = session.scalar(
+            select(m.Chantier.territory_id).where(m.Chantier.id == person.chantier_id)
+        )
+        return territory is not None and territory == user.territory_id
+    if user.role == "coordinator":
+        territory = session.scalar(
+            select(m.Chantier.territory_id).where(m.Chantier.id == person.chantier_id)
+        )
+        return territory is None
+    return False
 
 
 def _in_scope(user: m.StaffUser, obj: object) -> bool:

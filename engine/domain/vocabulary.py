@@ -12,6 +12,8 @@ from __future__ import annotations
 from matching.facts import HOUSING_SITUATIONS
 from partners.catalogue import PROGRAMMES
 from partners.taxonomy import DOMAINS
+from reporting.records import EXIT_CATEGORIES as _EXITS
+from reporting.records import HEALTH_EVENTS, REFERRED_BY as _REFERRED_BY
 
 HOUSING: tuple[str, ...] = tuple(HOUSING_SITUATIONS)
 ROLES = ("national_admin", "coordinator", "officer", "cip", "partner_contact")
@@ -21,16 +23,25 @@ OUTBOX_STATUSES = ("pending", "sent", "parked", "digested", "skipped")
 PREFERENCE_MODES = ("immediate", "digest", "off")
 PROPOSAL_STATUSES = ("proposed", "validated", "declined", "expired")
 RUN_STATUSES = ("running", "optimal", "feasible", "infeasible", "unknown", "failed")
+# Pathway facts: the reporting package owns these vocabularies (its indicators reason on them).
+EXIT_CATEGORIES: tuple[str, ...] = tuple(_EXITS)
+REFERRED_BY: tuple[str, ...] = tuple(_REFERRED_BY)
+HEALTH_EVENT_KINDS: tuple[str, ...] = tuple(HEALTH_EVENTS)
+FOLLOWUP_MONTHS: tuple[int, ...] = (3, 6, 12)
 
 __all__ = [
     "DOMAINS",
+    "EXIT_CATEGORIES",
+    "FOLLOWUP_MONTHS",
     "FREIN_STATUSES",
+    "HEALTH_EVENT_KINDS",
     "HOUSING",
     "OUTBOX_STATUSES",
     "OWNER_KINDS",
     "PREFERENCE_MODES",
     "PROGRAMMES",
     "PROPOSAL_STATUSES",
+    "REFERRED_BY",
     "ROLES",
     "RUN_STATUSES",
 ]

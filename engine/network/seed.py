@@ -531,6 +531,33 @@ class _People:
             self.summary.freins_by_domain[dom] += 1
 
 
+# How people came to each programme ("orienté par"): the report gives PHC's share from
+# emergency social services (65 %); the split inside and CVG's shares are assumed.
+_EMERGENCY_SPLIT = (("siao_115", 0.7), ("maraude", 0.3))
+_OTHER_SPLIT = {
+    "phc": (("france_travail", 0.3), ("ccas", 0.4), ("other", 0.3)),
+    "cvg": (("france_travail", 0.5), ("ccas", 0.25), ("other", 0.25)),
+}
+_CVG_EMERGENCY_SHARE = 0.2
+
+
+def _draw_referred_by(
+    rng: random.Random, people: list[dict[str, Any]], phc_p: dict[str, Any]
+) -> None:
+    """Each person's ``referred_by``, with exact quotas per programme. Its own random stream,
+    so the rest of the network is drawn as before."""
+    for programme, share in (
+        ("phc", phc_p["share_referred_by_emergency_social_services"]),
+        ("cvg", _CVG_EMERGENCY_SHARE),
+    ):
+        rows = [p for p in people if p["programme"] == programme]
+        emergency = _quota(rng, len(rows), share)
+        for row, urgent in zip(rows, emergency, strict=True):
+            row["referred_by"] = _weighted(
+                rng, list(_EMERGENCY_SPLIT if urgent else _OTHER_SPLIT[programme])
+            )
+
+
 def _write_network(
     db: Database,
     tables: list[tuple[type[m.Base], list[dict[str, Any]]]],
@@ -626,6 +653,7 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
     maker.make("cvg", n_cvg)
     maker.make("phc", n_phc)
     people, identities, freins = maker.people, maker.identities, maker.freins
+    _draw_referred_by(random.Random(seed * 7 + 1), people, phc_p)
 
     now = clock.now()
     for rows in (people, freins, staff):

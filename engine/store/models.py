@@ -33,6 +33,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from engine.domain.lifecycle import OPEN_STATES, OUTCOMES, REFUSAL_REASONS, STATES
 from engine.domain.vocabulary import (
     DOMAINS,
+    EXIT_CATEGORIES,
+    FOLLOWUP_MONTHS,
+    HEALTH_EVENT_KINDS,
+    REFERRED_BY,
     FREIN_STATUSES,
     HOUSING,
     OUTBOX_STATUSES,
@@ -120,6 +124,15 @@ class Salarie(Base):
         CheckConstraint("household_size >= 1", name="household_size"),
         CheckConstraint("minor_children >= 0", name="minor_children"),
         CheckConstraint("exit_date IS NULL OR exit_date >= entry_date", name="exit_after_entry"),
+        CheckConstraint(
+            "referred_by IS NULL OR " + _in("referred_by", REFERRED_BY), name="referred_by"
+        ),
+        CheckConstraint(
+            "exit_category IS NULL OR (exit_date IS NOT NULL AND "
+            + _in("exit_category", EXIT_CATEGORIES)
+            + ")",
+            name="exit_category",
+        ),
     )
     id: Mapped[intpk]
     reference: Mapped[str] = mapped_column(String(20), unique=True)  # SAL-XXXXXX
@@ -128,6 +141,10 @@ class Salarie(Base):
     programme: Mapped[str] = mapped_column(String(3))
     entry_date: Mapped[date] = mapped_column(Date)
     exit_date: Mapped[date | None] = mapped_column(Date)
+    # IAE exit category ("sorties dynamiques"), recorded with the exit.
+    exit_category: Mapped[str | None] = mapped_column(String(20))
+    # How the person came to the programme ("orienté par").
+    referred_by: Mapped[str | None] = mapped_column(String(20))
     programme_end: Mapped[date | None] = mapped_column(Date)
     housing: Mapped[str] = mapped_column(String(24))
     street_months: Mapped[int] = mapped_column(Integer, default=0)
@@ -157,6 +174,83 @@ class SalarieIdentity(Base):
     birth_date: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(40))
     email: Mapped[str | None] = mapped_column(String(200))
+
+
+class HousingChange(Base):
+    """A change of the person's housing situation, dated: makes "accès au logement" and
+    "mise à l'abri" measurable (the situation at entry is the first change's ``before``)."""
+
+    __tablename__ = "housing_change"
+    __table_args__ = (
+        CheckConstraint(_in("before", HOUSING), name="before"),
+        CheckConstraint(_in("after", HOUSING), name="after"),
+        CheckConstraint("before != after", name="changes"),
+    )
+    id: Mapped[intpk]
+    salarie_id: Mapped[int] = mapped_column(
+        ForeignKey("salarie.id", ondelete="CASCADE"), index=True
+    )
+    on: Mapped[date] = mapped_column(Date)
+    before: Mapped[str] = mapped_column(String(24))
+    after: Mapped[str] = mapped_column(String(24))
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[created_at]
+
+
+class HealthEvent(Base):
+    """A health-rights event of the pathway: rights opened, coverage improved, care pathway."""
+
+    __tablename__ = "health_event"
+    __table_args__ = (
+        CheckConstraint(_in("kind", HEALTH_EVENT_KINDS), name="kind"),
+        UniqueConstraint("salarie_id", "kind", "on", name="uq_health_event_once_a_day"),
+    )
+    id: Mapped[intpk]
+    salarie_id: Mapped[int] = mapped_column(ForeignKey("salarie.id", ondelete="CASCADE"))
+    on: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(24))
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[created_at]
+
+
+class FollowUp(Base):
+    """The CVG follow-up 3, 6 and 12 months after exit: the person's situation then."""
+
+    __tablename__ = "follow_up"
+    __table_args__ = (
+        CheckConstraint(f"months IN ({', '.join(map(str, FOLLOWUP_MONTHS))})", name="months"),
+        CheckConstraint(_in("situation", EXIT_CATEGORIES), name="situation"),
+        UniqueConstraint("salarie_id", "months", name="uq_follow_up_salarie_months"),
+    )
+    id: Mapped[intpk]
+    salarie_id: Mapped[int] = mapped_column(ForeignKey("salarie.id", ondelete="CASCADE"))
+    months: Mapped[int] = mapped_column(Integer)
+    situation: Mapped[str] = mapped_column(String(20))
+    housed: Mapped[bool | None] = mapped_column(Boolean)
+    answered_on: Mapped[date] = mapped_column(Date)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    created_at: Mapped[created_at]
+
+
+class IndicatorSnapshot(Base):
+    """One indicator's figure for a period, territory and programme: counts only, so the
+    figures survive anonymisation and a past month never changes silently."""
+
+    __tablename__ = "indicator_snapshot"
+    __table_args__ = (
+        UniqueConstraint(
+            "code", "programme", "period", "territory", name="uq_indicator_snapshot_key"
+        ),
+    )
+    id: Mapped[bigpk]
+    code: Mapped[str] = mapped_column(String(80))
+    programme: Mapped[str] = mapped_column(String(3), default="")  # "" = both programmes
+    period: Mapped[str] = mapped_column(String(10))  # "2024" or "2024-03"
+    territory: Mapped[str] = mapped_column(String(80), default="")  # "" = the whole network
+    value: Mapped[float | None]
+    numerator: Mapped[int | None] = mapped_column(BigInteger)
+    denominator: Mapped[int | None] = mapped_column(BigInteger)
+    computed_at: Mapped[created_at]
 
 
 class Frein(Base):

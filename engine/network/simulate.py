@@ -1,0 +1,370 @@
+"""A simulated year of work on the synthetic network: what officers, partners and CIP/ESP do.
+
+Why: the impact indicators (exits, housing access, health rights, the officer-mobilised
+uplifts) need a year of pathway facts, and the demo needs pages that show one. The year is
+planned first — who is taken in hand by which chargé·e and when, who leaves the programme
+and when — then the outcomes are drawn *by group* with exact quotas, so that the 2024
+report's rates come out (overall rate r and uplift d give r + d·(1 − s) for the mobilised
+share s and r − d·s for the others). Then everything is played in date order through the
+same use cases as the pages: referral actions through the transition door, pathway facts
+through ``engine.pathway.facts``, each with a clock set to its own day. Mails of a replayed
+history are never sent: the outbox rows it wrote are marked ``skipped`` at the end.
+
+Assumed where the report says nothing (stated in docs/impact.md): the split of dynamic exits
+(durable 40 %, transition 35 %, positive 25 %), the share of officer referrals taken in hand
+(80 %), partner acceptance (70 %), delays.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from engine.domain.clock import Clock
+from engine.domain.lifecycle import OPEN_STATES
+from engine.network.reference import reference_2024
+from engine.pathway.facts import (
+    Recorder,
+    record_exit,
+    record_health_event,
+    record_housing_change,
+)
+from engine.referrals.actions import Actor, transition
+from engine.store import models as m
+from engine.store.db import Database, unit_of_work
+from engine.store.settings import Settings
+
+SIMULATION = "simulation d'une année"
+TAKE_SHARE = 0.8  # officer referrals taken in hand during the year
+REFER_SHARE = 0.5  # of those taken, sent to a partner's open offer
+PARTNER_ACCEPTS = 0.7
+CLOSE_WITHOUT_PARTNER = 0.6
+DYNAMIC_SPLIT = (("emploi_durable", 0.40), ("emploi_transition", 0.35), ("sortie_positive", 0.25))
+SHELTER_AFTER_STREET = (
+    ("emergency_shelter", 0.45),
+    ("integration_housing", 0.25),
+    ("hosted_third_party", 0.15),
+    ("housed", 0.15),
+)
+HOSTED = ("emergency_shelter", "hosted_third_party", "integration_housing")
+OUTCOME_SPLIT = (("resolved", 0.55), ("partially_resolved", 0.25), ("not_resolved", 0.20))
+REFUSALS = ("no_capacity", "not_eligible", "declined_by_person", "unreachable")
+
+
+class SimulationError(ValueError):
+    """The network cannot be simulated for that year (French message)."""
+
+
+@dataclass(order=True)
+class _Step:
+    day: date
+    order: int
+    kind: str = field(compare=False)  # "referral" | "fact"
+    run: Callable[..., Any] = field(compare=False)
+
+
+@dataclass
+class SimulationSummary:
+    year: int
+    people: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def lines_fr(self) -> list[str]:
+        c = self.counts
+        return [
+            f"Année {self.year} simulée pour {self.people} salarié·es.",
+            f"Orientations : {c['take']} prises en charge, {c['refer']} envoyées à un partenaire "
+            f"({c['partner_accept']} acceptées, {c['refuse']} refusées), {c['close']} clôturées.",
+            f"Sorties : {c['exit']} ; changements de logement : {c['housing']} ; "
+            f"événements santé : {c['health']}.",
+            f"Courriels de l'historique non envoyés : {c['mails_skipped']}.",
+        ]
+
+
+def _pick(rng: random.Random, table: Iterable[tuple[Any, float]]) -> Any:
+    items = list(table)
+    return rng.choices([v for v, _ in items], weights=[w for _, w in items])[0]
+
+
+def _quota(rng: random.Random, members: list[int], rate: float) -> set[int]:
+    """Exactly round(rate × n) of ``members``, drawn at random (rate clamped to [0, 1])."""
+    k = round(min(1.0, max(0.0, rate)) * len(members))
+    return set(rng.sample(sorted(members), k))
+
+
+def _with_uplift(
+    rng: random.Random, members: list[int], mobilised: set[int], rate: float, uplift: float
+) -> set[int]:
+    """Members drawn so that the overall rate is ``rate`` and the mobilised group's rate
+    exceeds the others' by ``uplift`` (as far as [0, 1] allows)."""
+    if not members:
+        return set()
+    mob = [p for p in members if p in mobilised]
+    rest = [p for p in members if p not in mobilised]
+    s = len(mob) / len(members)
+    return _quota(rng, mob, rate + uplift * (1 - s)) | _quota(rng, rest, rate - uplift * s)
+
+
+def _day_between(rng: random.Random, lo: date, hi: date) -> date:
+    if hi <= lo:
+        return lo
+    return lo + timedelta(days=rng.randint(0, (hi - lo).days))
+
+
+class _Year:
+    """The plan of one year, then its replay in date order."""
+
+    def __init__(self, db: Database, settings: Settings, year: int, seed: int, today: date):
+        self.db, self.settings, self.year = db, settings, year
+        self.rng = random.Random(seed * 1_000_003 + year)
+        self.start = date(year, 1, 1)
+        self.end = min(date(year, 12, 31), today)
+        if self.end < self.start:
+            raise SimulationError(f"l'année {year} n'a pas commencé à la date de référence")
+        ref = reference_2024()
+        self.cvg = ref["programmes"]["cvg"]
+        self.phc = ref["programmes"]["phc"]
+        self.steps: list[_Step] = []
+        self.exit_on: dict[int, date] = {}
+        self.entry: dict[int, date] = {}
+        self.summary = SimulationSummary(year)
+
+    def add(self, day: date, kind: str, run: Callable[..., Any]) -> None:
+        if self.start <= day <= self.end:
+            self.steps.append(_Step(day, len(self.steps), kind, run))
+
+    # --- the plan ----------------------------------------------------------------------
+
+    def plan(self) -> None:
+        with unit_of_work(self.db) as session:
+            people = session.execute(
+                select(
+                    m.Salarie.id,
+                    m.Salarie.programme,
+                    m.Salarie.entry_date,
+                    m.Salarie.programme_end,
+                    m.Salarie.housing,
+                ).where(
+                    m.Salarie.entry_date <= self.end,
+                    (m.Salarie.exit_date.is_(None)) | (m.Salarie.exit_date >= self.start),
+                )
+            ).all()
+            if not people:
+                raise SimulationError(
+                    f"aucun·e salarié·e accompagné·e en {self.year} : générez d'abord le réseau "
+                    f"(aiguillage seed --today {self.year}-01-01)"
+                )
+            refs = (
+                session.execute(
+                    select(m.Referral).where(m.Referral.state == "new").order_by(m.Referral.id)
+                )
+                .scalars()
+                .all()
+            )
+            users = {u.id: u for u in session.scalars(select(m.StaffUser)).all()}
+            contacts = {u.partner_id: u for u in users.values() if u.role == "partner_contact"}
+            open_offers = {
+                o.id: o.partner_id
+                for o in session.scalars(select(m.Offer).where(m.Offer.slot_based.is_(False)))
+            }
+            self.summary.people = len(people)
+            self.entry = {p.id: p.entry_date for p in people}
+            self._plan_exits(people)
+            mobilised = self._plan_referrals(refs, users, contacts, open_offers)
+            self._plan_outcomes(people, mobilised)
+
+    def _plan_exits(self, people: list[Any]) -> None:
+        """CVG: as many exits as accompanied minus active (the report's figures), the earliest
+        programme ends first; PHC: every pathway that reaches its end (12 months) exits."""
+        cvg = [p for p in people if p.programme == "cvg"]
+        share = 1 - self.cvg["salaries_active_2024"] / self.cvg["salaries_accompanied_2024"]
+        k = round(share * len(cvg))
+        by_end = sorted(cvg, key=lambda p: (p.programme_end or self.end, p.id))[:k]
+        for p in by_end:
+            lo = max(p.entry_date, self.start) + timedelta(days=30)
+            self.exit_on[p.id] = min(max(p.programme_end or self.end, lo), self.end)
+        for p in people:
+            if p.programme == "phc" and p.programme_end is not None and p.programme_end <= self.end:
+                self.exit_on[p.id] = max(p.programme_end, self.start)
+
+    def _plan_referrals(self, refs, users, contacts, open_offers) -> dict[str, set[int]]:  # type: ignore[no-untyped-def]
+        """Who is taken in hand, referred, answered, closed — and so who is "mobilised"."""
+        rng = self.rng
+        mobilised: dict[str, set[int]] = defaultdict(set)
+        for ref in refs:
+            owner = users.get(ref.owner_user_id) if ref.owner_user_id else None
+            if owner is None or owner.role not in ("officer", "coordinator"):
+                continue
+            if rng.random() >= TAKE_SHARE:
+                continue
+            leaves = self.exit_on.get(ref.salarie_id, self.end)
+            taken = max(self.start, ref.created_at.date()) + timedelta(days=rng.randint(1, 90))
+            if taken >= leaves:
+                continue
+            if owner.role == "officer":
+                mobilised[ref.domain].add(ref.salarie_id)
+            actor = Actor.of(owner)
+            self._act(taken, ref.id, "take", actor)
+            offer = next((o[0] for o in ref.suggestions or [] if o[0] in open_offers), None)
+            if offer is not None and rng.random() < REFER_SHARE:
+                sent = taken + timedelta(days=rng.randint(1, 10))
+                self._act(sent, ref.id, "refer", actor, offer_id=offer)
+                partner = contacts.get(open_offers[offer])
+                if partner is None:
+                    continue
+                answered = sent + timedelta(days=rng.randint(2, 20))
+                if rng.random() >= PARTNER_ACCEPTS:
+                    reason = rng.choice(REFUSALS)
+                    self._act(answered, ref.id, "refuse", Actor.of(partner), reason=reason)
+                    continue
+                self._act(answered, ref.id, "partner_accept", Actor.of(partner))
+                started = answered + timedelta(days=rng.randint(3, 15))
+                self._act(started, ref.id, "start", Actor.of(partner))
+                closed = started + timedelta(days=rng.randint(20, 120))
+            elif rng.random() < CLOSE_WITHOUT_PARTNER:
+                closed = taken + timedelta(days=rng.randint(10, 90))
+            else:
+                continue
+            self._act(closed, ref.id, "close", actor, outcome=_pick(rng, OUTCOME_SPLIT))
+        return mobilised
+
+    def _act(self, day: date, referral_id: int, action: str, actor: Actor, **kw: Any) -> None:
+        def run(session, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+            state = session.scalar(select(m.Referral.state).where(m.Referral.id == referral_id))
+            if state not in OPEN_STATES:  # cancelled by an exit in the meantime
+                return
+            transition(session, self.settings, referral_id, action, actor=actor, clock=clock, **kw)
+            self.summary.counts[action] += 1
+
+        self.add(day, "referral", run)
+
+    def _plan_outcomes(self, people: list[Any], mobilised: dict[str, set[int]]) -> None:
+        rng, cvg_o, phc_o = self.rng, self.cvg["outcomes"], self.phc["outcomes"]
+        cvg = [p for p in people if p.programme == "cvg"]
+        phc = [p for p in people if p.programme == "phc"]
+        # Exits and their categories.
+        cvg_exits = [p.id for p in cvg if p.id in self.exit_on]
+        dynamic = _with_uplift(
+            rng,
+            cvg_exits,
+            mobilised["emploi"],
+            cvg_o["exit_to_employment_or_training"],
+            cvg_o["employment_uplift_when_emploi_officer_mobilised"],
+        )
+        phc_all = [p.id for p in phc]
+        phc_exits = [pid for pid in phc_all if pid in self.exit_on]
+        # The PHC rate is among everyone accompanied: drawn among those who exit.
+        want = round(phc_o["employment_or_training"] * len(phc_all))
+        dynamic |= set(rng.sample(sorted(phc_exits), min(want, len(phc_exits))))
+        for pid, day in self.exit_on.items():
+            category = _pick(rng, DYNAMIC_SPLIT) if pid in dynamic else "autre"
+            self._fact(day, pid, "exit", category=category)
+        # Housing: the hosted at entry (CVG) reach housing; the street at entry (PHC) a roof.
+        hosted = [p.id for p in cvg if p.housing in HOSTED]
+        for pid in sorted(
+            _with_uplift(
+                rng,
+                hosted,
+                mobilised["logement"],
+                cvg_o["housing_access_among_hosted_at_entry"],
+                cvg_o["housing_uplift_when_logement_officer_mobilised"],
+            )
+        ):
+            self._fact(self._during(pid), pid, "housing", after="housed")
+        street = [p.id for p in phc if p.housing == "street"]
+        for pid in sorted(_quota(rng, street, phc_o["sheltered_or_housed_among_street_at_entry"])):
+            after = _pick(rng, SHELTER_AFTER_STREET)
+            self._fact(self._during(pid), pid, "housing", after=after)
+        # Health: rights opened, or else coverage improved, with the santé uplift on either.
+        ids = [p.id for p in cvg]
+        rights_rate = cvg_o["health_rights_opened"]
+        extra_rate = cvg_o["health_coverage_improved_additionally"]
+        improved = _with_uplift(
+            rng,
+            ids,
+            mobilised["sante"],
+            rights_rate + extra_rate,
+            cvg_o["health_uplift_when_sante_officer_mobilised"],
+        )
+        ordered = sorted(improved)
+        rng.shuffle(ordered)
+        n_rights = round(rights_rate * len(ids))
+        for k, pid in enumerate(ordered):
+            kind = "rights_opened" if k < n_rights else "coverage_improved"
+            self._fact(self._during(pid), pid, "health", kind=kind)
+        for pid in sorted(_quota(rng, [p.id for p in phc], phc_o["care_pathway"])):
+            self._fact(self._during(pid), pid, "health", kind="care_pathway")
+
+    def _during(self, pid: int) -> date:
+        """A day within the person's pathway in the year (before their exit)."""
+        lo = max(self.entry[pid], self.start)
+        hi = self.exit_on.get(pid, self.end) - timedelta(days=1)
+        return _day_between(self.rng, lo, max(lo, hi))
+
+    def _fact(self, day: date, pid: int, fact: str, **kw: Any) -> None:
+        recorder = Recorder.system(SIMULATION)
+
+        def run(session, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+            if fact == "exit":
+                record_exit(session, self.settings, recorder, pid, on=day, clock=clock, **kw)
+            elif fact == "housing":
+                person = session.get(m.Salarie, pid)
+                if person is None or person.housing == kw["after"]:
+                    return
+                record_housing_change(session, recorder, pid, on=day, clock=clock, **kw)
+            else:
+                record_health_event(session, recorder, pid, on=day, clock=clock, **kw)
+            self.summary.counts[fact] += 1
+
+        # Facts of a day come after that day's referral work (an exit cancels what is left).
+        self.add(day, "fact", run)
+
+    # --- the replay --------------------------------------------------------------------
+
+    def replay(self, progress: Callable[[int, int], None] | None = None) -> SimulationSummary:
+        self.steps.sort(key=lambda s: (s.day, s.kind != "referral", s.order))
+        by_month: dict[int, list[_Step]] = defaultdict(list)
+        for step in self.steps:
+            by_month[step.day.month].append(step)
+        done = 0
+        for month in sorted(by_month):
+            with unit_of_work(self.db, immediate=True) as session:
+                for step in by_month[month]:
+                    clock = Clock.on_day(step.day, hour=10, running=False)
+                    step.run(session, clock)
+                    done += 1
+            if progress:
+                progress(done, len(self.steps))
+        with unit_of_work(self.db, immediate=True) as session:
+            # A replayed history sends no mail: what it queued is marked as not to be sent.
+            ends = Clock.on_day(self.end, hour=23, running=False).now()
+            skipped = session.execute(
+                update(m.OutboxMessage)
+                .where(m.OutboxMessage.status == "pending", m.OutboxMessage.created_at <= ends)
+                .values(status="skipped", last_error="historique simulé : non envoyé")
+            )
+            self.summary.counts["mails_skipped"] = int(skipped.rowcount or 0)  # type: ignore[attr-defined]
+        return self.summary
+
+
+def simulate_year(
+    db: Database,
+    settings: Settings,
+    *,
+    year: int,
+    clock: Clock,
+    seed: int = 42,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationSummary:
+    """Replay ``year`` (up to the clock's day) on the routed network; returns counts.
+
+    Raises SimulationError (French) when nobody was accompanied that year."""
+    sim = _Year(db, settings, year, seed, clock.today())
+    sim.plan()
+    return sim.replay(progress)
