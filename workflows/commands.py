@@ -253,6 +253,39 @@ def simulate(
 
 
 @app.command()
+def report(
+    year: Annotated[int, typer.Option(help="Année du rapport.")],
+    territory: Annotated[str | None, typer.Option(help="Code du territoire.")] = None,
+    programme: Annotated[str | None, typer.Option(help="cvg ou phc.")] = None,
+    format: Annotated[str, typer.Option("--format", help="text, json, csv ou xlsx.")] = "text",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Fichier.")] = None,
+) -> None:
+    """Les indicateurs d'impact et de pilotage d'une année, comme le rapport d'activité."""
+    from engine.reporting.report import FORMATS, ReportError, build_report, render
+
+    if format not in FORMATS:
+        _fail(f"--format : « {format} » inconnu (attendu : {', '.join(FORMATS)})", 2)
+    if format == "xlsx" and output is None:
+        _fail("--format xlsx : précisez le fichier de sortie avec -o", 2)
+    try:
+        body = render(
+            build_report(_database(), year=year, territory=territory, programme=programme),
+            format,
+        )
+    except ReportError as exc:
+        _fail(str(exc), 2)
+        return
+    if output is None:
+        typer.echo(body.decode(), nl=False)
+        return
+    try:
+        output.write_bytes(body)
+    except OSError as exc:
+        _fail(f"impossible d'écrire « {output} » : {exc.strerror or exc}", 2)
+    typer.echo(f"Rapport {year} écrit dans {output}.")
+
+
+@app.command()
 def allocate(
     territory: Annotated[
         str | None, typer.Option(help="Code du territoire (tous par défaut).")

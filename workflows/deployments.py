@@ -83,16 +83,24 @@ def flow_specs(settings: Settings) -> list[FlowSpec]:
             "Répartit les places comptées entre les personnes en attente (à valider).",
             limit=1,
         ),
+        FlowSpec(
+            "reporting",
+            "AIGUILLAGE_SCHEDULE_REPORTING",
+            settings.schedule_reporting,
+            "Calcule les indicateurs d'impact et de pilotage (instantanés par mois et territoire).",
+            limit=1,
+        ),
     ]
 
 
 def _flow_of(name: str) -> Any:
-    from workflows.flows import allocation_flow, intake_flow, notifications_flow
+    from workflows.flows import allocation_flow, intake_flow, notifications_flow, reporting_flow
 
     return {
         "intake": intake_flow,
         "notifications": notifications_flow,
         "allocation": allocation_flow,
+        "reporting": reporting_flow,
     }[name]
 
 

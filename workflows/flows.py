@@ -108,3 +108,22 @@ def notifications_flow(chunk: int = 200, now: str | None = None) -> dict[str, An
     written = write_reminders_task(now)
     sent = drain_outbox_task(chunk, now)
     return {"written": written, "relay": sent}
+
+
+@task(name="write-indicator-snapshots", retries=1, retry_delay_seconds=5)
+def write_snapshots_task(year: int | None, now: str | None) -> dict[str, int]:
+    """Every indicator of the year and its months, network and territories (counts only)."""
+    from engine.reporting.report import write_snapshots
+
+    settings, db = _context()
+    try:
+        clock = _clock(now)
+        return write_snapshots(db, year=year or clock.today().year, clock=clock)
+    finally:
+        db.dispose()
+
+
+@flow(name="reporting", log_prints=False)
+def reporting_flow(year: int | None = None, now: str | None = None) -> dict[str, int]:
+    """Indicator snapshots of the year (the current one by default): closed months are kept."""
+    return write_snapshots_task(year, now)

@@ -22,6 +22,7 @@ ENTRYPOINTS = {
     "intake": "workflows/flows.py:intake_flow",
     "notifications": "workflows/flows.py:notifications_flow",
     "allocation": "workflows/flows.py:allocation_flow",
+    "reporting": "workflows/flows.py:reporting_flow",
 }
 STATE_FR = {
     "COMPLETED": "terminé",

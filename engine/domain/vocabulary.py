@@ -13,7 +13,8 @@ from matching.facts import HOUSING_SITUATIONS
 from partners.catalogue import PROGRAMMES
 from partners.taxonomy import DOMAINS
 from reporting.records import EXIT_CATEGORIES as _EXITS
-from reporting.records import HEALTH_EVENTS, REFERRED_BY as _REFERRED_BY
+from reporting.records import HEALTH_EVENTS
+from reporting.records import REFERRED_BY as _REFERRED_BY
 
 HOUSING: tuple[str, ...] = tuple(HOUSING_SITUATIONS)
 ROLES = ("national_admin", "coordinator", "officer", "cip", "partner_contact")

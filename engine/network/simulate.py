@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -179,7 +179,7 @@ class _Year:
             mobilised = self._plan_referrals(refs, users, contacts, open_offers)
             self._plan_outcomes(people, mobilised)
 
-    def _plan_exits(self, people: list[Any]) -> None:
+    def _plan_exits(self, people: Sequence[Any]) -> None:
         """CVG: as many exits as accompanied minus active (the report's figures), the earliest
         programme ends first; PHC: every pathway that reaches its end (12 months) exits."""
         cvg = [p for p in people if p.programme == "cvg"]
@@ -244,7 +244,7 @@ class _Year:
 
         self.add(day, "referral", run)
 
-    def _plan_outcomes(self, people: list[Any], mobilised: dict[str, set[int]]) -> None:
+    def _plan_outcomes(self, people: Sequence[Any], mobilised: dict[str, set[int]]) -> None:
         rng, cvg_o, phc_o = self.rng, self.cvg["outcomes"], self.phc["outcomes"]
         cvg = [p for p in people if p.programme == "cvg"]
         phc = [p for p in people if p.programme == "phc"]

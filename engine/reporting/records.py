@@ -9,7 +9,6 @@ note — only codes, counts and dates.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import Select, func, select
@@ -17,20 +16,12 @@ from sqlalchemy.orm import Session
 
 from engine.domain.clock import as_utc
 from engine.store import models as m
+from reporting.indicators import Scope
 from reporting.records import HealthEvent, HousingChange, Person, PoolRecord, Referral
 
 # Actions that mark a referral's milestones, and the state they leave from when it matters.
 _PARTNER_ANSWER_FROM = "referred"
 _ENDING = ("closed", "refused", "expired", "cancelled", "transferred")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Which people and referrals a report covers (None: all)."""
-
-    territory: str | None = None
-    programme: str | None = None
-    chantier: str | None = None
 
 
 def _codes(session: Session) -> tuple[dict[int, str], dict[int, tuple[str, int | None]]]:

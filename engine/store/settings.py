@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     schedule_intake: str = "15m"
     schedule_notifications: str = "5m"
     schedule_allocation: str = "0 6 * * 1"
+    schedule_reporting: str = "0 5 * * *"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -73,3 +73,18 @@ def test_intake_allocation_and_notifications_flows_run_in_prefect(
             .limit(5)
         ).all()
         assert pending == 0, (left, sent, again)
+
+
+def test_reporting_flow_writes_snapshots_in_prefect(sqlite_db, monkeypatch):
+    from workflows.flows import reporting_flow
+
+    monkeypatch.setenv("AIGUILLAGE_DATABASE_URL", sqlite_db.url)
+    clock = Clock.on_day(TODAY, running=False)
+    seed_network(sqlite_db, scale=0.05, seed=4, clock=clock)
+    result = reporting_flow(now=clock.now().isoformat())
+    assert result["rows_written"] > 0
+    with sqlite_db.sessions() as s:
+        periods = set(s.scalars(select(m.IndicatorSnapshot.period).distinct()).all())
+    assert periods == {str(TODAY.year), *(f"{TODAY.year}-{k:02d}" for k in range(1, 12))}
+    # Counts only in Prefect's result: no person, no text.
+    assert set(result) == {"rows_written", "periods_kept"}

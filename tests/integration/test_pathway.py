@@ -122,7 +122,9 @@ def test_only_the_chantiers_cip_or_the_coordination_may_record_on_a_person(route
             )
         ).first()
         officer = s.scalars(select(m.StaffUser).where(m.StaffUser.role == "officer")).first()
-        partner = s.scalars(select(m.StaffUser).where(m.StaffUser.role == "partner_contact")).first()
+        partner = s.scalars(
+            select(m.StaffUser).where(m.StaffUser.role == "partner_contact")
+        ).first()
         territory = s.scalar(
             select(m.Chantier.territory_id).where(m.Chantier.id == person.chantier_id)
         )
@@ -181,7 +183,9 @@ def test_health_events_once_a_day_follow_ups_only_after_a_cvg_exit(routed):
                     clock=CLOCK)  # fmt: skip
     later = Clock.fixed(CLOCK.now() + timedelta(days=92))
     with unit_of_work(db) as s:
-        record_follow_up(s, who, pid, months=3, situation="emploi_durable", housed=True, clock=later)
+        record_follow_up(
+            s, who, pid, months=3, situation="emploi_durable", housed=True, clock=later
+        )
     with pytest.raises(Refused, match="déjà enregistré"), unit_of_work(db) as s:
         record_follow_up(s, who, pid, months=3, situation="autre", housed=None, clock=later)
     with pytest.raises(Refused, match="3, 6 ou 12"), unit_of_work(db) as s:
@@ -217,9 +221,9 @@ def test_a_simulated_year_records_exits_and_facts_sends_no_mail_and_replays_iden
         ).all()
         assert len(exits) == summary.counts["exit"]
         assert all(date(2024, 1, 1) <= d <= date(2024, 12, 31) and c for d, c in exits)
-        assert not s.scalar(
-            select(func.count()).where(m.OutboxMessage.status == "pending")
-        ), "a replayed history must not send its mails"
+        assert not s.scalar(select(func.count()).where(m.OutboxMessage.status == "pending")), (
+            "a replayed history must not send its mails"
+        )
         # Nobody who left keeps an open orientation; every state change is an event.
         assert not s.scalar(
             select(func.count())
