@@ -127,6 +127,18 @@ def _periods(year: int, today: date) -> list[tuple[Period, bool]]:
     return out
 
 
+def _details(r: Result) -> dict[str, object]:
+    """What a snapshot keeps beside the value: counts and labels, never a person."""
+    out: dict[str, object] = {}
+    if r.note:
+        out["note"] = r.note
+    if r.ratio is not None:
+        out["ratio"] = r.ratio
+    if r.groups:
+        out["groups"] = [[g.key, g.label, g.numerator, g.denominator] for g in r.groups]
+    return out
+
+
 def write_snapshots(db: Database, *, year: int, clock: Clock) -> dict[str, int]:
     """Snapshot rows of ``year`` and its months, for the network and each territory.
 
@@ -162,6 +174,7 @@ def write_snapshots(db: Database, *, year: int, clock: Clock) -> dict[str, int]:
                         value=r.value,
                         numerator=r.numerator,
                         denominator=r.denominator,
+                        details=_details(r),
                         computed_at=now,
                     )
                     for r in results

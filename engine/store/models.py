@@ -250,6 +250,8 @@ class IndicatorSnapshot(Base):
     value: Mapped[float | None]
     numerator: Mapped[int | None] = mapped_column(BigInteger)
     denominator: Mapped[int | None] = mapped_column(BigInteger)
+    # Comparisons: the ratio and each group's counts; a figure not computable: why (no person).
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     computed_at: Mapped[created_at]
 
 

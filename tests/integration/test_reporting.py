@@ -95,7 +95,7 @@ def test_snapshots_keep_closed_months_and_refresh_the_open_one(db):
         # Counts only: no column can hold a name or a note.
         assert {c.name for c in T.__table__.columns} == {
             "id", "code", "programme", "period", "territory", "value", "numerator",
-            "denominator", "computed_at",
+            "denominator", "details", "computed_at",
         }  # fmt: skip
         # What a later anonymisation would do to the files: the closed month must not move.
         s.execute(update(m.Referral).where(m.Referral.id > 0).values(domain="transverse"))

@@ -93,6 +93,7 @@ def upgrade() -> None:
         sa.Column('value', sa.Double(), nullable=True),
         sa.Column('numerator', sa.BigInteger(), nullable=True),
         sa.Column('denominator', sa.BigInteger(), nullable=True),
+        sa.Column('details', sa.JSON(), nullable=False),
         sa.Column('computed_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_indicator_snapshot')),
         sa.UniqueConstraint('code', 'programme', 'period', 'territory',
