@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from engine.allocation.run import expire_proposals
 from engine.domain.calendar import add_business_days, end_of_day_utc
 from engine.domain.clock import Clock, as_utc
+from engine.domain.vocabulary import FOLLOWUP_MONTHS
 from engine.outbox import messages
 from engine.outbox.enqueue import enqueue_many
 from engine.outbox.messages import Links, Recipient
@@ -26,20 +27,9 @@ from engine.referrals.transitions import Actor, apply_transition
 from engine.store import models as m
 from engine.store.db import Database, unit_of_work
 from engine.store.settings import Settings
+from matching.grid import add_months
 
 OUTCOME_DUE_AFTER = timedelta(days=60)
-FOLLOWUP_MONTHS = (3, 6, 12)
-
-
-def _add_months(day: date, months: int) -> date:
-    y, mth = divmod(day.month - 1 + months, 12)
-    year, month = day.year + y, mth + 1
-    for d in (day.day, 30, 29, 28):
-        try:
-            return date(year, month, d)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -197,24 +187,13 @@ def _followups(
     links: Links,
     add: Callable[[dict], None],
 ) -> None:
-    """CVG post-exit follow-up at 3, 6 and 12 months, linking to the person's latest case."""
+    """CVG post-exit follow-up at 3, 6 and 12 months, linking to its short form."""
     exited = session.scalars(
         select(m.Salarie).where(m.Salarie.programme == "cvg", m.Salarie.exit_date.is_not(None))
     ).all()
-    latest = (
-        dict(
-            session.execute(
-                select(m.Referral.salarie_id, func.max(m.Referral.id))
-                .where(m.Referral.salarie_id.in_([s.id for s in exited]))
-                .group_by(m.Referral.salarie_id)
-            ).all()
-        )
-        if exited
-        else {}
-    )
     for s in exited:
         for months in FOLLOWUP_MONTHS:
-            due = _add_months(s.exit_date, months)  # type: ignore[arg-type]  # selected non-null
+            due = add_months(s.exit_date, months)  # type: ignore[arg-type]  # selected non-null
             if due <= today < due + timedelta(days=30):
                 for c in cips.get(s.chantier_id, []):
                     add(
@@ -222,7 +201,6 @@ def _followups(
                             links,
                             Recipient.of(c),
                             salarie_id=s.id,
-                            latest_referral_id=latest.get(s.id),
                             reference=s.reference,
                             months=months,
                             due_on=due,

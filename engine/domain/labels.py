@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from engine.domain.lifecycle import OUTCOME_LABELS, REFUSAL_LABELS, STATE_LABELS
 from partners.taxonomy import DOMAIN_LABELS
+from reporting import records as reporting_records
+
+# Pathway facts: the reporting package owns the codes and their labels.
+EXIT_LABELS: dict[str, str] = dict(reporting_records.EXIT_CATEGORIES)
+HEALTH_EVENT_LABELS: dict[str, str] = dict(reporting_records.HEALTH_EVENTS)
+REFERRED_BY_LABELS: dict[str, str] = dict(reporting_records.REFERRED_BY)
+FOLLOWUP_LABELS: dict[int, str] = {3: "Suivi à 3 mois", 6: "Suivi à 6 mois", 12: "Suivi à 12 mois"}
 
 ROLE_LABELS: dict[str, str] = {
     "national_admin": "Administration nationale",

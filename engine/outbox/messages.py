@@ -56,6 +56,10 @@ class Links:
         """Where a user chooses immediate, daily digest or no mail, per kind."""
         return f"{self.root}/preferences"
 
+    def follow_up(self, salarie_id: int, months: int) -> str:
+        """The short form of a CVG follow-up ``months`` after the person's exit."""
+        return f"{self.root}/salaries/{salarie_id}/suivi/{months}"
+
     def partner_answer(self, token: str) -> str:
         """The signed page where a partner contact answers an orientation, without an account."""
         return f"{self.root}/partenaire/reponse/{token}"
@@ -254,13 +258,12 @@ def followup_due(
     to: Recipient,
     *,
     salarie_id: int,
-    latest_referral_id: int | None,
     reference: str,
     months: int,
     due_on: date,
 ) -> dict[str, Any]:
-    """A CVG post-exit follow-up (3, 6 or 12 months) is due; the link opens the person's case."""
-    url = links.case(latest_referral_id) if latest_referral_id else links.queue()
+    """A CVG post-exit follow-up (3, 6 or 12 months) is due; the link opens its short form."""
+    url = links.follow_up(salarie_id, months)
     key = f"followup_due:{salarie_id}:{months}:{to.id}"
     return _message(
         links, "followup_due", key, to, reference=reference, months=months, due_on=due_on, url=url

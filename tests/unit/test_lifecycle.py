@@ -97,3 +97,7 @@ def test_every_code_of_the_vocabulary_has_its_french_label():
     assert set(labels.RUN_STATUS_LABELS) == set(vocabulary.RUN_STATUSES)
     assert set(labels.PREFERENCE_MODE_LABELS) == set(vocabulary.PREFERENCE_MODES)
     assert set(labels.DOMAIN_LABELS) == set(vocabulary.DOMAINS)
+    assert set(labels.EXIT_LABELS) == set(vocabulary.EXIT_CATEGORIES)
+    assert set(labels.HEALTH_EVENT_LABELS) == set(vocabulary.HEALTH_EVENT_KINDS)
+    assert set(labels.REFERRED_BY_LABELS) == set(vocabulary.REFERRED_BY)
+    assert set(labels.FOLLOWUP_LABELS) == set(vocabulary.FOLLOWUP_MONTHS)
