@@ -143,9 +143,7 @@ async def pathway_record(request: Request, caller: CallerDep, salarie_id: PathId
             form=form,
             status=exc.status,
         )
-    return set_flash(
-        request, RedirectResponse(f"/salaries/{salarie_id}", status_code=303), message
-    )
+    return set_flash(request, RedirectResponse(f"/salaries/{salarie_id}", status_code=303), message)
 
 
 @router.get("/salaries/{salarie_id}/suivi/{months}")

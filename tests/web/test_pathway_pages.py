@@ -67,7 +67,12 @@ def test_the_cip_records_a_housing_change_and_a_bad_date_is_refused_in_french(wo
         current = s.get(m.Salarie, pid).housing
     target = "housed" if current != "housed" else "emergency_shelter"
     future = (world.clock.today() + timedelta(days=3)).isoformat()
-    for bad in ({"on": future}, {"on": "31/02/2026"}, {"on": "2026-01-01\x00"}, {"after": "chateau"}):
+    for bad in (
+        {"on": future},
+        {"on": "31/02/2026"},
+        {"on": "2026-01-01\x00"},
+        {"after": "chateau"},
+    ):
         data = {"csrf_token": token, "fait": "housing", "after": target,
                 "on": world.clock.today().isoformat(), **bad}  # fmt: skip
         answer = client.post(f"/salaries/{pid}/parcours", data=data)
@@ -101,7 +106,12 @@ def test_the_exit_form_cancels_open_referrals_and_ids_out_of_range_are_404(world
     assert done.status_code == 303
     with unit_of_work(world.db) as s:
         assert s.get(m.Referral, world.target_id).state == "cancelled"
-    for path in ("/salaries/0", "/salaries/2147483648", "/salaries/abc", f"/salaries/{pid}/suivi/13"):
+    for path in (
+        "/salaries/0",
+        "/salaries/2147483648",
+        "/salaries/abc",
+        f"/salaries/{pid}/suivi/13",
+    ):
         assert client.get(path).status_code in (404, 422), path
     missing_csrf = client.post(f"/salaries/{pid}/parcours", data={"fait": "exit"})
     assert missing_csrf.status_code in (400, 403)
