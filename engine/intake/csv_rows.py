@@ -40,6 +40,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "enfants_mineurs",
     "rqth",
     "vulnerabilites",
+    "oriente_par",
+    "categorie_sortie",
 )
 IDENTITY_COLUMNS: tuple[str, ...] = ("nom", "prenom", "date_naissance", "telephone", "courriel")
 ALL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS + IDENTITY_COLUMNS
@@ -58,6 +60,22 @@ VULNERABILITY_VALUES: dict[str, str] = {
     "sortie_hospitalisation": "leaving_hospital",
 }
 PROGRAMME_VALUES: dict[str, str] = {"cvg": "cvg", "phc": "phc"}
+# How the person came (codes of reporting.records.REFERRED_BY) and IAE exit categories.
+REFERRED_BY_VALUES: dict[str, str] = {
+    "siao_115": "siao_115",
+    "siao": "siao_115",
+    "115": "siao_115",
+    "maraude": "maraude",
+    "france_travail": "france_travail",
+    "ccas": "ccas",
+    "autre": "other",
+}
+EXIT_VALUES: dict[str, str] = {
+    "emploi_durable": "emploi_durable",
+    "emploi_transition": "emploi_transition",
+    "sortie_positive": "sortie_positive",
+    "autre": "autre",
+}
 YES = frozenset({"oui", "o", "1", "vrai", "x"})
 NO = frozenset({"non", "n", "0", "faux", ""})
 
@@ -115,6 +133,8 @@ class SalarieRow:
     vulnerability_flags: frozenset[str]
     freins: tuple[str, ...]  # data·inclusion v1 slugs, file order, no duplicates
     identity: Identity | None = None
+    referred_by: str | None = None  # None: not given (a value recorded on the page stays)
+    exit_category: str | None = None
 
     def digest(self) -> str:
         """Stable hash of everything but the line number.
@@ -386,6 +406,8 @@ def _parse_record(
     children = get("enfants_mineurs", _optional(_integer(0, 19), default=0))
     rqth = get("rqth", _yes_no)
     flags = get("vulnerabilites", _vulnerabilities)
+    referred_by = get("oriente_par", _choice("orienté par", REFERRED_BY_VALUES))
+    exit_category = get("categorie_sortie", _choice("catégorie de sortie", EXIT_VALUES))
     freins = get("freins", lambda v: _freins(v, line, result))
     identity = _identity(line, cell, errors)
 
@@ -400,6 +422,12 @@ def _parse_record(
         programme=programme,
         identity=identity,
     )
+    if exit_category is not None and not isinstance(exit_, date):
+        errors.append(
+            ImportError_(
+                line, "categorie_sortie", "une catégorie de sortie demande une date_sortie"
+            )
+        )
     if errors:
         result.errors.extend(errors)
         return None
@@ -423,6 +451,8 @@ def _parse_record(
         vulnerability_flags=flags,
         freins=freins,
         identity=identity,
+        referred_by=referred_by if isinstance(referred_by, str) else None,
+        exit_category=exit_category if isinstance(exit_category, str) else None,
     )
 
 
@@ -548,6 +578,20 @@ def _housing(value: str) -> str:
             f"situation de logement {shown} invalide (attendue : {', '.join(HOUSING_VALUES)})"
         )
     return code
+
+
+def _choice(what: str, values: Mapping[str, str]) -> Callable[[str], str | None]:
+    """An optional coded cell: empty is None, anything else must be one of ``values``."""
+
+    def parse(value: str) -> str | None:
+        if not value:
+            return None
+        code = values.get(_normalise(value))
+        if code is None:
+            raise _CellError(f"{what} « {value} » invalide (attendu : {', '.join(values)})")
+        return code
+
+    return parse
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:

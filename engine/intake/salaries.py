@@ -155,6 +155,20 @@ def _apply_row(
         "vulnerability_flags": "|".join(sorted(row.vulnerability_flags)),
         "import_digest": digest,
     }
+    if row.referred_by is not None:
+        fields["referred_by"] = row.referred_by
+    fields["exit_category"] = row.exit_category if row.exit_date else None
+    if person is not None and person.housing != row.housing:
+        # A new situation in the file is a dated change (so housing access stays measurable).
+        session.add(
+            m.HousingChange(
+                salarie_id=person.id,
+                on=today,
+                before=person.housing,
+                after=row.housing,
+                created_at=now,
+            )
+        )
     if person is None:
         person = m.Salarie(
             reference=new_reference(session), external_ref=row.reference, created_at=now, **fields

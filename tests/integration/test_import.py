@@ -95,3 +95,32 @@ def test_bad_files_are_refused_with_a_precise_report_and_nothing_written(
     if case not in ("missing column", "wrong encoding", "wrong delimiter"):
         assert "Ligne" in result.output  # names the row
     assert _counts(db) == before
+
+
+def test_import_records_orienté_par_exit_category_and_a_new_housing_as_a_dated_change(
+    cli, db, tmp_path
+):
+    header = HEADER + SEP + "oriente_par" + SEP + "categorie_sortie"
+    cells = ROW.split(SEP)
+    cells[COLS.index("date_sortie")] = "30/06/2024"
+    first = header + "\n" + SEP.join([*cells, "maraude", "emploi_transition"]) + "\n"
+    assert cli("import", "salaries", _bad(tmp_path, "a.csv", first)).exit_code == 0
+    reference = cells[COLS.index("reference")]
+    with db.sessions() as s:
+        person = s.scalar(select(m.Salarie).where(m.Salarie.external_ref == reference))
+        assert (person.referred_by, person.exit_category) == ("maraude", "emploi_transition")
+        housing = person.housing
+    cells[COLS.index("situation_logement")] = "loge" if housing != "housed" else "rue"
+    # The column left empty keeps what was recorded; the new housing is a dated change.
+    second = header + "\n" + SEP.join([*cells, "", "emploi_transition"]) + "\n"
+    assert cli("import", "salaries", _bad(tmp_path, "b.csv", second)).exit_code == 0
+    with db.sessions() as s:
+        person = s.scalar(select(m.Salarie).where(m.Salarie.external_ref == reference))
+        assert person.referred_by == "maraude"
+        change = s.scalars(
+            select(m.HousingChange).where(m.HousingChange.salarie_id == person.id)
+        ).one()
+        assert (change.before, change.after) == (housing, person.housing)
+    bad = header + "\n" + SEP.join([*ROW.split(SEP), "maraude", "autre"]) + "\n"
+    refused = cli("import", "salaries", _bad(tmp_path, "c.csv", bad))
+    assert refused.exit_code == 2 and "categorie_sortie" in refused.output

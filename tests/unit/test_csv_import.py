@@ -258,6 +258,40 @@ def test_exit_before_entry() -> None:
     assert [r.reference for r in result.rows] == ["B"]
 
 
+def test_referred_by_and_exit_category_are_coded_and_checked() -> None:
+    header = [*HEADER, "Orienté par", "Catégorie de sortie"]
+    good = _parse(
+        _csv(
+            _row(
+                **{
+                    "Orienté par": "115",
+                    "date_sortie": "30/06/2024",
+                    "Catégorie de sortie": "Emploi durable",
+                }
+            ),  # fmt: skip
+            _row(reference="B", **{"Orienté par": "", "Catégorie de sortie": ""}),
+            header=header,
+        )
+    )
+    assert not good.errors
+    assert [(r.referred_by, r.exit_category) for r in good.rows] == [
+        ("siao_115", "emploi_durable"),
+        (None, None),
+    ]
+    bad = _parse(
+        _csv(
+            _row(**{"Orienté par": "mairie", "Catégorie de sortie": ""}),
+            _row(reference="B", **{"Orienté par": "ccas", "Catégorie de sortie": "autre"}),
+            header=header,
+        )
+    )
+    assert _messages(bad) == [
+        "Ligne 2, colonne « oriente_par » : orienté par « mairie » invalide (attendu : siao_115, "
+        "siao, 115, maraude, france_travail, ccas, autre).",
+        "Ligne 3, colonne « categorie_sortie » : une catégorie de sortie demande une date_sortie.",
+    ]
+
+
 def test_unknown_frein_slugs_are_named() -> None:
     result = _parse(_csv(_row(freins="sante--acces-aux-soins|logement|emploi--cdi")))
     (msg,) = _messages(result)
