@@ -93,6 +93,12 @@ def seed(
     scale: Annotated[float, typer.Option(help="Multiplie le nombre de personnes.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Graine du générateur (déterministe).")] = 42,
     reset: Annotated[bool, typer.Option(help="Efface la base avant de générer.")] = False,
+    entrants: Annotated[
+        bool,
+        typer.Option(
+            help="Réseau au 1er janvier : garde les entrées de l'année pour « simulate »."
+        ),
+    ] = False,
     today: TodayOpt = None,
     now: NowOpt = None,
 ) -> None:
@@ -106,7 +112,7 @@ def seed(
         reset_db(db)
     t0 = time.perf_counter()
     try:
-        summary = seed_network(db, scale=scale, seed=seed, clock=clock)
+        summary = seed_network(db, scale=scale, seed=seed, clock=clock, entrants=entrants)
     except SeedError as exc:
         _fail(str(exc))
         return

@@ -395,6 +395,10 @@ class _People:
     people: list[dict[str, Any]] = field(default_factory=list)
     identities: list[dict[str, Any]] = field(default_factory=list)
     freins: list[dict[str, Any]] = field(default_factory=list)
+    # Entrants of a simulated year: ids after the existing rows, everyone entering ``today``.
+    id_offset: int = 0
+    frein_offset: int = 0
+    entering: bool = False
 
     def make(self, programme: str, n: int) -> None:
         if programme == "cvg":
@@ -425,7 +429,7 @@ class _People:
         long_street: bool,
         no_res: bool,
     ) -> None:
-        pid = len(self.people) + 1
+        pid = self.id_offset + len(self.people) + 1
         ch = self.rng.choice(pool)
         terr = self.terr_code_by_id.get(ch["territory_id"]) if ch["territory_id"] else None
         if long_street:
@@ -452,7 +456,14 @@ class _People:
             )
         household = _weighted(self.rng, [(1, 0.7), (2, 0.1), (3, 0.1), (4, 0.07), (5, 0.03)])
         children = self.rng.randint(0, household - 1) if household > 1 else 0
-        if programme == "cvg":
+        if self.entering:
+            entry = self.today
+            # PHC: up to 12 months, often less (on to CVG, a job, or gone).
+            days = (
+                self.rng.randint(365, 3 * 365) if programme == "cvg" else self.rng.randint(90, 365)
+            )
+            end = entry + timedelta(days=days)
+        elif programme == "cvg":
             entry = self.today - timedelta(days=self.rng.randint(30, 5 * 365))
             end = self.today + timedelta(days=self.rng.randint(-20, 400))
             end = max(end, entry + timedelta(days=120))
@@ -518,7 +529,7 @@ class _People:
             dom = next(d for d, s in self.slugs.items() if slug in s)
             self.freins.append(
                 {
-                    "id": len(self.freins) + 1,
+                    "id": self.frein_offset + len(self.freins) + 1,
                     "salarie_id": pid,
                     "thematique": slug,
                     "domain": dom,
@@ -585,8 +596,25 @@ def _write_network(
         )
 
 
-def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 42) -> SeedSummary:
-    """Generate and insert the synthetic network into an empty database."""
+# Share of each programme's people of a year who enter during it (``simulate`` draws them month
+# by month): CVG from the report (1 − active / accompanied = 1 − 3,000 / 4,550), PHC assumed
+# (pathways of up to 12 months: most of a year's PHC people enter during it).
+ENTRANT_SHARE: dict[str, float] = {"cvg": 0.34, "phc": 0.6}
+
+
+def seed_network(
+    db: Database,
+    *,
+    clock: Clock,
+    scale: float = 1.0,
+    seed: int = 42,
+    entrants: bool = False,
+) -> SeedSummary:
+    """Generate and insert the synthetic network into an empty database.
+
+    With ``entrants``, the network is the one at the start of a year: the share of people who
+    enter during it (ENTRANT_SHARE) is held back, for ``simulate`` to bring in month by month;
+    the counts it must bring are stored in the seed's audit row."""
     if scale <= 0:
         raise SeedError("l'échelle doit être strictement positive")
     today = clock.today()
@@ -650,8 +678,13 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
         terr_code_by_id,
         slugs,
     )
-    maker.make("cvg", n_cvg)
-    maker.make("phc", n_phc)
+    later = (
+        {p: round(n * ENTRANT_SHARE[p]) for p, n in (("cvg", n_cvg), ("phc", n_phc))}
+        if entrants
+        else {"cvg": 0, "phc": 0}
+    )
+    maker.make("cvg", n_cvg - later["cvg"])
+    maker.make("phc", n_phc - later["phc"])
     people, identities, freins = maker.people, maker.identities, maker.freins
     _draw_referred_by(random.Random(seed * 7 + 1), people, phc_p)
 
@@ -674,8 +707,80 @@ def seed_network(db: Database, *, clock: Clock, scale: float = 1.0, seed: int = 
             (m.SalarieIdentity, identities),
             (m.Frein, freins),
         ],
-        details={"scale": scale, "seed": seed, "today": today.isoformat()},
+        details={"scale": scale, "seed": seed, "today": today.isoformat(), "entrants": later},
         now=now,
     )
     analyze(db)
     return summary
+
+
+def seed_details(db: Database) -> dict[str, Any]:
+    """What the seed recorded (scale, seed, day, entrants held back), or {} for a real network."""
+    with db.engine.connect() as conn:
+        row = conn.execute(
+            select(m.AuditLog.details)
+            .where(m.AuditLog.action == "seed")
+            .order_by(m.AuditLog.id.desc())
+            .limit(1)
+        ).scalar()
+    return dict(row or {})
+
+
+def add_entrants(db: Database, *, counts: dict[str, int], day: date, seed: int) -> int:
+    """People who enter the programmes on ``day`` (a simulated year), drawn like the seed's —
+    same quotas, chantiers, freins — with their identities and freins; returns how many."""
+    if not any(counts.values()):
+        return 0
+    ref = reference_2024()
+    rng = random.Random(seed * 1_000_003 + day.toordinal())
+    from faker.providers.person.fr_FR import Provider as FrNames
+
+    first_names = list(FrNames.first_names_female) + list(FrNames.first_names_male)
+    last_names = list(FrNames.last_names)
+    with db.engine.connect() as conn:
+        chantiers = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(
+                    m.Chantier.id,
+                    m.Chantier.territory_id,
+                    m.Chantier.carries_cvg,
+                    m.Chantier.carries_phc,
+                ).order_by(m.Chantier.id)
+            )
+        ]
+        terr = dict(conn.execute(select(m.Territory.id, m.Territory.code)).all())
+        last_person = conn.execute(select(func.max(m.Salarie.id))).scalar() or 0
+        last_frein = conn.execute(select(func.max(m.Frein.id))).scalar() or 0
+    maker = _People(
+        rng,
+        seed,
+        day,
+        SeedSummary(),
+        lambda: (rng.choice(first_names), rng.choice(last_names)),
+        ref["programmes"]["cvg"],
+        ref["programmes"]["phc"],
+        [c for c in chantiers if c["carries_cvg"]],
+        [c for c in chantiers if c["carries_phc"]],
+        terr,
+        {d: slugs_of_domain(d) for d in ("emploi", "sante", "logement", "transverse")},
+        id_offset=last_person,
+        frein_offset=last_frein,
+        entering=True,
+    )
+    for programme in ("cvg", "phc"):
+        maker.make(programme, counts.get(programme, 0))
+    _draw_referred_by(random.Random(rng.random()), maker.people, ref["programmes"]["phc"])
+    now = Clock.on_day(day, running=False).now()
+    for rows in (maker.people, maker.freins):
+        for r in rows:
+            r.setdefault("created_at", now)
+    with db.engine.begin() as conn:
+        for model, rows in (
+            (m.Salarie, maker.people),
+            (m.SalarieIdentity, maker.identities),
+            (m.Frein, maker.freins),
+        ):
+            _bulk(conn, m.table_of(model), rows)
+        _fix_sequences(conn)
+    return len(maker.people)

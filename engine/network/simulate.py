@@ -28,7 +28,9 @@ from sqlalchemy import select, update
 
 from engine.domain.clock import Clock
 from engine.domain.lifecycle import OPEN_STATES
+from engine.intake.run import run_intake
 from engine.network.reference import reference_2024
+from engine.network.seed import add_entrants, seed_details
 from engine.pathway.facts import (
     Recorder,
     record_exit,
@@ -41,7 +43,7 @@ from engine.store.db import Database, unit_of_work
 from engine.store.settings import Settings
 
 SIMULATION = "simulation d'une année"
-TAKE_SHARE = 0.8  # officer referrals taken in hand during the year
+TAKE_SHARE = 0.95  # referrals taken in hand (the others wait in the queue)
 REFER_SHARE = 0.5  # of those taken, sent to a partner's open offer
 PARTNER_ACCEPTS = 0.7
 CLOSE_WITHOUT_PARTNER = 0.6
@@ -111,6 +113,13 @@ def _with_uplift(
     return _quota(rng, mob, rate + uplift * (1 - s)) | _quota(rng, rest, rate - uplift * s)
 
 
+def _referral_work_until(last: date) -> Callable[[_Step], bool]:
+    def due(step: _Step) -> bool:
+        return step.day <= last and step.kind == "referral"
+
+    return due
+
+
 def _day_between(rng: random.Random, lo: date, hi: date) -> date:
     if hi <= lo:
         return lo
@@ -118,10 +127,10 @@ def _day_between(rng: random.Random, lo: date, hi: date) -> date:
 
 
 class _Year:
-    """The plan of one year, then its replay in date order."""
+    """The plan of one year and its replay in date order, month by month."""
 
     def __init__(self, db: Database, settings: Settings, year: int, seed: int, today: date):
-        self.db, self.settings, self.year = db, settings, year
+        self.db, self.settings, self.year, self.seed = db, settings, year, seed
         self.rng = random.Random(seed * 1_000_003 + year)
         self.start = date(year, 1, 1)
         self.end = min(date(year, 12, 31), today)
@@ -133,58 +142,153 @@ class _Year:
         self.steps: list[_Step] = []
         self.exit_on: dict[int, date] = {}
         self.entry: dict[int, date] = {}
+        self.people: list[Any] = []
+        self.mobilised: dict[str, set[int]] = defaultdict(set)
+        self.last_referral = 0
+        self.entrants: dict[str, int] = dict(seed_details(db).get("entrants") or {})
         self.summary = SimulationSummary(year)
+        self.done = 0
 
     def add(self, day: date, kind: str, run: Callable[..., Any]) -> None:
         if self.start <= day <= self.end:
             self.steps.append(_Step(day, len(self.steps), kind, run))
 
-    # --- the plan ----------------------------------------------------------------------
+    # --- the year, month by month --------------------------------------------------------
 
-    def plan(self) -> None:
+    def run(self, progress: Callable[[int, int], None] | None) -> SimulationSummary:
+        run_intake(self.db, self.settings, clock=Clock.on_day(self.start, running=False))
+        self._load_directory()
+        initial = self._new_people()
+        if not initial:
+            raise SimulationError(
+                f"aucun·e salarié·e accompagné·e en {self.year} : générez d'abord le réseau "
+                f"(aiguillage seed --entrants --today {self.year}-01-01)"
+            )
+        cvg_total = sum(p.programme == "cvg" for p in initial) + self.entrants.get("cvg", 0)
+        self._plan_exits(initial, cvg_total)
+        self._plan_new_referrals()
+        for month in range(1, 13):
+            first = date(self.year, month, 1)
+            if first > self.end:
+                break
+            following = date(self.year + month // 12, month % 12 + 1, 1)
+            last = min(following - timedelta(days=1), self.end)
+            entering = min(first + timedelta(days=9), last)
+            counts = {p: self._share_of_month(p, month) for p in ("cvg", "phc")}
+            if any(counts.values()) and entering <= self.end:
+                add_entrants(self.db, counts=counts, day=entering, seed=self.seed)
+                run_intake(self.db, self.settings, clock=Clock.on_day(entering, running=False))
+                for p in self._new_people():
+                    if p.programme_end is not None and p.programme_end <= self.end:
+                        self.exit_on[p.id] = p.programme_end
+                self._plan_new_referrals()
+            self._replay(_referral_work_until(last), progress)
+        self.summary.people = len(self.people)
+        self._plan_outcomes(self.people, self.mobilised)
+        self._replay(lambda s: True, progress)
+        self._skip_history_mails()
+        return self.summary
+
+    def _share_of_month(self, programme: str, month: int) -> int:
+        """Entrants of ``month``: the held-back count spread evenly over the twelve months."""
+        n = self.entrants.get(programme, 0)
+        return round(n * month / 12) - round(n * (month - 1) / 12)
+
+    def _load_directory(self) -> None:
         with unit_of_work(self.db) as session:
-            people = session.execute(
+            self.users = {u.id: u for u in session.scalars(select(m.StaffUser)).all()}
+            session.expunge_all()
+            self.contacts = {
+                u.partner_id: u for u in self.users.values() if u.role == "partner_contact"
+            }
+            self.open_offers = {
+                o.id: o.partner_id
+                for o in session.scalars(select(m.Offer).where(m.Offer.slot_based.is_(False)))
+            }
+
+    def _new_people(self) -> list[Any]:
+        """People accompanied in the year not yet known to the plan (the seeded, then each
+        month's entrants)."""
+        known = max(self.entry, default=0)
+        with unit_of_work(self.db) as session:
+            rows = session.execute(
                 select(
                     m.Salarie.id,
                     m.Salarie.programme,
                     m.Salarie.entry_date,
                     m.Salarie.programme_end,
                     m.Salarie.housing,
-                ).where(
+                )
+                .where(
+                    m.Salarie.id > known,
                     m.Salarie.entry_date <= self.end,
                     (m.Salarie.exit_date.is_(None)) | (m.Salarie.exit_date >= self.start),
                 )
+                .order_by(m.Salarie.id)
             ).all()
-            if not people:
-                raise SimulationError(
-                    f"aucun·e salarié·e accompagné·e en {self.year} : générez d'abord le réseau "
-                    f"(aiguillage seed --today {self.year}-01-01)"
-                )
-            refs = (
-                session.execute(
-                    select(m.Referral).where(m.Referral.state == "new").order_by(m.Referral.id)
-                )
-                .scalars()
-                .all()
-            )
-            users = {u.id: u for u in session.scalars(select(m.StaffUser)).all()}
-            contacts = {u.partner_id: u for u in users.values() if u.role == "partner_contact"}
-            open_offers = {
-                o.id: o.partner_id
-                for o in session.scalars(select(m.Offer).where(m.Offer.slot_based.is_(False)))
-            }
-            self.summary.people = len(people)
-            self.entry = {p.id: p.entry_date for p in people}
-            self._plan_exits(people)
-            mobilised = self._plan_referrals(refs, users, contacts, open_offers)
-            self._plan_outcomes(people, mobilised)
+        for r in rows:
+            self.entry[r.id] = r.entry_date
+        self.people.extend(rows)
+        return list(rows)
 
-    def _plan_exits(self, people: Sequence[Any]) -> None:
-        """CVG: as many exits as accompanied minus active (the report's figures), the earliest
-        programme ends first; PHC: every pathway that reaches its end (12 months) exits."""
+    def _plan_new_referrals(self) -> None:
+        with unit_of_work(self.db) as session:
+            refs = session.execute(
+                select(
+                    m.Referral.id,
+                    m.Referral.salarie_id,
+                    m.Referral.owner_user_id,
+                    m.Referral.domain,
+                    m.Referral.created_at,
+                    m.Referral.suggestions,
+                )
+                .where(m.Referral.id > self.last_referral, m.Referral.state == "new")
+                .order_by(m.Referral.id)
+            ).all()
+        if refs:
+            self.last_referral = refs[-1].id
+        self._plan_referrals(refs)
+
+    def _replay(
+        self, due: Callable[[_Step], bool], progress: Callable[[int, int], None] | None
+    ) -> None:
+        """Play the planned steps that are due, in date order (a day's referral work before
+        its facts), one transaction per month of steps."""
+        ready = sorted(
+            (s for s in self.steps if due(s)), key=lambda s: (s.day, s.kind != "referral", s.order)
+        )
+        if not ready:
+            return
+        taken = {id(s) for s in ready}
+        self.steps = [s for s in self.steps if id(s) not in taken]
+        by_month: dict[int, list[_Step]] = defaultdict(list)
+        for step in ready:
+            by_month[step.day.month].append(step)
+        for month in sorted(by_month):
+            with unit_of_work(self.db, immediate=True) as session:
+                for step in by_month[month]:
+                    step.run(session, Clock.on_day(step.day, hour=10, running=False))
+                    self.done += 1
+            if progress:
+                progress(self.done, self.done + len(self.steps))
+
+    def _skip_history_mails(self) -> None:
+        with unit_of_work(self.db, immediate=True) as session:
+            # A replayed history sends no mail: what it queued is marked as not to be sent.
+            ends = Clock.on_day(self.end, hour=23, running=False).now()
+            skipped = session.execute(
+                update(m.OutboxMessage)
+                .where(m.OutboxMessage.status == "pending", m.OutboxMessage.created_at <= ends)
+                .values(status="skipped", last_error="historique simulé : non envoyé")
+            )
+            self.summary.counts["mails_skipped"] = int(skipped.rowcount or 0)  # type: ignore[attr-defined]
+
+    def _plan_exits(self, people: Sequence[Any], cvg_total: int) -> None:
+        """CVG: as many exits as the year's accompanied minus active (the report's figures),
+        the earliest programme ends first; PHC: every pathway that reaches its end exits."""
         cvg = [p for p in people if p.programme == "cvg"]
         share = 1 - self.cvg["salaries_active_2024"] / self.cvg["salaries_accompanied_2024"]
-        k = round(share * len(cvg))
+        k = min(len(cvg), round(share * cvg_total))
         by_end = sorted(cvg, key=lambda p: (p.programme_end or self.end, p.id))[:k]
         for p in by_end:
             lo = max(p.entry_date, self.start) + timedelta(days=30)
@@ -193,10 +297,10 @@ class _Year:
             if p.programme == "phc" and p.programme_end is not None and p.programme_end <= self.end:
                 self.exit_on[p.id] = max(p.programme_end, self.start)
 
-    def _plan_referrals(self, refs, users, contacts, open_offers) -> dict[str, set[int]]:  # type: ignore[no-untyped-def]
+    def _plan_referrals(self, refs: Sequence[Any]) -> None:
         """Who is taken in hand, referred, answered, closed — and so who is "mobilised"."""
-        rng = self.rng
-        mobilised: dict[str, set[int]] = defaultdict(set)
+        rng, mobilised = self.rng, self.mobilised
+        users, contacts, open_offers = self.users, self.contacts, self.open_offers
         for ref in refs:
             owner = users.get(ref.owner_user_id) if ref.owner_user_id else None
             if owner is None or owner.role not in ("officer", "coordinator"):
@@ -204,7 +308,7 @@ class _Year:
             if rng.random() >= TAKE_SHARE:
                 continue
             leaves = self.exit_on.get(ref.salarie_id, self.end)
-            taken = max(self.start, ref.created_at.date()) + timedelta(days=rng.randint(1, 90))
+            taken = max(self.start, ref.created_at.date()) + timedelta(days=rng.randint(1, 45))
             if taken >= leaves:
                 continue
             if owner.role == "officer":
@@ -232,7 +336,6 @@ class _Year:
             else:
                 continue
             self._act(closed, ref.id, "close", actor, outcome=_pick(rng, OUTCOME_SPLIT))
-        return mobilised
 
     def _act(self, day: date, referral_id: int, action: str, actor: Actor, **kw: Any) -> None:
         def run(session, clock: Clock) -> None:  # type: ignore[no-untyped-def]
@@ -325,33 +428,6 @@ class _Year:
         # Facts of a day come after that day's referral work (an exit cancels what is left).
         self.add(day, "fact", run)
 
-    # --- the replay --------------------------------------------------------------------
-
-    def replay(self, progress: Callable[[int, int], None] | None = None) -> SimulationSummary:
-        self.steps.sort(key=lambda s: (s.day, s.kind != "referral", s.order))
-        by_month: dict[int, list[_Step]] = defaultdict(list)
-        for step in self.steps:
-            by_month[step.day.month].append(step)
-        done = 0
-        for month in sorted(by_month):
-            with unit_of_work(self.db, immediate=True) as session:
-                for step in by_month[month]:
-                    clock = Clock.on_day(step.day, hour=10, running=False)
-                    step.run(session, clock)
-                    done += 1
-            if progress:
-                progress(done, len(self.steps))
-        with unit_of_work(self.db, immediate=True) as session:
-            # A replayed history sends no mail: what it queued is marked as not to be sent.
-            ends = Clock.on_day(self.end, hour=23, running=False).now()
-            skipped = session.execute(
-                update(m.OutboxMessage)
-                .where(m.OutboxMessage.status == "pending", m.OutboxMessage.created_at <= ends)
-                .values(status="skipped", last_error="historique simulé : non envoyé")
-            )
-            self.summary.counts["mails_skipped"] = int(skipped.rowcount or 0)  # type: ignore[attr-defined]
-        return self.summary
-
 
 def simulate_year(
     db: Database,
@@ -365,6 +441,4 @@ def simulate_year(
     """Replay ``year`` (up to the clock's day) on the routed network; returns counts.
 
     Raises SimulationError (French) when nobody was accompanied that year."""
-    sim = _Year(db, settings, year, seed, clock.today())
-    sim.plan()
-    return sim.replay(progress)
+    return _Year(db, settings, year, seed, clock.today()).run(progress)

@@ -436,7 +436,9 @@ class Referral(Base):
         ),
     )
     id: Mapped[intpk]
-    frein_id: Mapped[int] = mapped_column(ForeignKey("frein.id"))
+    # Indexed for the intake's "never routed" anti-join (the partial unique index covers only
+    # open referrals): without it each incremental route scanned every referral per frein.
+    frein_id: Mapped[int] = mapped_column(ForeignKey("frein.id"), index=True)
     salarie_id: Mapped[int] = mapped_column(ForeignKey("salarie.id"), index=True)
     chantier_id: Mapped[int] = mapped_column(ForeignKey("chantier.id"), index=True)
     territory_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"))

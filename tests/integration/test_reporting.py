@@ -14,7 +14,6 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select, update
 
 from engine.domain.clock import Clock
-from engine.intake.run import run_intake
 from engine.network.seed import seed_network
 from engine.network.simulate import simulate_year
 from engine.reporting.report import ReportError, build_report, render, write_snapshots
@@ -47,8 +46,7 @@ def _reference() -> dict:
 
 def _year(db, scale: float, seed: int = 42) -> Settings:  # type: ignore[no-untyped-def]
     settings = Settings(database_url=db.engine.url.render_as_string(hide_password=False))
-    seed_network(db, scale=scale, seed=seed, clock=JAN_1)
-    run_intake(db, settings, clock=JAN_1)
+    seed_network(db, scale=scale, seed=seed, clock=JAN_1, entrants=True)
     simulate_year(db, settings, year=2024, clock=DEC_31, seed=seed)
     return settings
 
