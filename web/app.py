@@ -25,7 +25,7 @@ from engine.domain.clock import Clock
 from engine.domain.errors import DomainError, sentence
 from engine.store.db import Database
 from engine.store.settings import Settings, load_settings
-from web import api, pages, partner_link, pathway_pages
+from web import api, pages, partner_link, pathway_pages, reporting_pages
 from web.edge import EdgeMiddleware, route_of
 from web.render import render
 from web.security import ApiUnauthenticated, CsrfRejected, LoginRequired, OutOfScope
@@ -164,6 +164,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(pages.router)
     app.include_router(pathway_pages.router)
+    app.include_router(reporting_pages.router)
     app.include_router(partner_link.router)
     app.include_router(api.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

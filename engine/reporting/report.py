@@ -11,18 +11,18 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from engine.domain.clock import Clock
 from engine.reporting.records import load_people, load_pools, load_referrals
 from engine.store import models as m
 from engine.store.db import Database, unit_of_work
-from reporting.catalogue import compute_all
+from reporting.catalogue import compute_all, find
 from reporting.formats import csv_rows, csv_text, render_text
-from reporting.indicators import Result
-from reporting.records import Period
+from reporting.indicators import Data, Group, Indicator, Result
+from reporting.records import Period, PoolRecord
 
 FORMATS = ("text", "json", "csv", "xlsx")
 
@@ -181,3 +181,169 @@ def write_snapshots(db: Database, *, year: int, clock: Clock) -> dict[str, int]:
                 )
                 written += len(results)
     return {"rows_written": written, "periods_kept": kept}
+
+
+# --- reading snapshots back (the pages) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """The figures of one year for the network or one territory, as the pages show them.
+
+    ``results`` are the year's figures; ``months`` each month's figures (January first, only
+    the months that have any); ``territories`` the year's figures of each territory, when
+    asked. ``live`` says that at least part of it was computed on the fly because no snapshot
+    existed yet; ``computed_at`` is the oldest snapshot shown (None when all was live)."""
+
+    year: int
+    territory: str | None
+    programme: str | None
+    results: list[Result]
+    months: dict[str, list[Result]]
+    territories: dict[str, list[Result]]
+    live: bool
+    computed_at: datetime | None
+
+    def series(self, key: str) -> list[Result]:
+        """One indicator (by key) across the months that have figures."""
+        return [r for month in self.months.values() for r in month if r.key == key]
+
+
+def snapshot_years(db: Database) -> list[int]:
+    """The years that have year snapshots (network or territory), most recent first."""
+    T = m.IndicatorSnapshot
+    with unit_of_work(db) as session:
+        labels = session.scalars(select(T.period).where(func.length(T.period) == 4).distinct())
+        return sorted({int(p) for p in labels if p.isdigit()}, reverse=True)
+
+
+def _keeps(r: Result, programme: str | None) -> bool:
+    """With a programme filter: that programme's figures and the network's operations."""
+    return programme is None or r.programme in (None, programme)
+
+
+class _Rebuilder:
+    """Snapshot rows back into Results: label, definition and kind from the catalogue (pool
+    names from the database), groups, ratio and note from the row's details."""
+
+    def __init__(self, pools: list[PoolRecord]) -> None:
+        self.data = Data(pools=tuple(pools))
+        self.found: dict[tuple[str, str], Indicator | None] = {}
+
+    def indicator(self, code: str, programme: str) -> Indicator | None:
+        key = (code, programme)
+        if key not in self.found:
+            try:
+                self.found[key] = find(code, programme or None, self.data)
+            except ValueError:  # a code an older catalogue wrote and this one dropped
+                self.found[key] = None
+        return self.found[key]
+
+    def result(self, row: m.IndicatorSnapshot) -> Result | None:
+        indicator = self.indicator(row.code, row.programme)
+        if indicator is None:
+            return None
+        details = row.details or {}
+        groups = tuple(
+            Group(str(g[0]), str(g[1]), int(g[2]), int(g[3])) for g in details.get("groups", [])
+        )
+        ratio = details.get("ratio")
+        return Result(
+            code=row.code,
+            key=indicator.key,
+            section=indicator.section,
+            programme=row.programme or None,
+            label=indicator.label,
+            definition=indicator.definition,
+            kind=indicator.kind,
+            period=row.period,
+            territory=row.territory or None,
+            value=row.value,
+            numerator=row.numerator,
+            denominator=row.denominator,
+            note=details.get("note"),
+            groups=groups,
+            ratio=float(ratio) if ratio is not None else None,
+        )
+
+
+def _months(year: int, today: date) -> list[Period]:
+    return [Period.month(year, k) for k in range(1, 13) if Period.month(year, k).start <= today]
+
+
+def stored_report(
+    db: Database,
+    *,
+    year: int,
+    today: date,
+    territory: str | None = None,
+    programme: str | None = None,
+    with_territories: bool = False,
+) -> StoredReport:
+    """The figures of ``year`` read from the snapshots, for the network (``territory`` None)
+    or one territory; what has no snapshot yet is computed on the fly (``live``).
+
+    Why: the pages must answer in milliseconds, not recompute a year of pathways on each
+    request; the reporting flow keeps the snapshots up to date. With ``with_territories``,
+    each territory's year figures too (the national team's side-by-side table)."""
+    if not 2000 <= year <= 2100:
+        raise ReportError(f"année hors de portée ({year})")
+    _known(db, territory, programme)
+    T = m.IndicatorSnapshot
+    here = territory or ""
+    with unit_of_work(db) as session:
+        codes = list(session.scalars(select(m.Territory.code).order_by(m.Territory.code)))
+        # The year and its months here; only the year for each territory side by side.
+        wanted = (T.territory == here) & ((T.period == str(year)) | T.period.like(f"{year}-%"))
+        if with_territories:
+            wanted = wanted | (T.territory.in_(codes) & (T.period == str(year)))
+        rows = session.scalars(select(T).where(wanted).order_by(T.id)).all()
+        rebuild = _Rebuilder(load_pools(session))
+        by_key: dict[tuple[str, str], list[Result]] = {}
+        oldest: datetime | None = None
+        for row in rows:
+            r = rebuild.result(row)
+            if r is None or not _keeps(r, programme):
+                continue
+            by_key.setdefault((row.period, row.territory), []).append(r)
+            oldest = row.computed_at if oldest is None else min(oldest, row.computed_at)
+    live = False
+    data: ReportData | None = None
+
+    def computed(period: Period, where: str | None) -> list[Result]:
+        nonlocal data, live
+        live = True
+        data = data or load(db)
+        found = compute_all(
+            period,
+            people=data.people,
+            referrals=data.referrals,
+            pools=data.pools,
+            territory=where,
+        )
+        return [r for r in found if _keeps(r, programme)]
+
+    results = by_key.get((str(year), here))
+    if results is None:
+        results = computed(Period.year(year), territory)
+        months = {p.label: computed(p, territory) for p in _months(year, today)}
+    else:
+        months = {
+            p.label: by_key[(p.label, here)]
+            for p in _months(year, today)
+            if (p.label, here) in by_key
+        }
+    territories: dict[str, list[Result]] = {}
+    for code in codes if with_territories else []:
+        got = by_key.get((str(year), code))
+        territories[code] = got if got is not None else computed(Period.year(year), code)
+    return StoredReport(
+        year=year,
+        territory=territory,
+        programme=programme,
+        results=results,
+        months=months,
+        territories=territories,
+        live=live,
+        computed_at=oldest,
+    )
