@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 SINK_PORT ?= 8025
 PREFECT_PORT ?= 4200
+# The demo replays this year up to today (the previous one in full before April).
+DEMO_YEAR ?= $(shell if [ $$(date +%-m) -lt 4 ]; then echo $$(( $$(date +%Y) - 1 )); else date +%Y; fi)
 # Python byte-code is compiled once at install time: where PYTHONDONTWRITEBYTECODE is set (as on
 # these machines) every process would otherwise recompile Prefect, SQLAlchemy and the project
 # from source (measured: `import prefect` 2.5 s of CPU without .pyc files, 1.0 s with them).
@@ -33,7 +35,9 @@ install: $(STAMP)
 demo-data: install
 	@mkdir -p var/mail
 	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage db upgrade
-	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage seed --reset --scale 1 --seed 42
+	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage seed --reset --scale 1 --seed 42 --entrants --today $(DEMO_YEAR)-01-01
+	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage simulate --year $(DEMO_YEAR)
+	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage snapshots --year $(DEMO_YEAR) --no-prefect
 	@if $(VENV)/bin/aiguillage --help | grep -q " route "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage route; fi
 	@if $(VENV)/bin/aiguillage --help | grep -q " demo-activity "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage demo-activity; fi
 	@if $(VENV)/bin/aiguillage --help | grep -q " allocate "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage allocate; fi

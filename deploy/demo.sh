@@ -45,8 +45,15 @@ PY
 export PREFECT_API_URL="http://127.0.0.1:$PREFECT_PORT/api"
 
 # The first flows run through that server (no temporary one per command).
+# A year of work is replayed first, so the Impact page shows one: the network as of
+# 1 January (the year's entrants held back), then the year up to today (the previous
+# year in full before April, when the current one is still short).
+YEAR=$(date +%Y)
+if [ "$(date +%-m)" -lt 4 ]; then YEAR=$((YEAR - 1)); fi
 "$VENV/bin/aiguillage" db upgrade
-"$VENV/bin/aiguillage" seed --reset --scale 1 --seed 42
+"$VENV/bin/aiguillage" seed --reset --scale 1 --seed 42 --entrants --today "$YEAR-01-01"
+"$VENV/bin/aiguillage" simulate --year "$YEAR"
+"$VENV/bin/aiguillage" snapshots --year "$YEAR"
 "$VENV/bin/aiguillage" route
 "$VENV/bin/aiguillage" demo-activity
 "$VENV/bin/aiguillage" allocate

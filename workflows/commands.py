@@ -359,6 +359,32 @@ def allocate_file(
 
 
 @app.command()
+def snapshots(
+    year: Annotated[int | None, typer.Option(help="Année (l'année en cours par défaut).")] = None,
+    no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
+    today: TodayOpt = None,
+    now: NowOpt = None,
+) -> None:
+    """Calcule les instantanés d'indicateurs (année, mois, territoires) que lisent les pages."""
+    clock = _clock(today, now)
+    if year is not None and not 2000 <= year <= 2100:
+        _fail(f"--year : année hors de portée ({year})", 2)
+    t0 = time.perf_counter()
+    if no_prefect:
+        from engine.reporting.report import write_snapshots
+
+        result = write_snapshots(_database(), year=year or clock.today().year, clock=clock)
+    else:
+        from workflows.flows import reporting_flow
+
+        result = reporting_flow(year=year, now=_now_param(clock))
+    typer.echo(
+        f"Instantanés écrits en {time.perf_counter() - t0:.1f} s : {result['rows_written']} "
+        f"chiffres ; périodes closes conservées : {result['periods_kept']}."
+    )
+
+
+@app.command()
 def notify(
     chunk: Annotated[int, typer.Option(help="Messages par connexion SMTP.")] = 200,
     no_prefect: Annotated[bool, typer.Option(help="Sans Prefect (appel direct).")] = False,
