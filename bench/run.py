@@ -27,6 +27,7 @@ BENCHES = [
     ("web", ["bench_web.py"]),
     ("login", ["bench_login.py"]),
     ("gap", ["bench_gap.py"]),
+    ("reporting", ["bench_reporting.py"]),
 ]
 QUICK_ARGS = {
     "routing_pure": ["100000"],

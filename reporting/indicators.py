@@ -56,6 +56,9 @@ class Data:
     people: tuple[Person, ...] = ()
     referrals: tuple[Referral, ...] = ()
     pools: tuple[PoolRecord, ...] = ()
+    # Each scope's subset, filtered once: the ~40 indicators of a report share three scopes,
+    # and filtering a million referrals for each of them was most of a report's time.
+    _scoped: dict[Scope, Data] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(
@@ -67,11 +70,14 @@ class Data:
         return cls(tuple(people), tuple(referrals), tuple(pools))
 
     def scoped(self, scope: Scope) -> Data:
-        return Data(
-            tuple(p for p in self.people if scope.admits_person(p)),
-            tuple(r for r in self.referrals if scope.admits_referral(r)),
-            tuple(pool for pool in self.pools if scope.admits_pool(pool)),
-        )
+        found = self._scoped.get(scope)
+        if found is None:
+            found = self._scoped[scope] = Data(
+                tuple(p for p in self.people if scope.admits_person(p)),
+                tuple(r for r in self.referrals if scope.admits_referral(r)),
+                tuple(pool for pool in self.pools if scope.admits_pool(pool)),
+            )
+        return found
 
 
 @dataclass(frozen=True, slots=True)

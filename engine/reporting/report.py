@@ -148,6 +148,15 @@ def write_snapshots(db: Database, *, year: int, clock: Clock) -> dict[str, int]:
         territories: list[str | None] = [None, *session.scalars(select(m.Territory.code)).all()]
     written = kept = 0
     now = clock.now()
+    # Each territory's people and referrals, split once (the whole network reads them all).
+    parts: dict[str | None, tuple[list, list]] = {t: ([], []) for t in territories}
+    for person in data.people:
+        if person.territory in parts:
+            parts[person.territory][0].append(person)
+    for referral in data.referrals:
+        if referral.territory in parts:
+            parts[referral.territory][1].append(referral)
+    parts[None] = (data.people, data.referrals)
     for period, closed in _periods(year, clock.today()):
         for territory in territories:
             key = (period.label, territory or "")
@@ -160,8 +169,8 @@ def write_snapshots(db: Database, *, year: int, clock: Clock) -> dict[str, int]:
                 session.execute(delete(T).where(*where))
                 results = compute_all(
                     period,
-                    people=data.people,
-                    referrals=data.referrals,
+                    people=parts[territory][0],
+                    referrals=parts[territory][1],
                     pools=data.pools,
                     territory=territory,
                 )
