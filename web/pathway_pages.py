@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
@@ -28,15 +28,13 @@ from engine.pathway.facts import (
     set_referred_by,
 )
 from engine.pathway.read import read_pathway
-from engine.store import models as m
 from engine.store.db import unit_of_work
 from web.flash import set_flash
+from web.pages import CallerDep, PathId
 from web.render import render
-from web.security import Caller, OutOfScope, check_form_csrf, page_caller
+from web.security import Caller, OutOfScope, check_form_csrf
 
 router = APIRouter(include_in_schema=False)
-CallerDep = Annotated[Caller, Depends(page_caller)]
-PathId = Annotated[int, Path(ge=1, le=m.MAX_ID)]
 Months = Annotated[int, Path(ge=1, le=12)]
 
 FACTS = ("referred_by", "housing", "health", "exit")

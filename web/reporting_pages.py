@@ -25,10 +25,10 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from markupsafe import Markup
 from sqlalchemy import select
 from starlette.responses import Response
@@ -41,11 +41,11 @@ from reporting.catalogue import PROGRAMMES
 from reporting.indicators import Result
 from reporting.operations import DOMAINS as OPERATION_DOMAINS
 from reporting.operations import STATES as OPERATION_STATES
+from web.pages import CallerDep
 from web.render import fmt_datetime, render, templates
-from web.security import Caller, OutOfScope, page_caller
+from web.security import Caller, OutOfScope
 
 router = APIRouter(include_in_schema=False)
-CallerDep = Annotated[Caller, Depends(page_caller)]
 
 READERS = frozenset({"national_admin", "coordinator", "officer"})
 NETWORK = "Tout le réseau"
