@@ -191,4 +191,5 @@ def status_cmd() -> None:
             continue
         state = STATE_FR.get(last.state_type.value if last.state_type else "", "inconnu")
         when = f"{last.start_time:%d/%m/%Y %H:%M}" if last.start_time else "—"
-        typer.echo(f"{name} : {state} (début {when} UTC, durée {last.total_run_time}){nxt}")
+        took = f"{last.total_run_time.total_seconds():.1f}".replace(".", ",")
+        typer.echo(f"{name} : {state} (début {when} UTC, durée {took} s){nxt}")
