@@ -10,19 +10,22 @@ Floors are lexicographically first: phase 1 maximises the floor units met (sum o
 (pool, territory) of min(fill, floor)); when every floor can be met, phase 2 states them as
 hard constraints (far stronger for CP-SAT than "the sum of the levels is reached"),
 otherwise it keeps the level reached; then it maximises the weight with all the time left
-and, when that optimum is proven, breaks its ties by the pair hash in a small third solve.
+and, when that optimum is proven, breaks its ties by the pair hash in a small third solve
+(not with ``assign_all``, where it only cost time; see solve_component).
 No big-M coefficient, so nothing can overflow. ``hint`` (the repaired flow solution) is only
 the fallback answer when CP-SAT finds nothing in time.
 
 Search. CP-SAT's interleaved portfolio runs even on one worker (``interleave_search``): on one
 worker the default search has no large-neighbourhood search, and on the household instance
 of the bench it stopped 66 % below the bound where the interleaved one proves the optimum in
-9 s. With ``assign_all`` (everyone placed: the generalized assignment problem) the default
-search is kept, as measured on the Chu–Beasley instances. Limits are *deterministic* time
-(CP-SAT's work units, about one per second of one core here), with a wall-clock cap of
-``WALL_SAFETY`` times the limit: a run that stops on its limit gives the same answer for the
-same input, on any machine and under any load. The model is built in sorted id order, so the
-input's order does not matter either.
+9 s. With ``assign_all`` (everyone placed: the generalized assignment problem) the model is
+the textbook one, variables pool by pool and the cost minimised, under CP-SAT's default
+single search and seed: it then follows, step for step, the trajectory of the plain model it
+is benchmarked against (``bench/bench_gap.py``), which no variant measured beat on every
+instance. Limits are *deterministic* time (CP-SAT's work units, about one per second of one
+core here), with a wall-clock cap of ``WALL_SAFETY`` times the limit: a run that stops on
+its limit gives the same answer for the same input, on any machine and under any load. The
+model is built in sorted id order, so the input's order does not matter either.
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ _STATUS: dict[Any, str] = {
     cp_model.UNKNOWN: "unknown",
 }
 WALL_SAFETY = 1.5  # wall-clock cap = this × the deterministic limit (a guard, not the limit)
+# assign_all (generalized assignment): deterministic units granted per second of the user's
+# limit, and the wall-clock cap as a multiple of that limit. Measured on the 18 Chu–Beasley
+# instances of bench/bench_gap.py (2 cores, one worker, the plain model's trajectory, which is
+# followed here): 0.62–1.30 deterministic units per wall second, median 0.8. One unit per
+# second keeps a run that stops on its limit reproducible on this machine (the wall cap of
+# 1.5 × is a guard, reached only on a machine at least a third slower); a rate of 1.3 with a
+# 1.1 × cap gained nothing reproducible: most runs then ended on the wall cap.
+GAP_DET_RATE = 1.0
+GAP_WALL_SAFETY = WALL_SAFETY
 
 
 class ModelInvalid(ValueError):
@@ -101,13 +113,20 @@ def components(ix: Indexed) -> list[np.ndarray]:
     return [np.sort(order[bounds[k] : bounds[k + 1]]) for k in range(len(roots))]
 
 
-def _solver(time_limit_s: float, num_workers: int, *, interleave: bool = True) -> cp_model.CpSolver:
+def _solver(
+    time_limit_s: float,
+    num_workers: int,
+    *,
+    interleave: bool = True,
+    wall_safety: float = WALL_SAFETY,
+    seed: int = 0,
+) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
     limit = max(0.01, time_limit_s)
     solver.parameters.max_deterministic_time = limit
-    solver.parameters.max_time_in_seconds = limit * WALL_SAFETY
+    solver.parameters.max_time_in_seconds = limit * wall_safety
     solver.parameters.num_workers = worker_count(num_workers)
-    solver.parameters.random_seed = 0
+    solver.parameters.random_seed = seed
     solver.parameters.interleave_search = interleave
     return solver
 
@@ -172,11 +191,29 @@ def _ordered(ix: Indexed, options: np.ndarray) -> np.ndarray:
     return options[np.lexsort((ix.pool_key[ix.opt_p[options]], ix.cand_key[ix.opt_c[options]]))]
 
 
+def _pool_major(ix: Indexed, options: np.ndarray) -> list[int]:
+    """Positions in ``options`` (candidate-major) sorted by (pool id, candidate id)."""
+    keys = np.arange(len(options))
+    if ix.cand_key is None or ix.pool_key is None:
+        return np.lexsort((keys, ix.opt_p[options])).tolist()
+    pk, ck = ix.pool_key[ix.opt_p[options]], ix.cand_key[ix.opt_c[options]]
+    return np.lexsort((keys, ck, pk)).tolist()
+
+
 def _base_model(ix: Indexed, options: np.ndarray, assign_all: bool = False):  # type: ignore[no-untyped-def]
     """Variables, one pool per candidate (exactly one with ``assign_all``), capacities; and
-    the floors' option lists."""
+    the floors' option lists.
+
+    With ``assign_all`` the variables are created pool by pool (x[pool][candidate]), as the
+    textbook generalized-assignment model does: CP-SAT's search depends on the variable
+    order, and this one is the trajectory ``bench/bench_gap.py``'s plain model follows."""
     model = cp_model.CpModel()
-    x = [model.new_bool_var(f"x{o}") for o in options.tolist()]
+    if assign_all:
+        x: list[Any] = [None] * len(options)
+        for k in _pool_major(ix, options):
+            x[k] = model.new_bool_var(f"x{int(options[k])}")
+    else:
+        x = [model.new_bool_var(f"x{o}") for o in options.tolist()]
     by_cand: dict[int, list[int]] = {}
     by_pool: dict[int, list[int]] = {}
     for k, o in enumerate(options.tolist()):
@@ -273,26 +310,50 @@ def solve_component(
     # coefficients (up to 20 more bits each) weakened the relaxation and CP-SAT proved
     # optima later than the plain model (Chu–Beasley c5200, c10200, e5200 in bench_gap).
     weights = [int(ix.opt_w[o]) for o in options.tolist()]
-    model.maximize(sum(w * v for w, v in zip(weights, x, strict=True)))
     left = time_limit_s - (time.perf_counter() - started)
-    # Measured: the interleaved portfolio (with large-neighbourhood search) is what solves
-    # the optional-placement problems (households, floors); when everyone must be placed
-    # (generalized assignment, exactly one pool each) CP-SAT's default single search proves
-    # optima sooner (Chu–Beasley C and D in bench/bench_gap.py). Both are deterministic here.
-    solver = _solver(max(left, time_limit_s * 0.1), num_workers, interleave=not assign_all)
+    if assign_all:
+        # Generalized assignment: exactly the plain model (bench/bench_gap.py), i.e. the cost
+        # minimised with its terms pool by pool, CP-SAT's default single search and its
+        # default seed, so the search follows the plain model's trajectory step for step (same
+        # solutions at the same deterministic time, checked on 18 Chu–Beasley instances).
+        # Measured against it at equal deterministic time (8 units, seeds 2000–2005), none
+        # better on all 18: maximising −cost with candidate-major variables and seed 0 (the
+        # former model) lost c20100, c5200, c10200, e10100, e20100; the interleaved
+        # portfolio (with LNS) alone or after half the time, linearization level 2, each
+        # lost several; costs reduced per candidate (c − min c) changed nothing (presolve
+        # shifts the objective itself), and the Martello–Toth regret greedy could not place
+        # everyone (capacities at 80 %), so it had no hint to give.
+        model.minimize(sum(-weights[k] * x[k] for k in _pool_major(ix, options)))
+        solver = _solver(
+            max(left, time_limit_s * 0.1) * GAP_DET_RATE,
+            num_workers,
+            interleave=False,
+            wall_safety=GAP_WALL_SAFETY / GAP_DET_RATE,
+            seed=1,
+        )
+    else:
+        model.maximize(sum(w * v for w, v in zip(weights, x, strict=True)))
+        # Measured: the interleaved portfolio (with large-neighbourhood search) is what
+        # solves the optional-placement problems (households, floors).
+        solver = _solver(max(left, time_limit_s * 0.1), num_workers)
     status = _run(model, solver)
     name = _STATUS.get(status, "unknown")
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         picked = [k for k, v in enumerate(x) if solver.boolean_value(v)]
-        bound = int(solver.best_objective_bound)
-        if status == cp_model.OPTIMAL:
+        sign = -1 if assign_all else 1  # assign_all minimises −weight
+        bound = sign * int(solver.best_objective_bound)
+        # No tie-break solve with assign_all: the trajectory is deterministic already, and
+        # its ~10 % more time after a proof made allocate-file slower than the plain model
+        # on c5200 (4.26 s against 3.96 s), e5200 (2.73 against 2.58) and e10100 (9.89
+        # against 9.15) in bench_gap at 10 s.
+        if status == cp_model.OPTIMAL and not assign_all:
             picked = _break_ties(
                 model,
                 x,
                 options,
                 ix,
                 picked,
-                int(solver.objective_value),
+                sign * int(solver.objective_value),
                 solver,
                 time_limit_s - (time.perf_counter() - started),
                 num_workers,

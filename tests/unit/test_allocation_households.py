@@ -166,3 +166,40 @@ def test_more_workers_than_cores_are_capped():
 
     assert worker_count(1_000) == (os.cpu_count() or 1)
     assert worker_count(1) == 1
+
+
+def test_assign_all_builds_the_plain_models_variable_order_whatever_the_input_order():
+    """The generalized assignment model follows the plain model's trajectory only if its
+    variables come pool by pool (then candidate by candidate), from sorted ids."""
+    import numpy as np
+
+    from matching.allocation import _compile
+    from matching.allocation_cpsat import _ordered, _pool_major
+
+    base = _gap_problem(2, m=3, n=5)
+    rng = random.Random(4)
+    shuffled = replace(base, candidates=tuple(rng.sample(base.candidates, 5)),
+                       options=tuple(rng.sample(base.options, 15)),
+                       pools=tuple(rng.sample(base.pools, 3)))  # fmt: skip
+    orders = []
+    for problem in (base, shuffled):
+        ix = _compile(problem).ix  # type: ignore[union-attr]
+        options = _ordered(ix, np.arange(len(ix.opt_c)))
+        pools, cands = [p.id for p in problem.pools], [c.id for c in problem.candidates]
+        orders.append([(pools[ix.opt_p[options[k]]], cands[ix.opt_c[options[k]]])
+                       for k in _pool_major(ix, options)])  # fmt: skip
+    expected = [(f"A{i}", f"J{j}") for i in range(3) for j in range(5)]
+    assert orders[0] == orders[1] == expected
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_assign_all_reports_its_bound_and_the_same_answer_whatever_the_input_order(seed):
+    base = _gap_problem(seed)
+    rng = random.Random(seed)
+    shuffled = replace(base, candidates=tuple(rng.sample(base.candidates, len(base.candidates))),
+                       options=tuple(rng.sample(base.options, len(base.options))),
+                       pools=tuple(rng.sample(base.pools, len(base.pools))))  # fmt: skip
+    first, other = solve(base), solve(shuffled)
+    if first.status == "optimal":
+        assert first.bound == first.objective == _brute_force_gap(base)
+    assert first.assignments == other.assignments and first.objective == other.objective
