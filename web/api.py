@@ -12,11 +12,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from engine.access.permissions import can
 from engine.allocation.review import pools_overview
+from engine.domain.errors import Forbidden
 from engine.domain.lifecycle import STATE_LABELS
 from engine.referrals.actions import Actor, StaleEdit, transition
 from engine.referrals.case_file import read_case_file
@@ -49,6 +51,10 @@ class ReferralItem(BaseModel):
 
     id: int
     reference: str = Field(description="Référence pseudonyme de la personne (SAL-XXXXXX).")
+    external_ref: str | None = Field(
+        default=None,
+        description="Référence de la personne pour son chantier (pas pour un partenaire).",
+    )
     thematique: str
     thematique_label: str
     domain: str
@@ -131,6 +137,7 @@ def _item(r, minimal: bool) -> ReferralItem:  # type: ignore[no-untyped-def]
     )
     if not minimal:
         item.chantier, item.programme, item.priority = r.chantier, r.programme, r.priority
+        item.external_ref = r.external_ref
     return item
 
 
@@ -146,21 +153,74 @@ def me(caller: ApiCaller) -> Me:
     )
 
 
-@router.get("/referrals", response_model=ReferralPage, summary="Orientations de mon périmètre")
+# The query parameters of the list: anything else is refused (422) rather than silently
+# ignored, so that a misspelt filter (``reference`` typed ``ref``) never returns the whole queue.
+LIST_PARAMS = frozenset(
+    {"after", "limit", "state", "domain", "territory", "chantier", "programme", "sort",
+     "reference", "q", "overdue"}
+)  # fmt: skip
+
+
+def _refuse_unknown_params(request: Request) -> None:
+    unknown = sorted({k[:40] for k in request.query_params if k not in LIST_PARAMS})
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", k), "msg": "paramètre inconnu", "type": "extra_forbidden"}
+                for k in unknown
+            ]
+        )
+
+
+@router.get(
+    "/referrals",
+    response_model=ReferralPage,
+    summary="Orientations de mon périmètre",
+    responses={
+        403: {"description": "Recherche par nom non autorisée pour ce rôle"},
+        422: {"description": "Paramètre inconnu ou invalide, curseur invalide"},
+    },
+)
 def list_referrals(
     request: Request,
     caller: ApiCaller,
     after: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     state: Annotated[
-        str | None, Query(max_length=20, description="un état, « open » (défaut) ou « all »")
+        str | None,
+        Query(
+            max_length=20,
+            description="un état, « open » (défaut) ou « all » (défaut d'une recherche)",
+        ),
     ] = None,
     domain: Filter = None,
     territory: Filter = None,
     chantier: Filter = None,
     programme: Filter = None,
     sort: str = Query("priority", pattern="^(priority|due|age)$"),
+    reference: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            description="Référence SAL-XXXXXX, ou référence du chantier (sauf contact partenaire).",
+        ),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=80,
+            description="Nom ou prénom : réservé aux rôles qui peuvent lire l'identité (403).",
+        ),
+    ] = None,
+    overdue: Annotated[bool, Query(description="Seulement les orientations en retard.")] = False,
 ) -> ReferralPage:
+    _refuse_unknown_params(request)
+    name = (q or "").strip() or None
+    if name and not can(caller.user, "read_identity"):
+        raise Forbidden(
+            "la recherche par nom est réservée aux rôles habilités à lire l'identité des "
+            "salarié·es : cherchez par référence"
+        )
     filters = QueueFilters(
         domain=domain,
         territory=territory,
@@ -168,6 +228,9 @@ def list_referrals(
         chantier=chantier,
         programme=programme,
         sort=sort,
+        reference=(reference or "").strip() or None,
+        name=name,
+        overdue=overdue,
     )
     with unit_of_work(request.app.state.db) as session:
         page = list_queue(

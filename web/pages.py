@@ -8,6 +8,7 @@ changes anything on GET; every POST checks the session's CSRF token first.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -22,16 +23,36 @@ from engine.access.log import access_log
 from engine.access.permissions import can
 from engine.allocation.review import allocation_review, pools_overview
 from engine.domain.errors import Conflict, DomainError, Forbidden, Refused, sentence
-from engine.domain.labels import ACTION_LABELS
+from engine.domain.labels import (
+    ACTION_LABELS,
+    OVERDUE_LABEL,
+    STATE_PLURAL_LABELS,
+    deadline_badge,
+    fr_number,
+    plural,
+)
 from engine.domain.lifecycle import BY_ACTION, STATES
+from engine.intake.freins import add_frein
 from engine.network.directory import partner_directory
 from engine.outbox.preferences import MODE_LABELS, PreferenceError, get_preferences, set_preferences
 from engine.referrals.actions import Actor, NotFound, flag_health_urgency, transition
-from engine.referrals.case_file import read_case_file
-from engine.referrals.queue import SORTS, BadCursor, QueueFilters, list_queue
+from engine.referrals.case_file import DESTRUCTIVE_ACTIONS, confirmation, read_case_file
+from engine.referrals.notes import add_note
+from engine.referrals.queue import (
+    MAX_SEARCH,
+    SORTS,
+    BadCursor,
+    QueueCounts,
+    QueueFilters,
+    count_queue,
+    filter_options,
+    list_queue,
+    queue_position,
+)
 from engine.store import models as m
 from engine.store.db import unit_of_work
-from partners.taxonomy import DOMAINS
+from matching.rules import load_rules
+from partners.taxonomy import DOMAINS, label_of
 from web.actions import bulk_apply, parse_selection
 from web.flash import set_flash
 from web.render import render
@@ -53,6 +74,7 @@ router = APIRouter(include_in_schema=False)
 CallerDep = Annotated[Caller, Depends(page_caller)]
 # An id in a path: anything outside 1..MAX_ID is the same 404 as a missing row.
 PathId = Annotated[int, Path(ge=1, le=m.MAX_ID)]
+QUEUE_PAGE = 50  # rows of a queue page
 
 
 def _db(request: Request):  # type: ignore[no-untyped-def]
@@ -168,51 +190,115 @@ async def logout_submit(request: Request, caller: CallerDep) -> Response:
 
 # --- queue -----------------------------------------------------------------------------
 
+NAME_SEARCH_REFUSED = (
+    "La recherche par nom est réservée aux personnes habilitées à lire l'identité des "
+    "salarié·es : cherchez par référence."
+)
+NOTHING_TICKED = "Cochez au moins une orientation."
+
 
 def _filters(request: Request) -> QueueFilters:
     q = request.query_params
+    reference = _str(q.get("reference"))
+    name = _str(q.get("nom"))
+    reference = reference[:MAX_SEARCH] if reference else None
+    name = name[:MAX_SEARCH] if name else None
     return QueueFilters(
         domain=_str(q.get("domaine")) if q.get("domaine") in DOMAINS else None,
         territory=_str(q.get("territoire")),
-        state=_str(q.get("etat")) or "open",
+        # A search looks a person up whatever became of their orientations.
+        state=_str(q.get("etat")) or ("all" if reference or name else "open"),
         chantier=_str(q.get("chantier")),
         programme=_str(q.get("programme")) if q.get("programme") in ("cvg", "phc") else None,
         mine=q.get("moi") == "1",
         sort=str(q.get("tri")) if q.get("tri") in SORTS else "priority",
+        reference=reference,
+        name=name,
+        overdue=q.get("retard") == "1",
     )
 
 
 def _queue_params(f: QueueFilters) -> dict[str, str]:
     params = {
+        "reference": f.reference or "",
+        "nom": f.name or "",
         "domaine": f.domain or "",
         "territoire": f.territory or "",
         "etat": f.state or "",
         "chantier": f.chantier or "",
         "programme": f.programme or "",
         "moi": "1" if f.mine else "",
+        "retard": "1" if f.overdue else "",
         "tri": f.sort,
     }
     return {k: v for k, v in params.items() if v}
 
 
-@router.get("/file")
-def queue_page(request: Request, caller: CallerDep, apres: str | None = None) -> Response:
+def _queue_url(f: QueueFilters, **extra: str | None) -> str:
+    """The queue's address for filters ``f`` (``extra``: apres, tout…; None drops one)."""
+    params = _queue_params(f)
+    params.update({k: v for k, v in extra.items() if v})
+    return "/file?" + urlencode(params) if params else "/file"
+
+
+def _state_links(f: QueueFilters, counts: QueueCounts) -> list[dict[str, Any]]:
+    """The summary bar: each state's count, a link applying that state filter."""
+    links = [
+        {
+            "label": STATE_PLURAL_LABELS[state],
+            "count": n,
+            "url": _queue_url(replace(f, state=state, overdue=False)),
+            "current": f.state == state and not f.overdue,
+            "css": "state-count",
+        }
+        for state, n in counts.by_state.items()
+    ]
+    if counts.overdue or f.overdue:
+        links.append(
+            {
+                "label": OVERDUE_LABEL,
+                "count": counts.overdue,
+                "url": _queue_url(replace(f, overdue=True)),
+                "current": f.overdue,
+                "css": "overdue",
+            }
+        )
+    return links
+
+
+def _position_label(offset: int, shown: int, total: int, whole: bool) -> str:
+    """ "12 orientations" on a single page, else "51–100 sur 367 orientations"."""
+    total = max(total, offset + shown)
+    if whole:
+        return plural(total, "orientation")
+    word = "orientation" if total < 2 else "orientations"
+    return f"{fr_number(offset + 1)}–{fr_number(offset + shown)} sur {fr_number(total)} {word}"
+
+
+def _queue_response(
+    request: Request,
+    caller: Caller,
+    filters: QueueFilters,
+    after: str | None,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The queue page: totals by state, one keyset page with its position, scoped filters."""
     user = caller.user
-    filters = _filters(request)
+    now = _clock(request).now()
+    if filters.name and not can(user, "read_identity") and error is None:
+        error = NAME_SEARCH_REFUSED  # and the engine finds nothing: no count, no row
     with unit_of_work(_db(request)) as session:
         try:
-            page = list_queue(
-                session, user, filters, after=apres, limit=50, now=_clock(request).now()
+            page = list_queue(session, user, filters, after=after, limit=QUEUE_PAGE, now=now)
+            position = queue_position(
+                session, user, filters, after=after, limit=QUEUE_PAGE, now=now
             )
         except BadCursor:
             raise OutOfScope() from None
-        territories = session.scalars(select(m.Territory).order_by(m.Territory.name)).all()
-        chantiers_q = select(m.Chantier).order_by(m.Chantier.name)
-        if user.role == "cip":
-            chantiers_q = chantiers_q.where(m.Chantier.id == user.chantier_id)
-        elif user.role in ("officer", "coordinator") and user.territory_id is not None:
-            chantiers_q = chantiers_q.where(m.Chantier.territory_id == user.territory_id)
-        chantiers = session.scalars(chantiers_q).all()
+        counts = count_queue(session, user, filters, now=now)
+        options = filter_options(session, user)
         assignees: list[m.StaffUser] = []
         if user.role in ("coordinator", "national_admin"):
             aq = select(m.StaffUser).where(m.StaffUser.active, m.StaffUser.role == "officer")
@@ -227,9 +313,13 @@ def queue_page(request: Request, caller: CallerDep, apres: str | None = None) ->
                 )
             )
         }
-    next_url = None
-    if page.next_cursor:
-        next_url = "/file?" + urlencode({**_queue_params(filters), "apres": page.next_cursor})
+    next_url = _queue_url(filters, apres=page.next_cursor) if page.next_cursor else None
+    previous_url = (
+        _queue_url(filters, apres=position.previous_cursor) if position.has_previous else None
+    )
+    whole = not (next_url or previous_url or position.offset)
+    select_all = request.query_params.get("tout") == "1"
+    bulk_params = {**_queue_params(filters), **({"apres": after} if after else {})}
     return render(
         request,
         "queue.html",
@@ -237,24 +327,46 @@ def queue_page(request: Request, caller: CallerDep, apres: str | None = None) ->
             "caller": caller,
             "page": page,
             "filters": filters,
-            "territories": territories,
-            "chantiers": chantiers,
+            "options": options,
             "assignees": assignees,
             "owners": owners,
             "next_url": next_url,
+            "previous_url": previous_url,
+            "position": _position_label(position.offset, len(page.rows), counts.total, whole),
+            "state_links": _state_links(filters, counts),
+            "counts": counts,
+            "bulk_url": "/file/actions?" + urlencode(bulk_params),
+            "select_all": select_all,
+            "select_all_url": _queue_url(filters, apres=after, tout="1"),
             "states": STATES,
-            "domains": DOMAINS,
             "minimal": user.role == "partner_contact",
+            "can_search_name": can(user, "read_identity"),
             "can_take": user.role in ("officer", "coordinator", "national_admin"),
             "can_assign": bool(assignees),
+            "deadline_badge": deadline_badge,
+            "fr_number": fr_number,
+            "error": error,
         },
+        status=status,
     )
+
+
+@router.get("/file")
+def queue_page(request: Request, caller: CallerDep, apres: str | None = None) -> Response:
+    return _queue_response(request, caller, _filters(request), _str(apres))
 
 
 @router.post("/file/actions")
 async def queue_bulk(request: Request, caller: CallerDep) -> Response:
+    """Take or assign the ticked referrals, then back to the queue with the same filters.
+
+    The form posts to ``/file/actions?<the page's filters>``: the redirect (or the page shown
+    again with an error) keeps them. Nothing ticked is an error, never "0 … prise en charge".
+    """
     await check_form_csrf(request, caller)
     form = await request.form()
+    filters = _filters(request)
+    after = _str(request.query_params.get("apres"))
     action = str(form.get("action", ""))
     if action not in ("take", "assign"):
         return render(
@@ -268,6 +380,8 @@ async def queue_bulk(request: Request, caller: CallerDep) -> Response:
             status=422,
         )
     selection = parse_selection([str(v) for v in form.getlist("selection")])
+    if not selection:
+        return _queue_response(request, caller, filters, after, error=NOTHING_TICKED, status=422)
     result = await run_in_threadpool(
         bulk_apply,
         _db(request),
@@ -278,14 +392,31 @@ async def queue_bulk(request: Request, caller: CallerDep) -> Response:
         assignee_id=_int(form.get("assignee")),
         clock=_clock(request),
     )
-    verb = "prise(s) en charge" if action == "take" else "attribuée(s)"
-    message = f"{result.done} orientation(s) {verb}."
-    if result.failed:
-        message += (
-            f" {len(result.failed)} n'ont pas pu l'être : modifiées entre-temps par quelqu'un "
-            "d'autre ou action impossible dans leur état."
+    failed = len(result.failed)
+    not_done = (
+        (
+            "1 orientation n'a pas pu l'être : modifiée entre-temps par quelqu'un d'autre ou "
+            "action impossible dans son état."
         )
-    return set_flash(request, RedirectResponse("/file", status_code=303), message)
+        if failed == 1
+        else (
+            f"{fr_number(failed)} orientations n'ont pas pu l'être : modifiées entre-temps par "
+            "quelqu'un d'autre ou action impossible dans leur état."
+        )
+    )
+    if not result.done:  # nothing happened: an error, not a green confirmation
+        verb = "prise en charge" if action == "take" else "attribuée"
+        message = f"Aucune orientation {verb}. {not_done}"
+        return _queue_response(request, caller, filters, after, error=message, status=409)
+    if action == "take":
+        message = plural(
+            result.done, "orientation prise en charge", "orientations prises en charge"
+        )
+    else:
+        message = plural(result.done, "orientation attribuée", "orientations attribuées")
+    message += "." + (f" {not_done}" if failed else "")
+    response = RedirectResponse(_queue_url(filters, apres=after), status_code=303)
+    return set_flash(request, response, message)
 
 
 # --- case file -------------------------------------------------------------------------
@@ -301,12 +432,16 @@ def _case_response(
     failed_action: str | None = None,
     status: int = 200,
     flash: str | None = None,
+    confirm_action: str | None = None,
 ) -> Response:
     # Immediate: reading a case file writes its access-log row (SQLite's write lock first).
     with unit_of_work(_db(request), immediate=True) as session:
         case = read_case_file(session, caller.user, referral_id, now=_clock(request).now())
         if case is None:
             raise OutOfScope()
+        confirm = None
+        if confirm_action is not None and any(t.action == confirm_action for t in case.actions):
+            confirm = confirmation(session, case, confirm_action, form or {})
         response = render(
             request,
             "case.html",
@@ -318,6 +453,8 @@ def _case_response(
                 "failed_action": failed_action,
                 "flash": flash,
                 "failed_still_possible": any(t.action == failed_action for t in case.actions),
+                "confirm": confirm,
+                "DESTRUCTIVE_ACTIONS": DESTRUCTIVE_ACTIONS,
             },
             status=status,
         )
@@ -331,12 +468,18 @@ def case_page(request: Request, caller: CallerDep, referral_id: PathId) -> Respo
 
 @router.post("/orientations/{referral_id}/actions")
 async def case_action(request: Request, caller: CallerDep, referral_id: PathId) -> Response:
+    """A lifecycle action from the case page. A destructive one (cancel, refuse, transfer,
+    close) without ``confirm=1`` is tried and rolled back — so a refusal is said at once — and
+    answered with the confirmation step: nothing is written until the second submit."""
     await check_form_csrf(request, caller)
     raw = await request.form()
     form = {k: str(v) for k, v in raw.items() if k != "csrf_token"}
     action = form.get("action", "")
+    confirming = action in DESTRUCTIVE_ACTIONS and form.get("confirm") != "1"
     try:
-        await run_in_threadpool(_apply_case_action, request, caller, referral_id, action, form)
+        await run_in_threadpool(
+            _apply_case_action, request, caller, referral_id, action, form, dry_run=confirming
+        )
     except NotFound:
         raise OutOfScope() from None
     except DomainError as exc:
@@ -352,6 +495,8 @@ async def case_action(request: Request, caller: CallerDep, referral_id: PathId) 
             failed_action=action,
             status=exc.status,
         )
+    if confirming:
+        return _case_response(request, caller, referral_id, form=form, confirm_action=action)
     label = BY_ACTION[action].label if action in BY_ACTION else ACTION_LABELS.get(action, action)
     return set_flash(
         request,
@@ -361,8 +506,16 @@ async def case_action(request: Request, caller: CallerDep, referral_id: PathId) 
 
 
 def _apply_case_action(
-    request: Request, caller: Caller, referral_id: int, action: str, form: dict[str, str]
+    request: Request,
+    caller: Caller,
+    referral_id: int,
+    action: str,
+    form: dict[str, str],
+    *,
+    dry_run: bool = False,
 ) -> None:
+    """Apply the action in one unit of work; with ``dry_run``, every check and effect runs
+    and is rolled back (the confirmation step of a destructive action)."""
     with unit_of_work(_db(request), immediate=True) as session:
         if action == "flag_health_urgency":
             flag_health_urgency(
@@ -390,6 +543,100 @@ def _apply_case_action(
             pool_id=_int(form.get("pool_id")),
             new_owner_id=_int(form.get("new_owner_id")),
         )
+        if dry_run:
+            session.rollback()
+
+
+@router.post("/orientations/{referral_id}/notes")
+async def case_note(request: Request, caller: CallerDep, referral_id: PathId) -> Response:
+    """A note on the person's case, or the CIP/ESP's reorientation request (a flagged note)."""
+    await check_form_csrf(request, caller)
+    raw = await request.form()
+    form = {k: str(v) for k, v in raw.items() if k != "csrf_token"}
+    kind = "reorientation" if form.get("kind") == "reorientation" else "note"
+    try:
+        await run_in_threadpool(_add_case_note, request, caller, referral_id, form, kind)
+    except NotFound:
+        raise OutOfScope() from None
+    except DomainError as exc:
+        what = "Demande non enregistrée" if kind == "reorientation" else "Note non enregistrée"
+        return _case_response(
+            request,
+            caller,
+            referral_id,
+            error=f"{what} : {exc}.",
+            form=form,
+            failed_action=kind,
+            status=exc.status,
+        )
+    message = (
+        "Demande de réorientation enregistrée : elle est affichée en tête de l'orientation."
+        if kind == "reorientation"
+        else "Note ajoutée."
+    )
+    return set_flash(
+        request, RedirectResponse(f"/orientations/{referral_id}#notes", status_code=303), message
+    )
+
+
+def _add_case_note(
+    request: Request, caller: Caller, referral_id: int, form: dict[str, str], kind: str
+) -> None:
+    with unit_of_work(_db(request), immediate=True) as session:
+        add_note(
+            session,
+            caller.user,
+            referral_id,
+            form.get("body"),
+            clock=_clock(request),
+            reorientation_request=kind == "reorientation",
+        )
+
+
+@router.post("/orientations/{referral_id}/freins")
+async def case_frein(request: Request, caller: CallerDep, referral_id: PathId) -> Response:
+    """A new frein of the person, from one of their orientations (the intake routes it)."""
+    await check_form_csrf(request, caller)
+    raw = await request.form()
+    form = {k: str(v) for k, v in raw.items() if k != "csrf_token"}
+    try:
+        label = await run_in_threadpool(_add_case_frein, request, caller, referral_id, form)
+    except NotFound:
+        raise OutOfScope() from None
+    except DomainError as exc:
+        return _case_response(
+            request,
+            caller,
+            referral_id,
+            error=f"Frein non ajouté : {exc}.",
+            form=form,
+            failed_action="frein",
+            status=exc.status,
+        )
+    return set_flash(
+        request,
+        RedirectResponse(f"/orientations/{referral_id}", status_code=303),
+        f"Frein ajouté : {label}. Il sera orienté au prochain passage de l'orientation "
+        "automatique.",
+    )
+
+
+def _add_case_frein(
+    request: Request, caller: Caller, referral_id: int, form: dict[str, str]
+) -> str:
+    with unit_of_work(_db(request), immediate=True) as session:
+        ref = session.get(m.Referral, referral_id)
+        if ref is None or not can(caller.user, "read", ref):
+            raise NotFound("orientation introuvable")
+        frein = add_frein(
+            session,
+            caller.user,
+            ref.salarie_id,
+            form.get("thematique"),
+            clock=_clock(request),
+            rules=load_rules(_settings(request).rules_file),
+        )
+        return label_of(frein.thematique)
 
 
 # --- allocation review -----------------------------------------------------------------

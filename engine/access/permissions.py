@@ -22,6 +22,10 @@ PARTNER_ACTIONS = frozenset({"partner_accept", "refuse", "start", "close"})
 OFFICER_ACTIONS = frozenset(
     {"take", "refer", "waitlist", "refuse", "close", "transfer", "cancel", "start"}
 )
+# Notes on a person's case (written on one orientation): read and written by the people who
+# follow the person — never by a partner contact, whatever the orientation.
+NOTE_ACTIONS = frozenset({"add_note", "read_notes"})
+NOTE_ROLES = frozenset({"cip", "officer", "coordinator", "national_admin"})
 COORDINATOR_ACTIONS = OFFICER_ACTIONS | {
     "validate",
     "decline_proposal",
@@ -85,6 +89,10 @@ def can(user: m.StaffUser, action: str, obj: object | None = None) -> bool:
     if isinstance(obj, m.Referral):
         if not _in_scope(user, obj):
             return False
+        if action == "request_reorientation":  # the chantier's CIP/ESP asks the owner
+            return role == "cip"
+        if action in NOTE_ACTIONS:  # the chantier's CIP/ESP, the chargé·es, the coordination
+            return role in NOTE_ROLES
         if action == "flag_health_urgency":  # the santé chargé·e, or the coordination
             return role in ("national_admin", "coordinator") or (
                 role == "officer" and user.domain == "sante"
@@ -101,8 +109,23 @@ def can(user: m.StaffUser, action: str, obj: object | None = None) -> bool:
             return action in PARTNER_ACTIONS
         return False
     if isinstance(obj, m.Salarie):
+        if action == "add_frein":
+            return _may_add_frein(user, obj)
         return action == "read" and _in_scope(user, obj)
     return action == "read" and role != "partner_contact"
+
+
+def _may_add_frein(user: m.StaffUser, person: m.Salarie) -> bool:
+    """A new frein of a person: the chantier's CIP/ESP, the coordination of the chantier's
+    territory (the national queue for chantiers outside the territories), the national team."""
+    if user.role == "national_admin":
+        return True
+    if user.role == "cip":
+        return person.chantier_id == user.chantier_id
+    if user.role == "coordinator":
+        territory = person.chantier.territory_id
+        return territory is None if user.national_queue else territory == user.territory_id
+    return False
 
 
 def can_record_pathway(session: Session, user: m.StaffUser, person: m.Salarie) -> bool:

@@ -64,6 +64,91 @@ ACTION_LABELS: dict[str, str] = {
     "assign": "Attribution à une personne",
     "flag_health_urgency": "Urgence santé signalée",
 }
+# The case timeline: what happened, in words ("Prise en charge", "Annulée"). Actions whose
+# sentence names a target (an offer, a pool, a person, a reason) are completed by the case file.
+EVENT_LABELS: dict[str, str] = {
+    "route": "Orientation créée",
+    "take": "Prise en charge",
+    "refer": "Orientée vers un partenaire",
+    "waitlist": "Mise en attente d'une place",
+    "propose": "Place proposée",
+    "validate": "Place validée",
+    "decline_proposal": "Proposition de place déclinée",
+    "expire_proposal": "Proposition de place expirée sans décision",
+    "partner_accept": "Acceptée par le partenaire",
+    "start": "Accompagnement démarré",
+    "close": "Clôturée",
+    "refuse": "Refusée",
+    "expire": "Expirée sans réponse du partenaire",
+    "cancel": "Annulée",
+    "transfer": "Transférée",
+    "assign": "Attribuée à une personne",
+    "flag_health_urgency": "Urgence santé signalée",
+}
+# Flows act under "système : <label>" (``Actor.system``); the timeline says who they are.
+SYSTEM_ACTOR_LABELS: dict[str, str] = {
+    "intake": "Orientation automatique à l'arrivée du frein",
+    "relances": "Relances automatiques (délai de réponse dépassé)",
+    "allocation": "Attribution automatique des places",
+    "personne sortie du programme": "Sortie du programme enregistrée sur le parcours",
+    "seed": "Données de démonstration",
+}
+SYSTEM_ACTOR_DEFAULT = "Traitement automatique"
+# Why the intake routed a frein where it did (``matching.routing`` reason codes), as sentences.
+# Placeholders are filled by the case file with names, never with internal ids.
+ROUTING_REASON_LABELS: dict[str, str] = {
+    "direct_partner": "Orientée directement vers {offer}, qui accepte les orientations directes.",
+    "no_territory": "Chantier hors des territoires Convergence : confiée à la file nationale.",
+    "no_coordinator": "Aucune coordination sur ce territoire : confiée à la file nationale.",
+    "unknown_thematique": (
+        "Thématique absente de la nomenclature : confiée à la coordination territoriale."
+    ),
+    "transverse": (
+        "Aucun partenaire acceptant les orientations directes auquel la personne est éligible : "
+        "confiée à la coordination territoriale."
+    ),
+    "no_officer": (
+        "Aucune personne chargée de partenariats de ce domaine sur le territoire : confiée à "
+        "la coordination territoriale."
+    ),
+    "sticky": (
+        "Confiée à {officer}, qui suit déjà cette personne dans ce domaine "
+        "({load} orientations en cours sur {cap} au moment du routage)."
+    ),
+    "sticky_owner_full": (
+        "{previous}, qui suit déjà cette personne, était à son plafond "
+        "({previous_load} sur {previous_cap}) : confiée à {officer}, la personne la moins "
+        "chargée ({load} sur {cap})."
+    ),
+    "only_officer": (
+        "Confiée à {officer}, seule personne chargée de ce domaine sur le territoire "
+        "({load} orientations en cours sur {cap})."
+    ),
+    "least_loaded": (
+        "Confiée à {officer}, la personne la moins chargée du domaine sur le territoire "
+        "({load} orientations en cours sur {cap})."
+    ),
+    "sticky_all_at_cap": (
+        "Toutes les personnes chargées du domaine étaient à leur plafond : confiée à "
+        "{officer}, qui suit déjà cette personne, au-delà de son plafond ({load} sur {cap})."
+    ),
+    "all_at_cap_to_coordinator": (
+        "Toutes les personnes chargées du domaine étaient à leur plafond : confiée à {target}."
+    ),
+    "all_at_cap": (
+        "Toutes les personnes chargées du domaine étaient à leur plafond : confiée à "
+        "{officer}, la moins chargée, au-delà de son plafond ({load} sur {cap})."
+    ),
+    "transferred": "Reprise d'une orientation précédente, transférée.",
+}
+ROUTING_REASON_DEFAULT = "Règle de routage appliquée."
+# Destructive actions of the case page: the confirmation step's heading and button.
+CONFIRM_LABELS: dict[str, tuple[str, str]] = {
+    "cancel": ("Confirmer l'annulation ?", "Oui, annuler l'orientation"),
+    "refuse": ("Confirmer le refus ?", "Oui, refuser l'orientation"),
+    "transfer": ("Confirmer le transfert ?", "Oui, transférer l'orientation"),
+    "close": ("Confirmer la clôture ?", "Oui, clôturer l'orientation"),
+}
 PREFERENCE_MODE_LABELS: dict[str, str] = {
     "immediate": "Immédiatement",
     "digest": "Dans le récapitulatif quotidien",
@@ -76,8 +161,53 @@ def domain_in_sentence(domain: str) -> str:
     return DOMAIN_LABELS.get(domain, domain).lower()
 
 
+# The states counted in the queue's summary bar ("Nouvelles 367 · En qualification 12").
+STATE_PLURAL_LABELS: dict[str, str] = {
+    "new": "Nouvelles",
+    "triaging": "En qualification",
+    "referred": "Orientées",
+    "waitlisted": "En attente de place",
+    "proposed": "Places proposées",
+    "accepted": "Acceptées",
+    "in_progress": "En cours",
+    "closed": "Clôturées",
+    "refused": "Refusées",
+    "expired": "Expirées",
+    "cancelled": "Annulées",
+    "transferred": "Transférées",
+}
+OVERDUE_LABEL = "En retard"
+DEADLINE_SOON_DAYS = 3  # "J-3" to "J-1" before a deadline
+
+
+def fr_number(n: int) -> str:
+    """A count as French typography writes it: 12 345 (narrow no-break space)."""
+    return f"{n:,}".replace(",", "\u202f")
+
+
+def plural(n: int, singular: str, plural_form: str | None = None) -> str:
+    """ "1 orientation", "0 orientation", "2 orientations": in French 0 and 1 are singular.
+    ``singular`` may be several words ("orientation prise en charge"): give ``plural_form``."""
+    word = singular if abs(n) < 2 else (plural_form or singular + "s")
+    return f"{fr_number(n)} {word}"
+
+
+def deadline_badge(overdue: bool, due_in_days: int | None) -> tuple[str, str] | None:
+    """The deadline badge of a queue row, (label, CSS class): "En retard", "Échéance
+    aujourd'hui", "J-2"; None when the deadline is further away or there is none."""
+    if overdue:
+        return OVERDUE_LABEL, "overdue"
+    if due_in_days is None or due_in_days < 0 or due_in_days > DEADLINE_SOON_DAYS:
+        return None
+    if due_in_days == 0:
+        return "Échéance aujourd'hui", "due-today"
+    return f"J-{due_in_days}", "due-soon"
+
+
 __all__ = [
     "ACTION_LABELS",
+    "CONFIRM_LABELS",
+    "EVENT_LABELS",
     "DOMAIN_LABELS",
     "FREIN_STATUS_LABELS",
     "HOUSING_LABELS",
@@ -88,7 +218,16 @@ __all__ = [
     "REFUSAL_LABELS",
     "ROLE_LABELS",
     "ROLE_PLURAL_LABELS",
+    "ROUTING_REASON_DEFAULT",
+    "ROUTING_REASON_LABELS",
     "RUN_STATUS_LABELS",
     "STATE_LABELS",
+    "SYSTEM_ACTOR_DEFAULT",
+    "SYSTEM_ACTOR_LABELS",
     "domain_in_sentence",
+    "STATE_PLURAL_LABELS",
+    "OVERDUE_LABEL",
+    "deadline_badge",
+    "fr_number",
+    "plural",
 ]

@@ -2,7 +2,9 @@
 
 Why keyset pagination over the indexed columns (owner, state, priority / territory, domain,
 state, priority): the queue stays fast with a million referrals; every list goes through
-``referral_scope`` so a page cannot show a row the user may not see.
+``referral_scope`` so a page cannot show a row the user may not see. The totals (one COUNT
+grouped by state), the page's position ("51–100 sur 367") and the filter options go through
+the very same scope and WHERE, so a count never reveals a row the list would not show.
 """
 
 from __future__ import annotations
@@ -17,26 +19,34 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    and_,
     bindparam,
+    case,
+    exists,
+    false,
     func,
     inspect,
     literal,
+    or_,
     select,
     tuple_,
 )
 from sqlalchemy.orm import Session
 
-from engine.access.permissions import referral_scope
-from engine.domain.clock import as_utc
+from engine.access.permissions import can, referral_scope
+from engine.domain.clock import PARIS, as_utc
 from engine.domain.errors import Refused
 from engine.domain.lifecycle import OPEN_STATES, STATES
+from engine.domain.pseudonyms import LENGTH, PREFIX, REFERENCE_ALPHABET
 from engine.store import dialect
 from engine.store import models as m
+from partners.taxonomy import DOMAINS, OFFICER_DOMAINS
 
 SORTS = ("priority", "due", "age")
 MAX_LIMIT = 200
 # States whose due_at is a deadline someone must meet (triage, partner answer).
 DEADLINE_STATES = ("new", "triaging", "referred")
+MAX_SEARCH = 80  # characters of a reference or name search
 
 
 class BadCursor(Refused):
@@ -54,12 +64,23 @@ class QueueFilters:
     programme: str | None = None
     mine: bool = False
     sort: str = "priority"
+    reference: str | None = None  # SAL-XXXXXX or the chantier's own reference (external_ref)
+    name: str | None = None  # last / first name: roles that may read identity only
+    overdue: bool = False  # only the referrals past their deadline
+
+    def resolved_state(self) -> str:
+        """The state filter in force: as given, else every state for a search (a reference
+        is looked up whatever became of it), else the open referrals."""
+        if self.state:
+            return self.state
+        return "all" if (self.reference or self.name) else "open"
 
 
 @dataclass
 class QueueRow:
     id: int
     reference: str
+    external_ref: str | None  # the chantier's own reference; None for partner contacts
     thematique: str
     domain: str
     territory: str | None
@@ -73,12 +94,43 @@ class QueueRow:
     version: int
     owner_user_id: int | None
     overdue: bool
+    # Calendar days (Paris) until the deadline of a state that has one: 0 today, negative past.
+    due_in_days: int | None = None
 
 
 @dataclass
 class QueuePage:
     rows: list[QueueRow]
     next_cursor: str | None
+
+
+@dataclass
+class QueueCounts:
+    """The queue's totals for the current filters: per state, overdue, and the list's own."""
+
+    by_state: dict[str, int]  # every state with at least one row, in lifecycle order
+    overdue: int  # rows of the list past their deadline
+    total: int  # rows of the list (the state filter applied)
+
+
+@dataclass
+class QueuePosition:
+    """Where a keyset page sits: ``offset`` rows come before it; ``previous`` is the cursor
+    of the page before (None: the first page, reached without a cursor)."""
+
+    offset: int
+    has_previous: bool
+    previous_cursor: str | None
+
+
+@dataclass
+class FilterOptions:
+    """The values the filters offer a user: those of the user's scope only."""
+
+    territories: list[tuple[str, str]]  # (code, name)
+    outside: bool  # "Hors territoire" (national PHC queue) is in scope
+    domains: list[str]
+    chantiers: list[tuple[str, str]]  # (code, name)
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -146,6 +198,8 @@ def _walk_open_index(
     )
     if not (broad and state == "open" and not filters.mine and not filters.chantier):
         return False
+    if filters.reference or filters.name or (filters.overdue and sort != "due"):
+        return False  # a few rows, found by their own index (or their deadline's)
     bind = session.get_bind()
     if not dialect.is_sqlite(bind) or sort not in _OPEN_ORDER_INDEXES:
         return False
@@ -163,6 +217,7 @@ def _page(conds: list[Any], order: list[Any], n: int) -> Any:
         select(
             R.id,
             m.Salarie.reference,
+            m.Salarie.external_ref,
             R.thematique,
             R.domain,
             m.Territory.code,
@@ -226,7 +281,23 @@ def list_queue(
 ) -> QueuePage:
     """One page of the user's queue, in scope, filtered and sorted, with a keyset cursor."""
     limit = max(1, min(limit, MAX_LIMIT))
-    state = filters.state or "open"
+    state = filters.resolved_state()
+    sort = filters.sort if filters.sort in SORTS else "priority"
+    conds = _conditions(user, filters, state, _list_scope(session, user, filters, state), now)
+    raw = _fetch(session, conds, sort, after, limit + 1)
+    rows = [_queue_row(r, now) for r in raw[: limit + 1]]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = _cursor_of(rows[-1], sort)
+    if user.role == "partner_contact":  # the fields of its case page, no more
+        for row in rows:
+            row.chantier = row.programme = row.priority = row.owner_user_id = None
+            row.external_ref = None
+    return QueuePage(rows=rows, next_cursor=next_cursor)
+
+
+def _list_scope(session: Session, user: m.StaffUser, filters: QueueFilters, state: str) -> Any:
     scope = referral_scope(user)
     sort = filters.sort if filters.sort in SORTS else "priority"
     if _walk_open_index(session, user, filters, state, sort):
@@ -234,29 +305,208 @@ def list_queue(
         # them all; hiding the scope from its index choice makes it walk the partial index of
         # open referrals in page order instead, reading about 50 / (share in scope) rows.
         scope = func.coalesce(scope, False)
-    conds = _conditions(user, filters, state, scope)
-    raw = _fetch(session, conds, sort, after, limit + 1)
-    rows = [_queue_row(r, now) for r in raw[: limit + 1]]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        key = {"priority": last.priority, "due": last.due_at, "age": last.created_at}[sort]
-        next_cursor = encode_cursor([key, last.id])
-    if user.role == "partner_contact":  # the fields of its case page, no more
-        for row in rows:
-            row.chantier = row.programme = row.priority = row.owner_user_id = None
-    return QueuePage(rows=rows, next_cursor=next_cursor)
+    return scope
 
 
-def _conditions(user: m.StaffUser, filters: QueueFilters, state: str, scope: Any) -> list[Any]:
-    """The WHERE terms of the queue: scope, state, then each filter the user set."""
+def _cursor_of(row: QueueRow, sort: str) -> str:
+    key = {"priority": row.priority, "due": row.due_at, "age": row.created_at}[sort]
+    return encode_cursor([key, row.id])
+
+
+def count_queue(
+    session: Session, user: m.StaffUser, filters: QueueFilters, *, now: datetime
+) -> QueueCounts:
+    """The totals of the user's queue under ``filters``: one COUNT grouped by state.
+
+    The WHERE is the list's, without its state term so that every state of the bar has its
+    count (the open states when the list shows open ones, every state otherwise). The scope
+    is never hidden from the planner here: an officer's count is a range of the index on
+    (territory, domain, state, priority) plus their own referrals, not a scan. Those rows
+    are read anyway, so the same query counts the overdue ones; the national team's count
+    reads the (state, priority) index alone, and its overdue number is a second COUNT over
+    the partial index of open referrals by deadline.
+    """
+    R = m.Referral
+    state = filters.resolved_state()
+    scope = referral_scope(user)
+    bar_state = "open" if state == "open" or state in OPEN_STATES else "all"
+    national = user.role == "national_admin"
+    # SQLite would read a territory's or a chantier's count through the (state, priority)
+    # index, every open referral of the network, to group by state without sorting: the state
+    # term is kept out of its index choice so that it takes the scope's own indexes.
+    hide_state = (
+        not national and user.role != "partner_contact" and dialect.is_sqlite(session.get_bind())
+    )
+    conds = _conditions(user, filters, bar_state, scope, now, index_state=not hide_state)
+    late = func.sum(case((and_(*_overdue_terms(now)), 1), else_=0))
+    key: Any = R.state.concat("") if hide_state else R.state  # nor grouped in its order
+    columns = [key, func.count()] if national else [key, func.count(), late]
+    grouped = session.execute(select(*columns).where(*conds).group_by(key)).all()
+    found = {row[0]: int(row[1]) for row in grouped}
+    late_by_state = {} if national else {row[0]: int(row[2] or 0) for row in grouped}
+    by_state = {s: found[s] for s in STATES if found.get(s)}
+
+    def listed(s: str) -> bool:
+        return s in OPEN_STATES if state == "open" else (state == "all" or s == state)
+
+    total = sum(n for s, n in by_state.items() if listed(s))
+    if filters.overdue:
+        overdue = total
+    elif not national:
+        overdue = sum(n for s, n in late_by_state.items() if listed(s))
+    elif total and any(listed(s) for s in DEADLINE_STATES):
+        where = [*_conditions(user, filters, state, scope, now), *_overdue_terms(now)]
+        overdue = int(session.scalar(select(func.count()).select_from(R).where(*where)) or 0)
+    else:
+        overdue = 0
+    return QueueCounts(by_state=by_state, overdue=overdue, total=total)
+
+
+def queue_position(
+    session: Session,
+    user: m.StaffUser,
+    filters: QueueFilters,
+    *,
+    now: datetime,
+    after: str | None,
+    limit: int = 50,
+) -> QueuePosition:
+    """Where the page after ``after`` starts, and the cursor of the page before it.
+
+    The rows at or before the cursor, in page order, are counted (a range of the same index
+    the page walks); the previous page's cursor is the row ``limit + 1`` places back, read
+    in reverse order, so pagination stays keyset in both directions.
+    """
+    if not after:
+        return QueuePosition(offset=0, has_previous=False, previous_cursor=None)
+    limit = max(1, min(limit, MAX_LIMIT))
+    state = filters.resolved_state()
+    sort = filters.sort if filters.sort in SORTS else "priority"
+    R = m.Referral
+    base = _conditions(user, filters, state, referral_scope(user), now)
+    before = 0
+    for terms in _at_or_before(after, sort):
+        query = select(func.count()).select_from(R).where(*base, *terms)
+        before += int(session.scalar(query) or 0)
+    if before <= limit:
+        return QueuePosition(offset=before, has_previous=before > 0, previous_cursor=None)
+    walk = _conditions(user, filters, state, _list_scope(session, user, filters, state), now)
+    back = _fetch_back(session, walk, sort, after, limit + 1)
+    previous = _cursor_of(_queue_row(back[limit], now), sort) if len(back) > limit else None
+    return QueuePosition(offset=before, has_previous=True, previous_cursor=previous)
+
+
+def _at_or_before(after: str, sort: str) -> list[list[Any]]:
+    """The rows at or before the cursor in the sort's page order, as disjoint WHERE sets."""
+    R = m.Referral
+    key, ident = decode_cursor(after)
+    if sort == "priority":
+        if not isinstance(key, int):
+            raise BadCursor("curseur de pagination invalide")
+        return [[tuple_(R.priority, R.id) >= tuple_(literal(key), literal(ident))]]
+    if sort == "age":
+        created = _parse_dt(key)
+        if created is None:
+            raise BadCursor("curseur de pagination invalide")
+        return [
+            [
+                tuple_(R.created_at, R.id)
+                <= tuple_(literal(created, R.created_at.type), literal(ident))
+            ]
+        ]
+    due = _parse_dt(key)
+    if due is None:  # in the undated tail: every dated row, then the undated ones up to it
+        return [[R.due_at.is_not(None)], [R.due_at.is_(None), R.id <= ident]]
+    return [
+        [
+            R.due_at.is_not(None),
+            tuple_(R.due_at, R.id) <= tuple_(literal(due, R.due_at.type), literal(ident)),
+        ]
+    ]
+
+
+def _fetch_back(session: Session, conds: list[Any], sort: str, after: str, n: int) -> list[Any]:
+    """At most ``n`` rows at or before the cursor, nearest first (page order reversed)."""
+    R = m.Referral
+    key, ident = decode_cursor(after)
+    order: list[Any]
+    if sort == "priority":
+        terms = _at_or_before(after, sort)[0]
+        order = [R.priority.asc(), R.id.asc()]
+        return list(session.execute(_page([*conds, *terms], order, n)).all())
+    if sort == "age":
+        terms = _at_or_before(after, sort)[0]
+        order = [R.created_at.desc(), R.id.desc()]
+        return list(session.execute(_page([*conds, *terms], order, n)).all())
+    rows: list[Any] = []
+    if _parse_dt(key) is None:
+        undated = [R.due_at.is_(None), R.id <= ident]
+        rows = list(session.execute(_page([*conds, *undated], [R.id.desc()], n)).all())
+        dated: list[Any] = [R.due_at.is_not(None)]
+    else:
+        dated = _at_or_before(after, sort)[0]
+    if len(rows) < n:
+        order = [R.due_at.desc(), R.id.desc()]
+        rows += session.execute(_page([*conds, *dated], order, n - len(rows))).all()
+    return rows
+
+
+def _overdue_terms(now: datetime) -> list[Any]:
+    R = m.Referral
+    return [R.state.in_(DEADLINE_STATES), R.due_at < now]
+
+
+def reference_candidates(text: str) -> list[str]:
+    """The pseudonymous references a typed text may mean: "sal-abc234", "ABC234" and
+    "SAL ABC234" all mean SAL-ABC234 (the alphabet has no I, O, 0 nor 1)."""
+    compact = "".join(text.split()).upper().replace("-", "")
+    if compact.startswith(PREFIX.rstrip("-")):
+        compact = compact[len(PREFIX) - 1 :]
+    if len(compact) == LENGTH and all(c in REFERENCE_ALPHABET for c in compact):
+        return [PREFIX + compact]
+    return []
+
+
+def _like_escape(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _name_matches(name: str) -> Any:
+    """Every word typed starts a word of the last or the first name (case-insensitive):
+    "dup" finds Dupont, "gall" finds Le Gall, "marie dup" finds Marie Dupont."""
+    ident = m.SalarieIdentity
+    words = [w.lower() for w in name.split()][:4]
+    terms = []
+    for word in words:
+        w = _like_escape(word)
+        starts = []
+        for column in (func.lower(ident.last_name), func.lower(ident.first_name)):
+            for pattern in (f"{w}%", f"% {w}%", f"%-{w}%", f"%'{w}%"):
+                starts.append(column.like(pattern, escape="\\"))
+        terms.append(or_(*starts))
+    return exists().where(ident.salarie_id == m.Referral.salarie_id, *terms)
+
+
+def _conditions(
+    user: m.StaffUser,
+    filters: QueueFilters,
+    state: str,
+    scope: Any,
+    now: datetime,
+    *,
+    index_state: bool = True,
+) -> list[Any]:
+    """The WHERE terms of the queue: scope, state, then each filter the user set.
+
+    ``index_state=False`` spells the state term so that no index is chosen for it (``state
+    || ''``): the rows are then found by the scope's indexes."""
     R = m.Referral
     conds: list[Any] = [scope]
+    column: Any = R.state if index_state else R.state.concat("")
     if state == "open":
-        conds.append(R.state.in_(_open_states()))
+        conds.append(column.in_(_open_states()))
     elif state in STATES:
-        conds.append(R.state == state)
+        conds.append(column == state)
     if filters.domain:
         conds.append(R.domain == filters.domain)
     if filters.programme:
@@ -278,7 +528,99 @@ def _conditions(user: m.StaffUser, filters: QueueFilters, state: str, scope: Any
             R.chantier_id
             == select(m.Chantier.id).where(m.Chantier.code == filters.chantier).scalar_subquery()
         )
+    if filters.overdue:
+        conds.extend(_overdue_terms(now))
+    if filters.reference:
+        text = filters.reference.strip()[:MAX_SEARCH]
+        S = m.Salarie
+        candidates = reference_candidates(text)
+        matches: list[Any] = [S.reference.in_(candidates)] if candidates else []
+        if user.role != "partner_contact":  # the chantier's own reference is not theirs to see
+            matches.append(S.external_ref == text)
+        conds.append(R.salarie_id.in_(select(S.id).where(or_(*matches))) if matches else false())
+    if filters.name:
+        if can(user, "read_identity"):
+            conds.append(_name_matches(filters.name[:MAX_SEARCH]))
+        else:  # never a name search for a role that may not read identities
+            conds.append(false())
     return conds
+
+
+def filter_options(session: Session, user: m.StaffUser) -> FilterOptions:
+    """The territories, domains and chantiers the user's filters offer: those of the scope.
+
+    From the role (a chargé·e: one territory, one domain; a CIP/ESP: one chantier), plus the
+    referrals a chargé·e or coordinator owns elsewhere (a transfer, an assignment); for a
+    partner contact, the few referrals addressed to the organisation.
+    """
+    T, C, R = m.Territory, m.Chantier, m.Referral
+    role = user.role
+    if not user.active or role not in ("national_admin", "coordinator", "officer", "cip",
+                                        "partner_contact"):  # fmt: skip
+        return FilterOptions(territories=[], outside=False, domains=[], chantiers=[])
+    if role == "national_admin":
+        territories = session.execute(select(T.code, T.name).order_by(T.name)).all()
+        chantiers = session.execute(select(C.code, C.name).order_by(C.name)).all()
+        return FilterOptions(
+            territories=[(c, n) for c, n in territories],
+            outside=True,
+            domains=list(DOMAINS),
+            chantiers=[(c, n) for c, n in chantiers],
+        )
+    territory_ids: set[int | None] = set()
+    chantier_ids: set[int] = set()
+    domains: set[str] = set()
+    if role == "partner_contact":
+        seen = session.execute(
+            select(R.territory_id, R.domain).where(referral_scope(user)).distinct()
+        ).all()
+        territory_ids = {t for t, _ in seen}
+        domains = {d for _, d in seen}
+    else:
+        if role == "cip":
+            chantier = session.get(C, user.chantier_id) if user.chantier_id else None
+            if chantier is not None:
+                chantier_ids.add(chantier.id)
+                territory_ids.add(chantier.territory_id)
+            domains = set(DOMAINS)
+        else:
+            home = None if (role == "coordinator" and user.national_queue) else user.territory_id
+            territory_ids.add(home)
+            chantier_ids |= set(
+                session.scalars(
+                    select(C.id).where(
+                        C.territory_id.is_(None) if home is None else C.territory_id == home
+                    )  # fmt: skip
+                )
+            )
+            domains = {user.domain} if role == "officer" and user.domain else set(DOMAINS)
+            owned = session.execute(
+                select(R.territory_id, R.domain, R.chantier_id)
+                .where(R.owner_user_id == user.id)
+                .distinct()
+            ).all()
+            for t, d, c in owned:
+                territory_ids.add(t)
+                domains.add(d)
+                chantier_ids.add(c)
+    real = {t for t in territory_ids if t is not None}
+    territories = (
+        session.execute(select(T.code, T.name).where(T.id.in_(real)).order_by(T.name)).all()
+        if real
+        else []
+    )
+    chantiers = (
+        session.execute(select(C.code, C.name).where(C.id.in_(chantier_ids)).order_by(C.name)).all()
+        if chantier_ids and role != "partner_contact"
+        else []
+    )
+    order = [*OFFICER_DOMAINS, *(d for d in DOMAINS if d not in OFFICER_DOMAINS)]
+    return FilterOptions(
+        territories=[(c, n) for c, n in territories],
+        outside=None in territory_ids,
+        domains=[d for d in order if d in domains],
+        chantiers=[(c, n) for c, n in chantiers],
+    )
 
 
 def _fetch(session: Session, conds: list[Any], sort: str, after: str | None, n: int) -> Any:
@@ -310,6 +652,7 @@ def _queue_row(r: Any, now: datetime) -> QueueRow:
     (
         rid,
         reference,
+        external_ref,
         thematique,
         domain,
         territory,
@@ -324,9 +667,11 @@ def _queue_row(r: Any, now: datetime) -> QueueRow:
         owner,
     ) = r  # the columns of _page, in order
     due = as_utc(due_at) if due_at is not None else None
+    has_deadline = due is not None and state in DEADLINE_STATES
     return QueueRow(
         id=rid,
         reference=reference,
+        external_ref=external_ref,
         thematique=thematique,
         domain=domain,
         territory=territory,
@@ -339,5 +684,10 @@ def _queue_row(r: Any, now: datetime) -> QueueRow:
         created_at=as_utc(created_at),
         version=version,
         owner_user_id=owner,
-        overdue=bool(due is not None and due < now and state in DEADLINE_STATES),
+        overdue=bool(has_deadline and due is not None and due < now),
+        due_in_days=(
+            (due.astimezone(PARIS).date() - now.astimezone(PARIS).date()).days
+            if has_deadline and due is not None
+            else None
+        ),
     )

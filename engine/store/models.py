@@ -599,6 +599,29 @@ class AccessLog(Base):
     with_identity: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class CaseNote(Base):
+    """A free-text note on a person's case, written by the chantier's CIP/ESP or by the
+    chargé·es and coordination who read the orientation it was written on.
+
+    Never mailed, never in the outbox, never logged: the body stays in this table. A
+    ``reorientation_request`` is the CIP/ESP asking the orientation's owner for another way
+    (shown prominently on the case page, not a state change)."""
+
+    __tablename__ = "case_note"
+    __table_args__ = (
+        CheckConstraint("length(body) BETWEEN 1 AND 4000", name="body_length"),
+        Index("ix_case_note_salarie_at", "salarie_id", "at"),
+    )
+    id: Mapped[bigpk]
+    salarie_id: Mapped[int] = mapped_column(ForeignKey("salarie.id", ondelete="CASCADE"))
+    referral_id: Mapped[int | None] = mapped_column(ForeignKey("referral.id"), index=True)
+    author_user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    author_name: Mapped[name_str]  # the author's display name when they wrote it
+    at: Mapped[created_at]
+    body: Mapped[str] = mapped_column(Text)
+    reorientation_request: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class AuditLog(Base):
     """An audit row for every write that is not a referral transition."""
 

@@ -90,7 +90,7 @@ def test_refuse_other_without_note_keeps_form_and_changes_nothing(clients, world
     token = csrf_of(client.get(f"/orientations/{rid}").text)
     response = client.post(f"/orientations/{rid}/actions",
                            data={"csrf_token": token, "action": "refuse", "reason": "other",
-                                 "note": "  ", "version": "1"})  # fmt: skip
+                                 "note": "  ", "version": "1", "confirm": "1"})  # fmt: skip
     assert response.status_code == 422
     assert "le motif « Autre » demande une précision" in response.text
     with unit_of_work(world.db) as s:
@@ -149,7 +149,8 @@ def test_stale_edit_keeps_the_typed_note(world_db):
     note = "Personne rencontrée le 3 : ne souhaite pas cette orientation"
     late = second.post(f"/orientations/{rid}/actions",
                        data={"csrf_token": csrf_of(page_b), "action": "refuse",
-                             "reason": "declined_by_person", "note": note, "version": "1"})  # fmt: skip
+                             "reason": "declined_by_person", "note": note, "version": "1",
+                             "confirm": "1"})  # fmt: skip
     assert late.status_code == 409
     assert "modifiée par quelqu'un d'autre" in html.unescape(late.text)
     assert note in html.unescape(late.text)  # nothing the user typed is lost

@@ -104,7 +104,7 @@ def test_confirmations_are_shown_only_after_a_real_action(clients, world):
     officer = clients["officer"]
     forged = html.unescape(officer.get(f"/orientations/{world.target_id}?fait=close").text)
     assert "Action enregistrée" not in forged
-    assert "prise(s) en charge" not in html.unescape(officer.get("/file?fait=take&n=99").text)
+    assert "prise en charge" not in html.unescape(officer.get("/file?fait=take&n=99").text)
     assert "préférences sont enregistrées" not in html.unescape(
         officer.get("/preferences?enregistre=1").text
     )

@@ -137,7 +137,8 @@ def test_transfer_only_to_an_officer_of_the_territory_and_domain(door, target):
     rid = fresh_referral(door)
     officer = client_of(door, "officer")
     assert act(officer, rid, action="take").status_code == 303
-    refused = act(officer, rid, action="transfer", new_owner_id=str(door.user_ids[target]))
+    refused = act(officer, rid, action="transfer", new_owner_id=str(door.user_ids[target]),
+                  confirm="1")  # fmt: skip
     assert refused.status_code == 422
     assert "chargé·e de partenariats du territoire" in html.unescape(refused.text)
     assert state_of(door.db, rid) == "triaging"
@@ -149,7 +150,7 @@ def test_transfer_to_a_missing_offer_or_owner_is_a_french_refusal(door):
     act(officer, rid, action="take")
     for field, value in (("offer_id", "999999"), ("new_owner_id", "999999"),
                          ("offer_id", str(2**63)), ("new_owner_id", "-1")):  # fmt: skip
-        answer = act(officer, rid, action="transfer", **{field: value})
+        answer = act(officer, rid, action="transfer", confirm="1", **{field: value})
         assert answer.status_code == 422, (field, value, answer.status_code)
     assert api(officer, rid, action="transfer", offer_id=999_999).status_code == 422
     assert state_of(door.db, rid) == "triaging"
@@ -159,7 +160,8 @@ def test_transfer_to_the_coordination_reopens_a_new_referral(door):
     rid = fresh_referral(door)
     officer = client_of(door, "officer")
     act(officer, rid, action="take")
-    done = act(officer, rid, action="transfer", new_owner_id=str(door.user_ids["coordinator"]))
+    done = act(officer, rid, action="transfer", new_owner_id=str(door.user_ids["coordinator"]),
+               confirm="1")  # fmt: skip
     assert done.status_code == 303
     with door.db.sessions() as s:
         new = s.scalar(select(m.Referral).where(m.Referral.transferred_from_id == rid))
@@ -224,10 +226,12 @@ def test_ending_before_the_help_releases_the_unit(door, ending):
     coord = client_of(door, "coordinator")
     before = {p["id"]: p["used"] for p in coord.get("/api/v1/pools").json()}[pool_id]
     data = {"action": ending} if ending == "cancel" else {"action": ending, "reason": "no_show"}
+    data["confirm"] = "1"
     answer = act(coord, rid, **data)
     if ending == "refuse":  # refusing is for proposals and earlier: an accepted one is cancelled
         assert answer.status_code == 422
-        answer = act(coord, rid, action="cancel", note="la personne a quitté le chantier")
+        answer = act(coord, rid, action="cancel", note="la personne a quitté le chantier",
+                     confirm="1")  # fmt: skip
     assert answer.status_code == 303
     assert active_units(door.db, rid) == 0
     after = {p["id"]: p["used"] for p in coord.get("/api/v1/pools").json()}[pool_id]
@@ -239,14 +243,15 @@ def test_help_delivered_keeps_the_unit(door):
     coord = client_of(door, "coordinator")
     assert act(coord, rid, action="start").status_code == 303
     held = active_units(door.db, rid)
-    assert act(coord, rid, action="cancel").status_code == 303
+    assert act(coord, rid, action="cancel", confirm="1").status_code == 303
     assert active_units(door.db, rid) == held > 0
 
 
 def test_refusing_a_proposed_referral_closes_its_proposal(door):
     pid, rid, _ = proposals(door)[-1]
     coord = client_of(door, "coordinator")
-    assert act(coord, rid, action="refuse", reason="declined_by_person").status_code == 303
+    assert act(coord, rid, action="refuse", reason="declined_by_person",
+               confirm="1").status_code == 303  # fmt: skip
     with door.db.sessions() as s:
         assert s.get(m.AllocationProposal, pid).status == "declined"
     page = coord.get("/attributions").text
@@ -265,7 +270,10 @@ def test_fields_an_action_does_not_take_are_refused(door):
     assert api(officer, rid, action="take", reason="x" * 5000).status_code == 422
     assert act(officer, rid, action="take").status_code == 303
     assert (
-        act(officer, rid, action="close", outcome="resolved", reason="no_show").status_code == 422
+        act(
+            officer, rid, action="close", outcome="resolved", reason="no_show", confirm="1"
+        ).status_code
+        == 422
     )
     with door.db.sessions() as s:
         ref = s.get(m.Referral, rid)

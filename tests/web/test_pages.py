@@ -58,7 +58,7 @@ def test_bulk_take_and_assign(clients, world):
     done = client.post("/file/actions", data={"csrf_token": token, "action": "take",
                        "selection": [f"{a}:1", f"{b}:7"]}, follow_redirects=False)  # fmt: skip
     assert done.status_code == 303
-    assert "1 orientation(s) prise(s) en charge" in html.unescape(
+    assert "1 orientation prise en charge" in html.unescape(
         client.get(done.headers["location"]).text
     )
     with unit_of_work(world.db) as s:

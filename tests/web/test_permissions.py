@@ -78,7 +78,7 @@ def test_post_action_on_target_by_role(clients, world, role):
     response = client.post(
         f"/orientations/{world.target_id}/actions",
         data={"csrf_token": token, "action": "refuse", "reason": "other", "note": "essai",
-              "version": str(version + 100)},
+              "version": str(version + 100), "confirm": "1"},
         follow_redirects=False,
     )  # fmt: skip
     expected = {"cip": 403}.get(role, 409 if role in SEES_TARGET else 404)
