@@ -155,6 +155,7 @@ def test_flows_serve_routes_and_mails_on_their_schedules(prefect_server, smtp_se
         "AIGUILLAGE_SCHEDULE_INTAKE": "5s",
         "AIGUILLAGE_SCHEDULE_NOTIFICATIONS": "5s",
         "AIGUILLAGE_SCHEDULE_ALLOCATION": "off",
+        "AIGUILLAGE_SCHEDULE_REPORTING": "off",
     }
     log = (tmp_path / "serve.log").open("w")
     serve = subprocess.Popen(
@@ -230,6 +231,7 @@ def test_two_workers_of_a_work_pool_drain_one_outbox_without_sending_twice(
         "AIGUILLAGE_SCHEDULE_INTAKE": "5s",
         "AIGUILLAGE_SCHEDULE_NOTIFICATIONS": "5s",
         "AIGUILLAGE_SCHEDULE_ALLOCATION": "off",
+        "AIGUILLAGE_SCHEDULE_REPORTING": "off",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
     }
     deployed = subprocess.run(
@@ -240,7 +242,7 @@ def test_two_workers_of_a_work_pool_drain_one_outbox_without_sending_twice(
         timeout=180,
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    assert "3 déploiements enregistrés" in deployed.stdout
+    assert "4 déploiements enregistrés" in deployed.stdout
     logs = [(tmp_path / f"worker-{i}.log").open("w") for i in (1, 2)]
     workers = [
         subprocess.Popen(
