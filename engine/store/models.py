@@ -426,6 +426,14 @@ class Referral(Base):
             sqlite_where=text(_OPEN_STATES_SQL),
             postgresql_where=text(_OPEN_STATES_SQL),
         ),
+        # Who waits for which pool (the allocation's candidates, the pools' waiting counts):
+        # a few hundred rows among a million, whatever the planner's statistics say.
+        Index(
+            "ix_referral_waiting_pool",
+            "pool_id",
+            sqlite_where=text("state = 'waitlisted'"),
+            postgresql_where=text("state = 'waitlisted'"),
+        ),
         Index(
             "ix_referral_open_chantier_due",
             "chantier_id",
