@@ -7,8 +7,11 @@ VENV=${VENV:-.venv}
 PREFECT_PORT=${PREFECT_PORT:-4200}
 SINK_PORT=${SINK_PORT:-8025}
 DEMO_PORT=${DEMO_PORT:-8000}
+# Links in the mails (written by the flows below and by the web app) point to the demo's port.
+export AIGUILLAGE_BASE_URL=${AIGUILLAGE_BASE_URL:-http://127.0.0.1:$DEMO_PORT}
 
 mkdir -p var/mail var/prefect
+rm -f var/mail/*  # the database is seeded anew: so is the mailbox
 export PREFECT_HOME="$PWD/var/prefect"
 export PREFECT_API_DATABASE_CONNECTION_URL="sqlite+aiosqlite:///$PWD/var/prefect/server.db"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false DO_NOT_TRACK=1
@@ -57,9 +60,9 @@ if [ "$(date +%-m)" -lt 4 ]; then YEAR=$((YEAR - 1)); fi
 "$VENV/bin/aiguillage" route
 "$VENV/bin/aiguillage" demo-activity
 "$VENV/bin/aiguillage" allocate
-"$VENV/bin/aiguillage" notify
 "$VENV/bin/aiguillage" summary
-echo "Courriels reçus par le puits local : $(ls var/mail | wc -l) fichiers dans var/mail/"
+# No explicit notify: the scheduled notifications flow sends the mails within a minute.
+echo "Courriels en attente : le passage planifié des notifications les dépose dans var/mail/ (toutes les $AIGUILLAGE_SCHEDULE_NOTIFICATIONS)."
 
 "$VENV/bin/aiguillage" flows serve > var/prefect/flows-serve.log 2>&1 &
 pids+=($!)
