@@ -9,6 +9,7 @@ changes anything on GET; every POST checks the session's CSRF token first.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -19,17 +20,35 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from engine.access.auth import LoginFailed, RateLimited, login, logout
-from engine.access.log import access_log
+from engine.access.log import (
+    AccessFilters,
+    access_log,
+    access_log_csv,
+    access_log_options,
+    count_access_log,
+)
 from engine.access.permissions import can
-from engine.allocation.review import allocation_review, pools_overview
+from engine.allocation.review import (
+    DEFAULT_STATUS,
+    PROPOSAL_PAGE,
+    STATUS_FILTERS,
+    ReviewFilters,
+    SimulationSummary,
+    allocation_review,
+    pools_overview,
+    simulation_summary,
+    territory_names,
+)
 from engine.domain.errors import Conflict, DomainError, Forbidden, Refused, sentence
 from engine.domain.labels import (
     ACTION_LABELS,
+    DECLINE_LABELS,
     OVERDUE_LABEL,
     STATE_PLURAL_LABELS,
     deadline_badge,
     fr_number,
     plural,
+    unit_count,
 )
 from engine.domain.lifecycle import BY_ACTION, STATES
 from engine.intake.freins import add_frein
@@ -641,6 +660,36 @@ def _add_case_frein(
 
 # --- allocation review -----------------------------------------------------------------
 
+NOTHING_TICKED_PROPOSAL = "Cochez au moins une proposition à valider."
+
+
+def _review_filters(request: Request) -> ReviewFilters:
+    """The review's filters from the address: territoire, dispositif, statut, page (values
+    outside the user's scope are dropped by the read model)."""
+    q = request.query_params
+    page = _int(q.get("page")) or 1
+    return ReviewFilters(
+        territory=_str(q.get("territoire")),
+        pool_id=_int(q.get("dispositif")) or None,
+        status=_str(q.get("statut")) or DEFAULT_STATUS,
+        page=page,
+    )
+
+
+def _review_params(f: ReviewFilters, *, page: bool = True) -> dict[str, str]:
+    params = {
+        "territoire": f.territory or "",
+        "dispositif": str(f.pool_id) if f.pool_id else "",
+        "statut": f.status if f.status != DEFAULT_STATUS else "",
+        "page": str(f.page) if page and f.page > 1 else "",
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+def _review_url(f: ReviewFilters, path: str = "/attributions", **extra: str) -> str:
+    params = {**_review_params(f), **extra}
+    return path + ("?" + urlencode(params) if params else "")
+
 
 def _allocation_page(
     request: Request,
@@ -649,12 +698,25 @@ def _allocation_page(
     status: int = 200,
     error: str | None = None,
     flash: str | None = None,
-    simulation: list[str] | None = None,
+    simulation: SimulationSummary | None = None,
+    filters: ReviewFilters | None = None,
 ) -> Response:
     if not can(caller.user, "review_allocation"):
         raise OutOfScope()
     with unit_of_work(_db(request)) as session:
-        review = allocation_review(session, caller.user)
+        review = allocation_review(session, caller.user, filters or _review_filters(request))
+        f = review.filters
+        shown = len(review.proposals)
+        pages = max(1, -(-review.total // PROPOSAL_PAGE))
+        if review.total == 0:
+            position = "Aucune proposition"
+        elif pages == 1:
+            position = plural(review.total, "proposition")
+        else:
+            position = (
+                f"{fr_number(review.offset + 1)}–{fr_number(review.offset + shown)} sur "
+                f"{plural(review.total, 'proposition')}"
+            )
         return render(
             request,
             "allocation.html",
@@ -664,6 +726,18 @@ def _allocation_page(
                 "error": error,
                 "flash": flash,
                 "simulation": simulation,
+                "filters": f,
+                "status_filters": {k: v[1] for k, v in STATUS_FILTERS.items()},
+                "position": position,
+                "previous_url": _review_url(replace(f, page=f.page - 1)) if f.page > 1 else None,
+                "next_url": _review_url(replace(f, page=f.page + 1)) if f.page < pages else None,
+                "action_query": ("?" + urlencode(_review_params(f))) if _review_params(f) else "",
+                "decline_reasons": DECLINE_LABELS,
+                "select_all": request.query_params.get("tout") == "1",
+                "select_all_url": _review_url(f, tout="1"),
+                "can_simulate": can(caller.user, "allocate"),
+                "plural": plural,
+                "fr_number": fr_number,
             },
             status=status,
         )
@@ -698,8 +772,87 @@ def _decide(
                 clock=_clock(request),
                 actor=_actor(caller.user),
                 reason=form.get("reason", ""),
+                note=_str(form.get("note")),
                 expected_version=version,
             )
+
+
+def _proposal_error(exc: DomainError) -> str:
+    if isinstance(exc, Conflict):
+        return (
+            "La proposition a été modifiée par quelqu'un d'autre entre-temps : rechargez la "
+            "page, rien n'a été enregistré."
+        )
+    prefix = {403: "Action refusée : ", 422: "Action impossible : "}.get(exc.status, "")
+    return prefix + sentence(str(exc))
+
+
+@router.post("/attributions/selection")
+async def allocation_validate_selection(request: Request, caller: CallerDep) -> Response:
+    """Validate the ticked proposals, each in its own unit of work through the same use case
+    (the transition door) with the version the coordinator saw: one stale or foreign
+    proposal does not stop the others, and the summary says what was and was not done."""
+    await check_form_csrf(request, caller)
+    if not can(caller.user, "review_allocation"):
+        raise OutOfScope()
+    form = await request.form()
+    filters = _review_filters(request)
+    selection = parse_selection([str(v) for v in form.getlist("selection")])
+    if not selection:
+        return _allocation_page(
+            request, caller, status=422, error=NOTHING_TICKED_PROPOSAL, filters=filters
+        )
+    done, failed = await run_in_threadpool(_validate_selection, request, caller, selection)
+    parts = []
+    if done:
+        verb = "validée" if done < 2 else "validées"
+        parts.append(f"{plural(done, 'proposition')} {verb} : les places sont attribuées.")
+    else:
+        parts.append("Aucune proposition validée.")
+    if failed:
+        verb = "n'a pas pu l'être" if len(failed) < 2 else "n'ont pas pu l'être"
+        reasons = " ; ".join(f"{ref} : {why}" for ref, why in failed[:10])
+        more = f" ; et {plural(len(failed) - 10, 'autre')}" if len(failed) > 10 else ""
+        parts.append(f"{plural(len(failed), 'proposition')} {verb} — {reasons}{more}.")
+    url = _review_url(replace(filters, page=1))
+    return set_flash(request, RedirectResponse(url, status_code=303), " ".join(parts))
+
+
+def _validate_selection(
+    request: Request, caller: Caller, selection: list[tuple[int, int | None]]
+) -> tuple[int, list[tuple[str, str]]]:
+    """(number validated, [(reference or "proposition n° …", French reason)])."""
+    done, failed = 0, []
+    for proposal_id, version in selection:
+        name = _proposal_name(request, caller, proposal_id)
+        if version is None:
+            failed.append((name, "version de la page inconnue, rechargez la page"))
+            continue
+        try:
+            _decide(request, caller, proposal_id, "valider", {"version": str(version)})
+            done += 1
+        except NotFound:
+            failed.append((name, "proposition introuvable dans votre périmètre"))
+        except Conflict:
+            failed.append((name, "modifiée entre-temps par quelqu'un d'autre"))
+        except DomainError as exc:
+            failed.append((name, str(exc)))
+    return done, failed
+
+
+def _proposal_name(request: Request, caller: Caller, proposal_id: int) -> str:
+    """The person's reference when the proposal is in the user's scope, else only a number
+    the user sent (nothing leaks about a proposal they cannot see)."""
+    with unit_of_work(_db(request)) as session:
+        row = session.execute(
+            select(m.Salarie.reference, m.Referral)
+            .join(m.Referral, m.Referral.salarie_id == m.Salarie.id)
+            .join(m.AllocationProposal, m.AllocationProposal.referral_id == m.Referral.id)
+            .where(m.AllocationProposal.id == proposal_id)
+        ).first()
+        if row is not None and can(caller.user, "read", row[1]):
+            return str(row[0])
+    return f"proposition n° {proposal_id}"
 
 
 @router.post("/attributions/{proposal_id}/{decision}")
@@ -711,20 +864,20 @@ async def allocation_decide(
         raise OutOfScope()
     raw = await request.form()
     form = {k: str(v) for k, v in raw.items() if k != "csrf_token"}
+    filters = _review_filters(request)
     try:
         await run_in_threadpool(_decide, request, caller, proposal_id, decision, form)
     except NotFound:
         raise OutOfScope() from None
     except DomainError as exc:
-        prefix = {403: "Action refusée : ", 422: "Action impossible : "}.get(exc.status, "")
         return _allocation_page(
-            request, caller, status=exc.status, error=prefix + sentence(str(exc))
+            request, caller, status=exc.status, error=_proposal_error(exc), filters=filters
         )
     message = {
         "valider": "Proposition validée : la place est attribuée.",
         "decliner": "Proposition déclinée : la personne reste en attente.",
     }[decision]
-    return set_flash(request, RedirectResponse("/attributions", status_code=303), message)
+    return set_flash(request, RedirectResponse(_review_url(filters), status_code=303), message)
 
 
 @router.post("/attributions/simulation")
@@ -734,12 +887,12 @@ async def allocation_dry_run(request: Request, caller: CallerDep) -> Response:
         raise OutOfScope()
     from engine.allocation.run import run_allocation
 
-    territory = None
-    if caller.user.role == "coordinator" and caller.user.territory_id is not None:
-        with unit_of_work(_db(request)) as session:
-            territory = session.scalar(
-                select(m.Territory.code).where(m.Territory.id == caller.user.territory_id)
-            )
+    territory, territory_name = None, None
+    with unit_of_work(_db(request)) as session:
+        names = territory_names(session)
+        if caller.user.role == "coordinator" and caller.user.territory_id is not None:
+            t = session.get(m.Territory, caller.user.territory_id)
+            territory, territory_name = (t.code, t.name) if t else (None, None)
     try:
         report = await run_in_threadpool(
             run_allocation,
@@ -751,8 +904,10 @@ async def allocation_dry_run(request: Request, caller: CallerDep) -> Response:
             clock=_clock(request),
         )
     except Conflict as exc:
-        return _allocation_page(request, caller, status=409, error=str(exc))
-    return _allocation_page(request, caller, simulation=report.lines_fr())
+        return _allocation_page(request, caller, status=409, error=sentence(str(exc)))
+    return _allocation_page(
+        request, caller, simulation=simulation_summary(report, territory_name, names)
+    )
 
 
 # --- pools, partners, preferences, access log ------------------------------------------
@@ -764,7 +919,11 @@ def pools_page(request: Request, caller: CallerDep) -> Response:
         raise OutOfScope()
     with unit_of_work(_db(request)) as session:
         pools = pools_overview(session, caller.user)
-    return render(request, "pools.html", {"caller": caller, "pools": pools})
+    return render(
+        request,
+        "pools.html",
+        {"caller": caller, "pools": pools, "plural": plural, "fr_number": fr_number},
+    )
 
 
 @router.get("/partenaires")
@@ -774,9 +933,15 @@ def partners_page(request: Request, caller: CallerDep) -> Response:
     q = request.query_params
     territory = _str(q.get("territoire"))
     domain = q.get("domaine") if q.get("domaine") in DOMAINS else None
+    search = _str(q.get("q"))
+    search = search[:MAX_SEARCH] if search else None
     with unit_of_work(_db(request)) as session:
-        rows = partner_directory(session, caller.user, territory=territory, domain=domain)
+        rows = partner_directory(
+            session, caller.user, territory=territory, domain=domain, search=search
+        )
         territories = session.scalars(select(m.Territory).order_by(m.Territory.name)).all()
+    offers = sum(len(r.offers) for r in rows)
+    count = plural(len(rows), "partenaire") + (f" · {plural(offers, 'offre')}" if rows else "")
     return render(
         request,
         "partners.html",
@@ -787,6 +952,10 @@ def partners_page(request: Request, caller: CallerDep) -> Response:
             "domains": DOMAINS,
             "territory": territory,
             "domain": domain,
+            "search": search or "",
+            "count": count,
+            "unit_count": unit_count,
+            "plural": plural,
         },
     )
 
@@ -824,6 +993,47 @@ async def preferences_submit(request: Request, caller: CallerDep) -> Response:
     )
 
 
+def _access_filters(request: Request) -> tuple[AccessFilters, list[str]]:
+    """The access log's filters from the address, and the French errors of bad dates."""
+    q = request.query_params
+    errors: list[str] = []
+
+    def day(name: str, label: str) -> date | None:
+        raw = _str(q.get(name))
+        if raw is None:
+            return None
+        try:
+            return date.fromisoformat(raw[:10])
+        except ValueError:
+            errors.append(f"La date « {label} » n'est pas valide (attendu : jj/mm/aaaa).")
+            return None
+
+    reference = _str(q.get("reference"))
+    account = _str(q.get("compte"))
+    purpose = _str(q.get("motif"))
+    f = AccessFilters(
+        reference=reference[:MAX_SEARCH] if reference else None,
+        account=account[:20] if account else None,
+        date_from=day("du", "du"),
+        date_to=day("au", "au"),
+        purpose=purpose[:80] if purpose else None,
+    )
+    if f.date_from and f.date_to and f.date_from > f.date_to:
+        errors.append("La date de début est après la date de fin.")
+    return f, errors
+
+
+def _access_params(f: AccessFilters) -> dict[str, str]:
+    params = {
+        "reference": f.reference or "",
+        "compte": f.account or "",
+        "du": f.date_from.isoformat() if f.date_from else "",
+        "au": f.date_to.isoformat() if f.date_to else "",
+        "motif": f.purpose or "",
+    }
+    return {k: v for k, v in params.items() if v}
+
+
 @router.get("/journal-acces")
 def access_log_page(
     request: Request,
@@ -832,6 +1042,54 @@ def access_log_page(
 ) -> Response:
     if not can(caller.user, "view_access_log"):
         raise OutOfScope()
+    filters, errors = _access_filters(request)
     with unit_of_work(_db(request)) as session:
-        rows, nxt = access_log(session, caller.user, before_id=avant)
-    return render(request, "access_log.html", {"caller": caller, "rows": rows, "next_id": nxt})
+        rows, nxt = access_log(session, caller.user, before_id=avant, filters=filters)
+        total = count_access_log(session, caller.user, filters)
+        accounts, purposes = access_log_options(session, caller.user)
+    params = _access_params(filters)
+    query = urlencode(params)
+    return render(
+        request,
+        "access_log.html",
+        {
+            "caller": caller,
+            "rows": rows,
+            "filters": filters,
+            "accounts": accounts,
+            "purposes": purposes,
+            "count": plural(total, "consultation"),
+            "next_url": "/journal-acces?" + urlencode({**params, "avant": str(nxt)})
+            if nxt
+            else None,
+            "export_url": "/journal-acces/export.csv" + (f"?{query}" if query else ""),
+            "error": " ".join(errors) or None,
+        },
+        status=422 if errors else 200,
+    )
+
+
+@router.get("/journal-acces/export.csv")
+def access_log_export(request: Request, caller: CallerDep) -> Response:
+    """The filtered access log as CSV: names, roles, references — no e-mail address."""
+    if not can(caller.user, "view_access_log"):
+        raise OutOfScope()
+    filters, errors = _access_filters(request)
+    if errors:
+        return render(
+            request,
+            "error.html",
+            {"caller": caller, "title": "Export impossible", "message": " ".join(errors)},
+            status=422,
+        )
+    with unit_of_work(_db(request)) as session:
+        body = access_log_csv(session, caller.user, filters)
+    name = f"journal-acces-{_clock(request).now().date().isoformat()}.csv"
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from engine.access.permissions import can
 from engine.domain.clock import Clock, as_utc
 from engine.domain.errors import Conflict, NotFound, Refused
+from engine.domain.labels import DECLINE_LABELS, DECLINE_REASONS
 from engine.domain.lifecycle import TransitionError
 from engine.outbox import messages
 from engine.outbox.enqueue import enqueue_many
@@ -646,10 +647,24 @@ def decline_proposal(
     actor: Actor,
     clock: Clock,
     reason: str,
+    note: str | None = None,
     expected_version: int | None = None,
 ) -> m.AllocationProposal:
-    """Decline: the person goes back to the waitlist, with the reason recorded."""
+    """Decline: the person goes back to the waitlist, with a coded reason.
+
+    ``reason`` is one of ``DECLINE_REASONS`` (``other`` needs a ``note``); the proposal keeps
+    the code, the event the French words (and the note). Checked before anything is
+    written (after the scope, so a proposal out of it stays a 404): an unknown code changes
+    nothing."""
     prop, ref = _load_proposal(session, proposal_id, actor, "decline_proposal", expected_version)
+    if not reason:
+        raise Refused("choisissez le motif du refus de la proposition")
+    if reason not in DECLINE_REASONS:
+        raise Refused(f"motif de refus de la proposition inconnu : « {str(reason)[:40]} »")
+    note = (note or "").strip() or None
+    if reason == "other" and note is None:
+        raise Refused("le motif « Autre » demande une précision")
+    words = DECLINE_LABELS[reason] if reason != "other" else "Autre motif"
     apply_transition(
         session,
         settings,
@@ -658,8 +673,9 @@ def decline_proposal(
         actor=actor,
         clock=clock,
         proposal=prop,
-        note=reason,
+        note=f"{words} : {note}" if note else words,
     )
+    prop.decline_reason = reason  # the code; the door stored the words of the event's note
     return prop
 
 

@@ -231,3 +231,44 @@ __all__ = [
     "fr_number",
     "plural",
 ]
+
+
+# Units of counted pools (``partners.catalogue.UNIT_KINDS``), singular and plural, so a count
+# reads "1 logement", "3 logements", "54 bilans de santé".
+UNIT_LABELS: dict[str, tuple[str, str]] = {
+    "logement": ("logement", "logements"),
+    "mesure": ("mesure d'accompagnement", "mesures d'accompagnement"),
+    "bilan": ("bilan de santé", "bilans de santé"),
+    "place": ("place d'hébergement", "places d'hébergement"),
+    "poste": ("poste", "postes"),
+}
+
+
+def unit_count(n: int, kind: str | None) -> str:
+    """A number of units of a pool in words: "3 logements", "1 place d'hébergement"."""
+    singular, plural_form = UNIT_LABELS.get(kind or "", ("place", "places"))
+    return plural(n, singular, plural_form)
+
+
+# Why a slot proposal was declined: the refusal reasons that fit a declined proposal
+# (codes of ``REFUSAL_LABELS``; ``other`` needs a note).
+DECLINE_REASONS: tuple[str, ...] = (
+    "declined_by_person",
+    "not_eligible",
+    "unreachable",
+    "met_elsewhere",
+    "other",
+)
+DECLINE_LABELS: dict[str, str] = {code: REFUSAL_LABELS[code] for code in DECLINE_REASONS}
+
+
+def decline_reason_label(stored: str | None) -> str | None:
+    """The French words of a proposal's stored decline reason: a code's label, or the text
+    stored by older versions (and by the door when a referral left "proposed" another way)."""
+    if not stored:
+        return None
+    return DECLINE_LABELS.get(stored, REFUSAL_LABELS.get(stored, stored))
+
+
+# Who started an allocation run without an account: the weekly schedule or the CLI.
+RUN_WITHOUT_ACCOUNT_LABEL = "Planification automatique"

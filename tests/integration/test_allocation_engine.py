@@ -114,7 +114,8 @@ def test_validate_consumes_units_and_decline_returns_to_waitlist(db):
             settings,
             second.id,
             actor=Actor.system("test"),
-            reason="la personne a déménagé",
+            reason="other",
+            note="la personne a déménagé",
             clock=CLOCK,
         )
         assert s.get(m.Referral, second.referral_id).state == "waitlisted"

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from engine.store import models as m
 from engine.store.db import unit_of_work
 from workflows.cli import app
-from workflows.cli_web import demo_login_lines
+from workflows.cli_web import DemoLogin, demo_login_lines
 
 
 def _territory(db):
@@ -34,7 +34,10 @@ def test_users_create_from_stdin_and_prompt(sqlite_db, monkeypatch):
 
 
 def test_print_logins_lists_one_account_per_role():
-    lines = demo_login_lines("contact.siao-75@convergence-france.example.org")
+    lines = demo_login_lines([DemoLogin(role, label, f"{role}@example.org") for role, label in (
+        ("national_admin", "Administration nationale"), ("coordinator", "Coordination"),
+        ("officer_sante", "Chargé·e de partenariats santé"), ("cip", "CIP"),
+        ("partner_contact", "Contact partenaire"))])  # fmt: skip
     text = "\n".join(lines)
     assert "demo-aiguillage" in lines[0]
     for role in ("Administration nationale", "Coordination", "Chargé·e de partenariats", "CIP",

@@ -254,8 +254,8 @@ def test_refusing_a_proposed_referral_closes_its_proposal(door):
                confirm="1").status_code == 303  # fmt: skip
     with door.db.sessions() as s:
         assert s.get(m.AllocationProposal, pid).status == "declined"
-    page = coord.get("/attributions").text
-    assert f"/attributions/{pid}/valider" not in page  # nothing left to validate
+    assert f"/attributions/{pid}/valider" not in coord.get("/attributions").text  # nothing to do
+    page = coord.get("/attributions?statut=declinees").text
     assert "Orientation refusée" in html.unescape(page.split(f'id="proposition-{pid}"')[1][:2000])
 
 

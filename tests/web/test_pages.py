@@ -166,7 +166,7 @@ def test_allocation_review_validate_and_decline(clients, world):
     assert len(mine) >= 2
     coord = clients["coordinator"]
     page = coord.get("/attributions").text
-    assert f'id="proposition-{mine[0][0]}"' in page and "moins servi" in page
+    assert f'id="proposition-{mine[0][0]}"' in page and "Détails techniques" in page
     other = clients["coordinator_other"]
     assert f'id="proposition-{mine[0][0]}"' not in other.get("/attributions").text
     other_token = csrf_of(other.get("/attributions").text)
@@ -178,14 +178,14 @@ def test_allocation_review_validate_and_decline(clients, world):
     assert ok.status_code == 303
     declined = coord.post(f"/attributions/{mine[1][0]}/decliner",
                           data={"csrf_token": token, "version": str(mine[1][1]),
-                                "reason": "La personne a trouvé une solution"}, follow_redirects=False)  # fmt: skip
+                                "reason": "met_elsewhere"}, follow_redirects=False)  # fmt: skip
     assert declined.status_code == 303
     with unit_of_work(world.db) as s:
         assert s.get(m.AllocationProposal, mine[0][0]).status == "validated"
         assert s.get(m.AllocationProposal, mine[1][0]).status == "declined"
     before = len(props)
     dry = coord.post("/attributions/simulation", data={"csrf_token": token})
-    assert dry.status_code == 200 and "Simulation d'attribution" in html.unescape(dry.text)
+    assert dry.status_code == 200 and "Résultat de la simulation" in html.unescape(dry.text)
     with unit_of_work(world.db) as s:
         total = s.scalar(select(m.AllocationProposal.id).order_by(m.AllocationProposal.id.desc()))
         assert (
@@ -226,7 +226,10 @@ def test_preferences_critical_cannot_be_off(clients, world):
 def test_access_log_page_lists_reads(clients, world):
     clients["cip"].get(f"/orientations/{world.target_id}")
     page = clients["admin"].get("/journal-acces").text
-    assert world.emails["cip"] in page and world.reference in page
+    with unit_of_work(world.db) as s:
+        name = s.get(m.StaffUser, world.user_ids["cip"]).display_name
+    assert html.escape(name) in page and world.reference in page
+    assert world.emails["cip"] not in page
 
 
 class _Audit(HTMLParser):
