@@ -27,6 +27,8 @@ from reporting.indicators import (
 )
 from reporting.records import Period, PoolRecord, Referral
 
+# The lifecycle's states and labels (engine.domain.lifecycle): this package is pure and cannot
+# import them; tests/unit/test_lifecycle.py checks the two agree.
 STATES: dict[str, str] = {
     "new": "Nouvelle",
     "triaging": "En qualification",

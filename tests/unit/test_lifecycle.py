@@ -101,3 +101,12 @@ def test_every_code_of_the_vocabulary_has_its_french_label():
     assert set(labels.HEALTH_EVENT_LABELS) == set(vocabulary.HEALTH_EVENT_KINDS)
     assert set(labels.REFERRED_BY_LABELS) == set(vocabulary.REFERRED_BY)
     assert set(labels.FOLLOWUP_LABELS) == set(vocabulary.FOLLOWUP_MONTHS)
+
+
+def test_the_pure_reporting_package_speaks_of_the_same_states_as_the_lifecycle():
+    """reporting/ is pure and cannot import the engine: its copy of the states must agree."""
+    from engine.domain.lifecycle import OPEN_STATES, STATE_LABELS
+    from reporting import operations
+
+    assert operations.STATES == STATE_LABELS
+    assert operations.OPEN_STATES == frozenset(OPEN_STATES)
