@@ -109,4 +109,4 @@ def test_the_pure_reporting_package_speaks_of_the_same_states_as_the_lifecycle()
     from reporting import operations
 
     assert operations.STATES == STATE_LABELS
-    assert operations.OPEN_STATES == frozenset(OPEN_STATES)
+    assert frozenset(OPEN_STATES) == operations.OPEN_STATES
