@@ -41,12 +41,23 @@ from typing import Any
 
 import httpx
 import psutil
-from common import PY, RESULTS, ROOT, ROUTE_STEP, SEED_STEP, machine, run_measured
+from common import (
+    PY,
+    RESULTS,
+    ROOT,
+    ROUTE_STEP,
+    SEED_STEP,
+    create_pg_database,
+    drop_pg_database,
+    machine,
+    run_measured,
+)
 from web_load import Phase, make_clients, run_phase
 
 TARGET_P95_MS = 100.0
+# The code before the queue's speed work (issue #13 item 7): the "before" of every ratio.
+BASELINE = "3b9f951"
 SESSIONS = 50
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 SECRET = "bench-web-secret-key-not-for-production-0123456789"
 
 SEED = SEED_STEP
@@ -55,22 +66,6 @@ ROUTE = ROUTE_STEP
 
 
 # --- database ----------------------------------------------------------------------------
-
-
-def create_pg_database(name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_pg_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def build(url: str, scale: float) -> dict[str, Any]:
@@ -150,20 +145,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(url: str, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, workers: int, log: Path, *, code: Path = ROOT,
+                 extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:  # fmt: skip
     """uvicorn in its own process; keep-alive 75 s (as behind a proxy), so that a session that
-    thinks for a few seconds does not race the server closing its idle socket."""
+    thinks for a few seconds does not race the server closing its idle socket.
+
+    ``code``: the checkout whose packages the server imports (a baseline's worktree comes
+    first on the path, before the editable install of this one)."""
     env = {
         **os.environ,
         "AIGUILLAGE_DATABASE_URL": url,
         "AIGUILLAGE_SECRET_KEY": SECRET,
         "AIGUILLAGE_BASE_URL": f"http://127.0.0.1:{port}",
+        "PYTHONPATH": str(code),
     }
     cmd = [PY, "-m", "uvicorn", "web.app:create_app", "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning",
            "--timeout-keep-alive", "75",
-           "--no-access-log"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+           "--no-access-log", *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -263,6 +263,11 @@ async def measure(base: str, jars: list[dict[str, str]], cursors: list[str | Non
                 )
                 summary = res.summary()
                 summary["server_cpu_s"] = round(server_cpu_s(proc) - cpu0, 2)
+                summary["server_cpu_ms_per_request"] = (
+                    round(1000 * summary["server_cpu_s"] / summary["count"], 2)
+                    if summary["count"]
+                    else None
+                )
                 summary["p95_pass"] = bool(
                     summary["p95_ms"] is not None
                     and summary["p95_ms"] < TARGET_P95_MS
@@ -278,9 +283,24 @@ async def measure(base: str, jars: list[dict[str, str]], cursors: list[str | Non
     return out
 
 
+def ratios(load: dict[str, Any]) -> dict[str, Any]:
+    """Current over baseline, per profile and endpoint: CPU per request, p95, throughput."""
+    out: dict[str, Any] = {}
+    for profile, eps in load["as_is"].items():
+        for name, cur in eps.items():
+            old = load["baseline"][profile][name]
+            row = {}
+            for key in ("server_cpu_ms_per_request", "p95_ms", "throughput_rps"):
+                if cur.get(key) and old.get(key):
+                    row[key] = round(cur[key] / old[key], 3)
+            out[f"{profile}.{name}"] = row
+    return out
+
+
 def run_database(kind: str, scale: float, workers: int, duration: float, tmp: Path, *,
                  analyze: bool = True, proposed_index: bool = True,
-                 existing_url: str | None = None) -> dict[str, Any]:  # fmt: skip
+                 existing_url: str | None = None,
+                 baseline: str | None = None) -> dict[str, Any]:  # fmt: skip
     pg_name = f"aiguillage_bench_web_{os.getpid()}"
     owned = existing_url is None
     if existing_url:
@@ -310,6 +330,29 @@ def run_database(kind: str, scale: float, workers: int, duration: float, tmp: Pa
         print(f"[{kind}] sessions: {result['sessions']}", flush=True)
         result["load_avg_before"] = os.getloadavg()
         result["load"] = {"as_is": asyncio.run(measure(base, jars, cursors, proc, duration))}
+        if baseline:
+            # The same database, sessions and load, served by the code of ``baseline`` as it
+            # was installed then (uvicorn's pure-Python h11 parser and asyncio loop).
+            stop_server(proc)
+            proc = None
+            tree = tmp / "baseline"
+            subprocess.run(["git", "worktree", "add", "--detach", "--force", str(tree), baseline],
+                           cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+            try:
+                proc = start_server(url, port, workers, tmp / f"uvicorn-{kind}-baseline.log",
+                                    code=tree, extra=("--http", "h11", "--loop", "asyncio"))  # fmt: skip
+                print(f"[{kind}] baseline {baseline}", flush=True)
+                result["baseline"] = {"revision": baseline, "uvicorn": "--http h11 --loop asyncio"}
+                result["load"]["baseline"] = asyncio.run(
+                    measure(base, jars, cursors, proc, duration)
+                )
+                stop_server(proc)
+                proc = None
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
+                               check=False, capture_output=True)  # fmt: skip
+            result["ratios"] = ratios(result["load"])
+            print(f"[{kind}] ratios current/baseline: {json.dumps(result['ratios'])}", flush=True)
         if proposed_index:
             # The app looks at the indexes once at start (as after a migration): restart it.
             # Sessions live in the database, so the cookies stay valid.
@@ -341,16 +384,21 @@ def main() -> None:
     ap.add_argument("--proposed-index", action="store_true",
                     help="second pass creating ix_referral_open_due (schemas before 0003)")  # fmt: skip
     ap.add_argument("--url", help="measure this already built database (not dropped; no JSON)")
+    ap.add_argument("--baseline", default=BASELINE,
+                    help="git revision measured after the current code on the same database "
+                         "('none' to skip)")  # fmt: skip
     args = ap.parse_args()
     scale = 2.0 if args.quick else args.scale
     duration = 5.0 if args.quick else args.duration
     kinds = ("sqlite", "postgres") if args.db == "both" else (args.db,)
+    baseline = None if args.baseline == "none" else args.baseline
     if args.url:  # iteration on a kept database: print, do not write the results file
         kind = "sqlite" if args.url.startswith("sqlite") else "postgres"
         with tempfile.TemporaryDirectory(prefix="aiguillage-bench-web-") as tmp:
             out = run_database(kind, scale, args.workers, duration, Path(tmp), analyze=False,
-                               proposed_index=False, existing_url=args.url)  # fmt: skip
-        print(json.dumps(out["load"], indent=1))
+                               proposed_index=False, existing_url=args.url,
+                               baseline=baseline)  # fmt: skip
+        print(json.dumps({"load": out["load"], "ratios": out.get("ratios")}, indent=1))
         return
     path = RESULTS / "web.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
@@ -360,7 +408,8 @@ def main() -> None:
             databases[kind] = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                **run_database(kind, scale, args.workers, duration, Path(tmp),
                                             analyze=not args.no_analyze,
-                                            proposed_index=args.proposed_index)}  # fmt: skip
+                                            proposed_index=args.proposed_index,
+                                            baseline=baseline)}  # fmt: skip
     data = {
         "machine": machine(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -143,11 +143,14 @@ def _partners(session: Session, due: _Due) -> None:
             continue
         token = messages.partner_token(settings, referral_id=r.id, partner_id=partner.id, now=now)
         expires = (sent + timedelta(days=settings.partner_expiry_days)).date()
-        for c in (u for u in due.users.values() if u.partner_id == partner.id):
+        contacts = [Recipient.of(u) for u in due.users.values() if u.partner_id == partner.id]
+        if not contacts and partner.contact_email:  # messages.partner_recipients' rule
+            contacts = [Recipient.address(partner.contact_email)]
+        for recipient in contacts:
             due.add(
                 messages.partner_reminder(
                     due.links,
-                    Recipient.of(c),
+                    recipient,
                     referral_id=r.id,
                     number=n_due,
                     partner_name=partner.name,

@@ -621,7 +621,7 @@ def _report(
         fill_units[kk] = fill_units.get(kk, 0) + int(cp.all_cons[o])
 
     envy = _envy(problem, cp, chosen, pool_of, pinned, pri, used, fill_units)
-    pool_stats, worst, worst_share = _pool_stats(
+    pool_stats, worst, worst_share, worst_at = _pool_stats(
         problem, cp, used, n_assigned, cut_pri, cut_w, fill_units, big
     )
 
@@ -659,6 +659,9 @@ def _report(
         "floors_unmet": sum(max(0, f - fill_units.get(kk, 0)) for kk, f in cp.floors.items()),
         "worst_fill_ratio": worst,
         "worst_share_ratio": worst_share,
+        # Where the least served territory's share was measured: (pool id, territory).
+        "worst_share_pool": worst_at[0] if worst_at else None,
+        "worst_share_territory": worst_at[1] if worst_at else None,
         "envy": len(envy),
         "per_pool": pool_stats,
     }
@@ -684,9 +687,10 @@ def _pool_stats(
     cut_w: np.ndarray,
     fill_units: dict[tuple[int, int], int],
     big: int,
-) -> tuple[dict[str, dict[str, Any]], float | None, float | None]:
+) -> tuple[dict[str, dict[str, Any]], float | None, float | None, tuple[str, str] | None]:
     worst_by_pool: dict[int, float] = {}
     worst_share: float | None = None
+    worst_at: tuple[str, str] | None = None  # (pool id, territory) of the worst share
     total: dict[int, int] = {}
     for (pi, _g), d in cp.demand.items():
         total[pi] = total.get(pi, 0) + d
@@ -698,7 +702,9 @@ def _pool_stats(
             fair = min(d, cap * d / total[pi])
             if fair >= 1:
                 share = min(1.0, got / fair)
-                worst_share = share if worst_share is None else min(worst_share, share)
+                if worst_share is None or share < worst_share:
+                    worst_share = share
+                    worst_at = (problem.pools[pi].id, cp.groups[g] or NO_TERRITORY_LABEL)
     floors_by_pool: dict[int, dict[str, int]] = {}
     for (pi, g), f in cp.floors.items():
         label = cp.groups[g] or NO_TERRITORY_LABEL
@@ -715,7 +721,7 @@ def _pool_stats(
             "floors": floors_by_pool.get(pi, {}),
         }
     worst = min(worst_by_pool.values()) if worst_by_pool else None
-    return stats, worst, worst_share
+    return stats, worst, worst_share, worst_at
 
 
 def _envy(

@@ -177,13 +177,19 @@ class Reference(Field):
 
 @dataclass(frozen=True)
 class DisplayName(Field):
-    """A person's display name: capitalised words only, screened for sensitive terms."""
+    """A person's display name: capitalised words only, screened for sensitive terms.
+
+    ``allow_empty``: the greeting of a partner reached only through its directory address,
+    whom the mail greets by no name."""
 
     max_length: int = 40
+    allow_empty: bool = False
 
     def check(
         self, name: str, value: Any, *, base_url: str | None, partner_names: Collection[str] = ()
     ) -> str:
+        if self.allow_empty and value == "":
+            return value
         if (
             not isinstance(value, str)
             or len(value) > self.max_length

@@ -6,6 +6,10 @@ receive, each with a narrow field type (see ``notifications.fields``), so a
 health or housing detail cannot slip into an email by an extra key or a
 wrongly-filled field. The preferences page reads the French labels and the
 ``critical`` flag (critical kinds cannot be switched off) from here too.
+
+Partner kinds are *partner-facing*: their readers answer through a signed link, without an
+account, so their templates and footer never ask anyone to log in; the orientations and
+reminders they carry are gathered by default in one ``partner_digest`` per contact and day.
 """
 
 from __future__ import annotations
@@ -43,12 +47,14 @@ DIGEST_ITEM_LABELS: dict[str, str] = {
     "triage_due_soon": "Qualification à faire",
     "triage_overdue": "Qualification en retard",
     "triage_escalation": "Orientation à réattribuer",
-    "partner_orientation": "Réponse du partenaire attendue",
-    "partner_reminder": "Relance du partenaire",
+    "partner_orientation": "Nouvelle orientation à examiner",
+    "partner_reminder": "Relance : réponse attendue",
+    "partner_answered": "Réponse d'un partenaire reçue",
     "allocation_ready": "Propositions à valider",
     "slot_validated": "Place validée",
     "outcome_due": "Résultat à saisir",
     "followup_due": "Suivi post-sortie à faire",
+    "retention_notice": "Dossiers bientôt anonymisés",
 }
 
 
@@ -61,6 +67,7 @@ class KindSpec:
     critical: bool
     reason: str  # completes "Vous recevez ce message car …"
     fields: Mapping[str, Field] = field(default_factory=dict)
+    partner_facing: bool = False  # read by a partner contact, who needs no account
 
     @property
     def variables(self) -> frozenset[str]:
@@ -71,13 +78,28 @@ class KindSpec:
 def _kind(
     slug: str, label: str, reason: str, *, critical: bool = False, **fields: Field
 ) -> KindSpec:
-    return KindSpec(slug, label, critical, reason, {**COMMON_FIELDS, **fields})
+    partner_facing = reason == _PARTNER
+    common = {**COMMON_FIELDS, "recipient_name": DisplayName(allow_empty=True)}
+    return KindSpec(
+        slug,
+        label,
+        critical,
+        reason,
+        {**(common if partner_facing else COMMON_FIELDS), **fields},
+        partner_facing=partner_facing,
+    )
 
 
 _CHARGE = "vous êtes chargé·e de partenariats et des orientations vous sont confiées"
 _COORD = "vous coordonnez l'équipe de votre territoire"
 _PARTNER = "votre structure a été sollicitée par le réseau Convergence France"
 _CHANTIER = "vous accompagnez des salarié·es de votre chantier"
+
+# A partner's answer to an orientation, in words (``partner_answered``).
+PARTNER_ANSWERS = ("acceptée", "refusée")
+# The kinds a partner contact receives one by one or in the partner digest, never "off":
+# each carries an answer deadline.
+PARTNER_DIGESTIBLE_KINDS: tuple[str, ...] = ("partner_orientation", "partner_reminder")
 
 _SPECS: tuple[KindSpec, ...] = (
     _kind(
@@ -138,6 +160,15 @@ _SPECS: tuple[KindSpec, ...] = (
         expires_on=Day(),
     ),
     _kind(
+        "partner_answered",
+        "Réponse d'un partenaire",
+        "vous suivez cette orientation",
+        reference=Reference(),
+        partner_name=PartnerName(),
+        answer=Choice(frozenset(PARTNER_ANSWERS)),
+        url=Url(),
+    ),
+    _kind(
         "allocation_ready",
         "Propositions d'attribution à valider",
         _COORD,
@@ -170,9 +201,21 @@ _SPECS: tuple[KindSpec, ...] = (
         due_on=Day(),
         url=Url(),
     ),
+    _kind(
+        "retention_notice",
+        "Dossiers bientôt anonymisés",
+        _CHANTIER,
+        count=Count(minimum=1),
+        held=Count(),
+        due_on=Day(),
+        url=Url(),
+    ),
 )
 
 _DIGESTIBLE = tuple(spec.slug for spec in _SPECS)
+# Lines of one partner digest: a contact who received 673 orientations in a day gets one mail
+# (a larger day is split in parts of this size, see ``engine.outbox.digest``).
+PARTNER_DIGEST_MAX_ITEMS = 1000
 
 _SPECS += (
     _kind(
@@ -193,7 +236,34 @@ _SPECS += (
     ),
 )
 
+_SPECS += (
+    _kind(
+        "partner_digest",
+        "Récapitulatif quotidien des orientations",
+        _PARTNER,
+        critical=True,
+        day=Day(),
+        items=ListOf(
+            (
+                ("kind", Choice(frozenset(PARTNER_DIGESTIBLE_KINDS))),
+                (
+                    "label",
+                    Choice(frozenset(DIGEST_ITEM_LABELS[k] for k in PARTNER_DIGESTIBLE_KINDS)),
+                ),
+                ("partner_name", PartnerName()),
+                ("reference", Reference()),
+                ("territory", PlaceName()),
+                ("action_url", Url()),
+                ("expires_on", Day()),
+            ),
+            max_items=PARTNER_DIGEST_MAX_ITEMS,
+        ),
+    ),
+)
+
 KINDS: dict[str, KindSpec] = {spec.slug: spec for spec in _SPECS}
+# Kinds read by partner contacts (no account: their mails never say "connectez-vous").
+PARTNER_FACING_KINDS: frozenset[str] = frozenset(s.slug for s in _SPECS if s.partner_facing)
 CRITICAL_KINDS: frozenset[str] = frozenset(s.slug for s in _SPECS if s.critical)
 # Kinds a user may receive inside the daily digest, in display order.
 DIGESTIBLE_KINDS: tuple[str, ...] = _DIGESTIBLE

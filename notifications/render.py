@@ -84,7 +84,15 @@ def _template_vars(kind: str, clean: dict[str, Any]) -> dict[str, Any]:
         "kind_label": spec.label,
         "reason": spec.reason,
         "critical": spec.critical,
+        "partner_facing": spec.partner_facing,
     }
+    if kind == "partner_digest":
+        by_partner: dict[str, list[dict[str, Any]]] = {}
+        for item in clean["items"]:
+            by_partner.setdefault(item["partner_name"], []).append(item)
+        extra["partner_groups"] = [
+            {"partner_name": name, "items": items} for name, items in by_partner.items()
+        ]
     if kind == "daily_digest":
         extra["groups"] = [
             {"label": KINDS[k].label, "items": [i for i in clean["items"] if i["kind"] == k]}

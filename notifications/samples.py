@@ -55,6 +55,35 @@ def sample_context(kind: str, base_url: str = SAMPLE_BASE_URL) -> dict[str, Any]
             "action_url": f"{b}/p/eyJyIjo4MTJ9.Zb3kQw.x9Q2hT",
             "expires_on": date(2025, 3, 28),
         },
+        "partner_answered": {
+            "reference": "SAL-7F3K2Q",
+            "partner_name": "Association Relais Emploi 59",
+            "answer": "acceptée",
+            "url": f"{b}/orientations/812",
+        },
+        "partner_digest": {
+            "day": date(2025, 3, 14),
+            "items": [
+                {
+                    "kind": "partner_orientation",
+                    "label": "Nouvelle orientation à examiner",
+                    "partner_name": "Association Relais Emploi 59",
+                    "reference": "SAL-7F3K2Q",
+                    "territory": "Hauts-de-France",
+                    "action_url": f"{b}/partenaire/reponse/eyJyIjo4MTJ9.Zb3kQw.x9Q2hT",
+                    "expires_on": date(2025, 3, 28),
+                },
+                {
+                    "kind": "partner_reminder",
+                    "label": "Relance : réponse attendue",
+                    "partner_name": "Association Relais Emploi 59",
+                    "reference": "SAL-Q2W8ZP",
+                    "territory": "Hauts-de-France",
+                    "action_url": f"{b}/partenaire/reponse/eyJyIjo4MTV9.Zb3kQw.k2P9aT",
+                    "expires_on": date(2025, 3, 20),
+                },
+            ],
+        },
         "allocation_ready": {
             "count": 12,
             "territory": "Occitanie",
@@ -75,6 +104,12 @@ def sample_context(kind: str, base_url: str = SAMPLE_BASE_URL) -> dict[str, Any]
             "months": 6,
             "due_on": date(2025, 4, 1),
             "url": f"{b}/salaries/SAL-7F3K2Q/suivi",
+        },
+        "retention_notice": {
+            "count": 4,
+            "held": 1,
+            "due_on": date(2025, 6, 30),
+            "url": f"{b}/conservation",
         },
         "daily_digest": {
             "day": date(2025, 3, 14),

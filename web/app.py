@@ -23,9 +23,10 @@ from starlette.responses import Response
 
 from engine.domain.clock import Clock
 from engine.domain.errors import DomainError, sentence
+from engine.referrals.queue_cache import CountCache
 from engine.store.db import Database
 from engine.store.settings import Settings, load_settings
-from web import api, pages, partner_link, pathway_pages, reporting_pages
+from web import api, dashboard_pages, pages, partner_link, pathway_pages, reporting_pages
 from web.edge import EdgeMiddleware, route_of
 from web.render import render
 from web.security import ApiUnauthenticated, CsrfRejected, LoginRequired, OutOfScope
@@ -161,8 +162,10 @@ def create_app(
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
     app.state.clock = clock or Clock.system()
+    app.state.queue_counts = CountCache()
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(pages.router)
+    app.include_router(dashboard_pages.router)
     app.include_router(pathway_pages.router)
     app.include_router(reporting_pages.router)
     app.include_router(partner_link.router)

@@ -63,8 +63,6 @@ from engine.referrals.queue import (
     BadCursor,
     QueueCounts,
     QueueFilters,
-    count_queue,
-    filter_options,
     list_queue,
     queue_position,
 )
@@ -115,7 +113,7 @@ def _actor(user: m.StaffUser) -> Actor:
 def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return "/file"
+    return HOME
 
 
 def _int(value: Any) -> int | None:
@@ -138,9 +136,12 @@ def _str(value: Any) -> str | None:
 # --- login / logout --------------------------------------------------------------------
 
 
+HOME = "/tableau-de-bord"  # where every role lands: web.dashboard_pages
+
+
 @router.get("/")
 def home(request: Request) -> Response:
-    return RedirectResponse("/file" if current_caller(request) else "/connexion", status_code=303)
+    return RedirectResponse(HOME if current_caller(request) else "/connexion", status_code=303)
 
 
 def _login_page(
@@ -253,7 +254,7 @@ def _queue_params(f: QueueFilters) -> dict[str, str]:
     return {k: v for k, v in params.items() if v}
 
 
-def _queue_url(f: QueueFilters, **extra: str | None) -> str:
+def queue_url(f: QueueFilters, **extra: str | None) -> str:
     """The queue's address for filters ``f`` (``extra``: apres, tout…; None drops one)."""
     params = _queue_params(f)
     params.update({k: v for k, v in extra.items() if v})
@@ -266,7 +267,7 @@ def _state_links(f: QueueFilters, counts: QueueCounts) -> list[dict[str, Any]]:
         {
             "label": STATE_PLURAL_LABELS[state],
             "count": n,
-            "url": _queue_url(replace(f, state=state, overdue=False)),
+            "url": queue_url(replace(f, state=state, overdue=False)),
             "current": f.state == state and not f.overdue,
             "css": "state-count",
         }
@@ -277,7 +278,7 @@ def _state_links(f: QueueFilters, counts: QueueCounts) -> list[dict[str, Any]]:
             {
                 "label": OVERDUE_LABEL,
                 "count": counts.overdue,
-                "url": _queue_url(replace(f, overdue=True)),
+                "url": queue_url(replace(f, overdue=True)),
                 "current": f.overdue,
                 "css": "overdue",
             }
@@ -316,8 +317,8 @@ def _queue_response(
             )
         except BadCursor:
             raise OutOfScope() from None
-        counts = count_queue(session, user, filters, now=now)
-        options = filter_options(session, user)
+        counts = request.app.state.queue_counts.counts(session, user, filters, now=now)
+        options = request.app.state.queue_counts.options(session, user, now=now)
         assignees: list[m.StaffUser] = []
         if user.role in ("coordinator", "national_admin"):
             aq = select(m.StaffUser).where(m.StaffUser.active, m.StaffUser.role == "officer")
@@ -332,9 +333,9 @@ def _queue_response(
                 )
             )
         }
-    next_url = _queue_url(filters, apres=page.next_cursor) if page.next_cursor else None
+    next_url = queue_url(filters, apres=page.next_cursor) if page.next_cursor else None
     previous_url = (
-        _queue_url(filters, apres=position.previous_cursor) if position.has_previous else None
+        queue_url(filters, apres=position.previous_cursor) if position.has_previous else None
     )
     whole = not (next_url or previous_url or position.offset)
     select_all = request.query_params.get("tout") == "1"
@@ -356,7 +357,7 @@ def _queue_response(
             "counts": counts,
             "bulk_url": "/file/actions?" + urlencode(bulk_params),
             "select_all": select_all,
-            "select_all_url": _queue_url(filters, apres=after, tout="1"),
+            "select_all_url": queue_url(filters, apres=after, tout="1"),
             "states": STATES,
             "minimal": user.role == "partner_contact",
             "can_search_name": can(user, "read_identity"),
@@ -434,7 +435,7 @@ async def queue_bulk(request: Request, caller: CallerDep) -> Response:
     else:
         message = plural(result.done, "orientation attribuée", "orientations attribuées")
     message += "." + (f" {not_done}" if failed else "")
-    response = RedirectResponse(_queue_url(filters, apres=after), status_code=303)
+    response = RedirectResponse(queue_url(filters, apres=after), status_code=303)
     return set_flash(request, response, message)
 
 

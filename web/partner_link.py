@@ -5,20 +5,29 @@ signed and expires (``engine.access.tokens``); the page shows only the pseudonym
 need (thématique) and the territory, and two POST buttons — accept, or refuse with a coded
 reason — applied through the transition door as the partner (``Actor.partner_link``). Every
 view of the page is a read of the case file, so it is access-logged like any other.
+
+The page also names the partner's contact person — the orientation's owner (else the
+territory's coordination) — and the next step. It says the team is informed only when the
+door really wrote the ``partner_answered`` message to them (the outbox row is read back).
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from engine.access.tokens import LinkError, read_partner_token
 from engine.domain.errors import DomainError, NotFound, sentence
+from engine.domain.labels import ROLE_LABELS
 from engine.domain.lifecycle import REFUSAL_LABELS
+from engine.outbox.messages import answer_recipients
 from engine.referrals.actions import Actor, StaleEdit, transition
 from engine.store import models as m
 from engine.store.db import unit_of_work
@@ -81,6 +90,7 @@ def _page(
             )
         )
         ctx = {
+            **_follow_up(session, ref),
             "token": token,
             "csrf_token": partner_form_token(_secret(request), token),
             "reference": salarie.reference if salarie else "",
@@ -96,6 +106,45 @@ def _page(
             "form": form or {},
         }
     return render(request, "partner_answer.html", ctx, status=status)
+
+
+def _follow_up(session: Session, ref: m.Referral) -> dict[str, Any]:
+    """Who the partner deals with, whether the partner answered, and whether that person
+    really is informed (a ``partner_answered`` row of the outbox for this referral)."""
+    people = answer_recipients(session, ref)
+    contact = people[0] if people else None
+    answer = session.scalar(
+        select(m.ReferralEvent)
+        .where(
+            m.ReferralEvent.referral_id == ref.id,
+            m.ReferralEvent.from_state == "referred",
+            m.ReferralEvent.to_state == ref.state,
+        )
+        .order_by(m.ReferralEvent.id.desc())
+        .limit(1)
+    )
+    by_partner = answer is not None and answer.actor_label.startswith("partenaire :")
+    if answer is not None and not by_partner and answer.actor_user_id is not None:
+        author = session.get(m.StaffUser, answer.actor_user_id)
+        by_partner = author is not None and author.role == "partner_contact"
+    told = session.execute(
+        select(m.OutboxMessage.delivery, m.OutboxMessage.status)
+        .where(
+            m.OutboxMessage.kind == "partner_answered",
+            m.OutboxMessage.referral_id == ref.id,
+            m.OutboxMessage.status.in_(("pending", "sent", "digested")),
+        )
+        .limit(1)
+    ).first()
+    return {
+        "contact_name": contact.display_name if contact else None,
+        "contact_role": ROLE_LABELS.get(contact.role, "") if contact else "",
+        "contact_email": contact.email if contact else None,
+        "answer_due": ref.due_at if ref.state == "referred" else None,
+        "answered_by_partner": by_partner,
+        # "digest": in the contact's daily digest; "immediate": a mail of its own; None: no mail.
+        "informed": told[0] if told else None,
+    }
 
 
 @router.get("/partenaire/reponse/{token}")

@@ -33,6 +33,8 @@ from engine.domain.labels import (
     ROLE_LABELS,
     RUN_STATUS_LABELS,
     STATE_LABELS,
+    fr_number,
+    plural,
 )
 from partners.taxonomy import label_of
 from web.flash import clear_flash, pop_flash
@@ -45,8 +47,8 @@ def fmt_date(value: date | datetime | None) -> str:
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        value = as_utc(value).astimezone(PARIS).date()
-    return value.strftime("%d/%m/%Y")
+        value = as_utc(value).astimezone(PARIS)
+    return f"{value.day:02d}/{value.month:02d}/{value.year}"  # strftime costs twice as much
 
 
 def fmt_datetime(value: datetime | None) -> str:
@@ -63,6 +65,9 @@ _env = Environment(
     loader=FileSystemLoader(str(TEMPLATES_DIR)),
     autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined,
+    # Templates ship with the package and never change under a running app: no stat() of
+    # every template file on every render.
+    auto_reload=False,
 )
 templates = Jinja2Templates(env=_env)
 templates.env.filters.update(date=fmt_date, datetime=fmt_datetime, ratio=fmt_ratio)
@@ -83,6 +88,8 @@ templates.env.globals.update(
     HEALTH_EVENT_LABELS=HEALTH_EVENT_LABELS,
     REFERRED_BY_LABELS=REFERRED_BY_LABELS,
     thematique_label=label_of,
+    plural=plural,
+    fr_number=fr_number,
 )
 
 

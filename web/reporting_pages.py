@@ -300,7 +300,7 @@ class Section:
     blocks: list[Block]
 
 
-def _cut(label: str) -> str:
+def cut_label(label: str) -> str:
     return label if len(label) <= CHART_LABEL else label[: CHART_LABEL - 1].rstrip() + "…"
 
 
@@ -441,7 +441,7 @@ def _comparison_svg(title: str, results: Sequence[Result]) -> str:
     full label is in the table below, and would not fit beside the bars."""
     return charts.bar_chart(
         title,
-        [_cut(r.label.split(" quand ")[0]) for r in results],
+        [cut_label(r.label.split(" quand ")[0]) for r in results],
         [r.groups[0].rate if r.groups else None for r in results],
         kind="rate",
         second=[r.groups[1].rate if len(r.groups) > 1 else None for r in results],
@@ -472,7 +472,7 @@ def impact_sections(report: StoredReport, view: View) -> list[Section]:
                 Markup(
                     charts.bar_chart(
                         f"{title} — taux {year}",
-                        [_cut(r.label) for r in rates],
+                        [cut_label(r.label) for r in rates],
                         [r.value for r in rates],
                         kind="rate",
                     )
@@ -524,7 +524,7 @@ def impact_sections(report: StoredReport, view: View) -> list[Section]:
                 chart = Markup(
                     charts.bar_chart(
                         f"{title} — {first.label.lower()} par territoire, {year}",
-                        [_cut(name.removeprefix("Convergence ")) for name, _ in rows],
+                        [cut_label(name.removeprefix("Convergence ")) for name, _ in rows],
                         [
                             found[first.key].value if first.key in found else None
                             for _, found in rows
@@ -660,7 +660,7 @@ def pilotage_sections(report: StoredReport, view: View, names: Names) -> list[Se
     top = _top([(name, acc) for name, acc, _ in partner_rows], lambda r: r.denominator or 0)
     partner_svg = charts.bar_chart(
         f"Taux d'acceptation des partenaires en {year}",
-        [_cut(label) for label, _ in top],
+        [cut_label(label) for label, _ in top],
         [r.value for _, r in top],
         kind="rate",
     )
@@ -753,7 +753,7 @@ def pilotage_sections(report: StoredReport, view: View, names: Names) -> list[Se
     )
     pool_svg = charts.bar_chart(
         f"Remplissage des contingents en {year}",
-        [_cut(label) for label, _ in top_pools],
+        [cut_label(label) for label, _ in top_pools],
         [r.value for _, r in top_pools],
         kind="rate",
     )
@@ -791,7 +791,7 @@ def pilotage_sections(report: StoredReport, view: View, names: Names) -> list[Se
         rows = _territory_rows(report, view, TERRITORY_COLUMNS)
         svg = charts.bar_chart(
             f"Orientations créées par territoire en {year}",
-            [_cut(name.removeprefix("Convergence ")) for name, _ in rows],
+            [cut_label(name.removeprefix("Convergence ")) for name, _ in rows],
             [
                 found["referrals_created"].value if "referrals_created" in found else None
                 for _, found in rows

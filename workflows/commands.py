@@ -7,6 +7,8 @@ exit codes that scripts (make demo, CI) can rely on: 0 done, 1 refused, 2 bad in
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +37,20 @@ def _database(settings: Settings | None = None):  # type: ignore[no-untyped-def]
     from engine.store.db import Database
 
     return Database((settings or _settings()).database_url)
+
+
+@contextmanager
+def one_shot_flow() -> Iterator[None]:
+    """A flow run from a command in a terminal: no heartbeat thread.
+
+    Why: Prefect's heartbeats tell a server that a long flow run is still alive (served
+    deployments and workers keep them); for a run that lives as long as the command, the
+    terminal already shows a crash, and stopping the thread cost up to a second at the end
+    of every command (measured on `route`: 0.7 s of 5)."""
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -179,7 +195,8 @@ def route(
     else:
         from workflows.flows import intake_flow
 
-        result = intake_flow(chunk_size=chunk_size, now=_now_param(clock))
+        with one_shot_flow():
+            result = intake_flow(chunk_size=chunk_size, now=_now_param(clock))
     elapsed = time.perf_counter() - t0
     kinds = result["by_owner_kind"]
     doms = result["by_domain"]
@@ -327,18 +344,22 @@ def allocate(
         else:
             from workflows.flows import allocation_flow
 
-            result = allocation_flow(
-                territory=territory, dry_run=dry_run, alpha=alpha, now=_now_param(clock)
-            )
+            with one_shot_flow():
+                result = allocation_flow(
+                    territory=territory, dry_run=dry_run, alpha=alpha, now=_now_param(clock)
+                )
     except AllocationBusy as exc:
         _fail(str(exc))
         return
     except Refused as exc:
         _fail(str(exc), 2)
         return
+    from engine.allocation.review import territory_names
     from engine.allocation.run import AllocationReport
 
-    for line in AllocationReport(**result).lines_fr():
+    with _database(_settings()).sessions() as session:
+        names = territory_names(session)
+    for line in AllocationReport(**result).lines_fr(names):
         typer.echo(line)
 
 
@@ -377,7 +398,8 @@ def snapshots(
     else:
         from workflows.flows import reporting_flow
 
-        result = reporting_flow(year=year, now=_now_param(clock))
+        with one_shot_flow():
+            result = reporting_flow(year=year, now=_now_param(clock))
     typer.echo(
         f"Instantanés écrits en {time.perf_counter() - t0:.1f} s : {result['rows_written']} "
         f"chiffres ; périodes closes conservées : {result['periods_kept']}."
@@ -409,7 +431,8 @@ def notify(
     else:
         from workflows.flows import notifications_flow
 
-        result = notifications_flow(chunk=chunk, now=_now_param(clock))
+        with one_shot_flow():
+            result = notifications_flow(chunk=chunk, now=_now_param(clock))
     w, r = result["written"], result["relay"]
     typer.echo(
         f"Échéances : {w.get('triage_due_soon', 0)} qualifications bientôt dues, "

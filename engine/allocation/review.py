@@ -220,10 +220,12 @@ def fairness_sentences(
     waited: int = 0,
     causes: dict[str, int] | None = None,
     conditional: bool = False,
+    least_served: str | None = None,
 ) -> list[str]:
     """The fairness of a run as people say it: how much of its proportional share the least
     served territory received, and whether anyone was passed over by someone with fewer
-    points (and why). ``conditional``: a simulation ("aurait reçu")."""
+    points (and why). ``conditional``: a simulation ("aurait reçu"); ``least_served``: that
+    territory and the places it shared ("Isère, pour Logement CDC (Paris, Isère)")."""
     received = "aurait reçu" if conditional else "a reçu"
     lines: list[str] = []
     minimum = f" (minimum visé : {_pct(alpha)})" if alpha else ""
@@ -242,8 +244,9 @@ def fairness_sentences(
             f"proportionnelle des places partagées{minimum}."
         )
     else:
+        who = f" ({least_served})" if least_served else ""
         lines.append(
-            f"Le territoire le moins servi {received} {_pct(worst_share)} de sa part "
+            f"Le territoire le moins servi{who} {received} {_pct(worst_share)} de sa part "
             f"proportionnelle des places partagées{minimum}."
         )
         if floors_unmet:
@@ -315,7 +318,18 @@ def technical_details(run: m.AllocationRun) -> list[tuple[str, str]]:
     return rows
 
 
-def run_fairness(run: m.AllocationRun) -> list[str]:
+def least_served(territory: Any, pool: Any, names: dict[str, str]) -> str | None:
+    """ "Isère, pour Logement CDC (Paris, Isère)": where the least served territory's share was
+    measured (``worst_share_territory`` and ``_pool`` of a run's stats, runs since 2026-12)."""
+    if not territory:
+        return None
+    who = names.get(str(territory), "hors territoire" if territory == "hors territoire" else None)
+    if who is None:
+        return None
+    return f"{who}, pour {with_territory_names(str(pool), names)}" if pool else who
+
+
+def run_fairness(run: m.AllocationRun, names: dict[str, str] | None = None) -> list[str]:
     stats = run.stats or {}
     causes: dict[str, int] = {}
     for case in stats.get("envy_cases", []) or []:
@@ -329,6 +343,9 @@ def run_fairness(run: m.AllocationRun) -> list[str]:
         waited=int(stats.get("envy", sum(causes.values())) or 0),
         causes=causes,
         conditional=run.dry_run,
+        least_served=least_served(
+            stats.get("worst_share_territory"), stats.get("worst_share_pool"), names or {}
+        ),
     )
 
 
@@ -365,6 +382,11 @@ def simulation_summary(
         waited=report.envy,
         causes=report.envy_causes,
         conditional=True,
+        least_served=least_served(
+            getattr(report, "worst_share_territory", None),
+            getattr(report, "worst_share_pool", None),
+            names or {},
+        ),
     )
     technical = [
         ("Solveur", report.solver),
@@ -623,7 +645,7 @@ def allocation_review(
         total=total,
         offset=offset,
         runs=recent_runs(session, user),
-        fairness=run_fairness(run) if run is not None else [],
+        fairness=run_fairness(run, names) if run is not None else [],
         technical=technical_details(run) if run is not None else [],
         territory_options=territories,
         pool_options=pools,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from engine.access.permissions import can
 from engine.domain.clock import Clock, as_utc
 from engine.domain.errors import Conflict, NotFound, Refused
-from engine.domain.labels import DECLINE_LABELS, DECLINE_REASONS
+from engine.domain.labels import DECLINE_LABELS, DECLINE_REASONS, plural
 from engine.domain.lifecycle import TransitionError
 from engine.outbox import messages
 from engine.outbox.enqueue import enqueue_many
@@ -78,54 +78,50 @@ class AllocationReport:
     envy: int = 0
     envy_causes: dict[str, int] = field(default_factory=dict)
     message: str = ""
+    alpha: float | None = None
+    worst_share_territory: str | None = None
+    worst_share_pool: str | None = None
 
-    def lines_fr(self) -> list[str]:
-        status = {
-            "optimal": "optimale (prouvée)",
-            "feasible": "réalisable (non prouvée optimale)",
-            "infeasible": "impossible",
-            "unknown": "inconnue",
-        }.get(self.status, self.status)
-        head = (
-            "Simulation d'attribution (rien n'est enregistré)"
-            if self.dry_run
-            else "Attribution des places"
-        )
+    def lines_fr(self, names: dict[str, str] | None = None) -> list[str]:
+        """The run in the words of the Attributions page (``names``: territory code -> name)."""
+        from engine.allocation.review import fairness_sentences, least_served, with_territory_names
+
+        names = names or {}
         lines = [
-            f"{head} — exécution n° {self.run_id}",
-            f"Solution {status}, solveur {self.solver}, {self.time_s:.2f} s.",
+            "Simulation d'attribution : rien n'a été enregistré ni envoyé."
+            if self.dry_run
+            else "Attribution des places : propositions à valider par la coordination."
         ]
+        if self.status not in ("optimal", "feasible"):
+            lines.append("Le calcul n'a pas abouti : aucune place n'est proposée.")
         if self.message:
             lines.append(self.message)
         total = sum(self.proposals_by_pool.values())
+        verb = (
+            ("serait proposée" if total < 2 else "seraient proposées")
+            if self.dry_run
+            else ("proposée" if total < 2 else "proposées")
+        )
         lines.append(
-            f"Personnes en attente candidates : {self.candidates} ; places proposées : {total}."
+            f"{plural(self.waiting + total, 'personne en attente', 'personnes en attente')} d'une "
+            f"place ; {plural(total, 'place')} {verb}."
         )
         for name, n in sorted(self.proposals_by_pool.items()):
-            lines.append(f"  - {name} : {n} proposition(s)")
-        lines.append(f"Personnes toujours en attente : {self.waiting}.")
-        if self.worst_fill_ratio is not None:
-            lines.append(
-                f"Demande satisfaite du territoire le moins servi : {self.worst_fill_ratio:.0%}"
-                " (places attribuées / demande, dans un dispositif partagé)."
-            )
-        if self.worst_share_ratio is not None:
-            lines.append(
-                "Part équitable reçue par le territoire le moins servi : "
-                f"{self.worst_share_ratio:.0%}"
-                " (places attribuées / part proportionnelle à sa demande)."
-            )
-        causes = {
-            "floor": "planchers territoriaux",
-            "pin": "places déjà proposées",
-            "consumption": "places multiples",
-            "weights": "poids",
-            "shortfall": "limites de temps du solveur (un meilleur échange existait)",
-        }
-        detail = ", ".join(
-            f"{n} dus aux {causes.get(c, c)}" for c, n in sorted(self.envy_causes.items())
+            lines.append(f"  - {with_territory_names(name, names)} : {plural(n, 'proposition')}")
+        stay = (
+            plural(self.waiting, "personne resterait", "personnes resteraient")
+            if self.dry_run
+            else plural(self.waiting, "personne reste", "personnes restent")
         )
-        lines.append(f"Cas d'envie justifiée : {self.envy}" + (f" ({detail})." if detail else "."))
+        lines.append(f"{stay} en attente.")
+        lines += fairness_sentences(
+            worst_share=self.worst_share_ratio,
+            alpha=self.alpha,
+            waited=self.envy,
+            causes=self.envy_causes,
+            conditional=self.dry_run,
+            least_served=least_served(self.worst_share_territory, self.worst_share_pool, names),
+        )
         return lines
 
     def as_dict(self) -> dict[str, Any]:
@@ -143,6 +139,9 @@ class AllocationReport:
             "envy": self.envy,
             "envy_causes": self.envy_causes,
             "message": self.message,
+            "alpha": self.alpha,
+            "worst_share_territory": self.worst_share_territory,
+            "worst_share_pool": self.worst_share_pool,
         }
 
 
@@ -423,6 +422,7 @@ def _solve_and_store(
     clock: Clock,
 ) -> AllocationReport:
     snap = _snapshot(session, territory)
+    waiting_before = sum(1 for r in snap.referrals if r.state == "waitlisted")
     built = _build_problem(snap, alpha=alpha, time_limit_s=time_limit_s)
     digest = _digest(built.problem)
     result = solve(built.problem)
@@ -446,9 +446,8 @@ def _solve_and_store(
             if (cid, pid) not in built.pinned:
                 proposals_by_pool[pid] += 1
     _finish_run(run, result, snap, proposals_by_pool, explanations, digest, clock=clock)
-    waiting = sum(1 for r in snap.referrals if r.state == "waitlisted") - (
-        0 if dry_run else sum(proposals_by_pool.values())
-    )
+    # Who stays (or, for a simulation, would stay) waiting once the new proposals are made.
+    waiting = waiting_before - sum(proposals_by_pool.values())
     return AllocationReport(
         run_id=run.id,
         status=result.status,
@@ -463,6 +462,9 @@ def _solve_and_store(
         envy=len(result.envy),
         message=result.message,
         envy_causes=dict(Counter(e.cause for e in result.envy)),
+        alpha=result.stats.get("territory_floor_alpha"),
+        worst_share_territory=result.stats.get("worst_share_territory"),
+        worst_share_pool=result.stats.get("worst_share_pool"),
     )
 
 

@@ -94,6 +94,9 @@ class Network:
     territory_names: dict[int, str]
     users: dict[int, tuple[str, str]]  # id -> (display name, email)
     partner_contacts: dict[int, list[int]]  # partner id -> user ids
+    # partner id -> its directory address, for partners without an active contact account
+    # (``messages.partner_recipients``: the same rule as the case page's referrals)
+    partner_addresses: dict[int, str]
     offer_partner: dict[int, tuple[int, str]]  # offer id -> (partner id, partner name)
 
 
@@ -160,6 +163,11 @@ def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyp
         {tid: name for tid, _, name in territories},
         users,
         dict(contacts),
+        {
+            pid: p.contact_email
+            for pid, p in partners.items()
+            if p.contact_email and pid not in contacts
+        },
         offer_partner,
     )
 
@@ -559,11 +567,14 @@ def _messages(
         partner_id, partner_name = net.offer_partner[c.offer_id]
         token = messages.partner_token(settings, referral_id=c.id, partner_id=partner_id, now=now)
         territory = net.territory_names.get(c.territory_id or 0, OUTSIDE_TERRITORY)
-        for contact in net.partner_contacts.get(partner_id, []):
+        recipients = [Recipient(c, *net.users[c]) for c in net.partner_contacts.get(partner_id, [])]
+        if not recipients and partner_id in net.partner_addresses:
+            recipients = [Recipient.address(net.partner_addresses[partner_id])]
+        for recipient in recipients:
             batch.append(  # a routed referral is at version 1 with no reminder sent yet
                 messages.partner_orientation(
                     links,
-                    Recipient(contact, *net.users[contact]),
+                    recipient,
                     referral_id=c.id,
                     version=1,
                     reminders_sent=0,

@@ -19,10 +19,16 @@ from sqlalchemy.orm import Session
 
 from engine.store import dialect
 from engine.store import models as m
-from notifications.fields import Day
-from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
+from notifications.fields import Day, ListOf
+from notifications.kinds import (
+    CRITICAL_KINDS,
+    KINDS,
+    PARTNER_DIGESTIBLE_KINDS,
+    validate_context,
+)
 
-PARTNER_KINDS = frozenset({"partner_orientation", "partner_reminder"})
+# Kinds whose context names a partner of the directory (``partner_name``).
+PARTNER_KINDS = frozenset({*PARTNER_DIGESTIBLE_KINDS, "partner_answered"})
 
 
 def directory_names(
@@ -34,16 +40,29 @@ def directory_names(
     accepts such a name as is only when the caller vouches it is a partner of the table
     (``notifications.fields.PartnerName``), so it is read here, per batch, and passed on.
     """
-    names = {str(ctx.get("partner_name")) for kind, ctx in messages if kind in PARTNER_KINDS} - {
-        "None"
-    }
+    names: set[str] = set()
+    for kind, ctx in messages:
+        if kind in PARTNER_KINDS:
+            names.add(str(ctx.get("partner_name")))
+        elif kind == "partner_digest":
+            names.update(str(item.get("partner_name")) for item in ctx.get("items") or ())
+    names.discard("None")
     if not names:
         return frozenset()
     return frozenset(session.scalars(select(m.Partner.name).where(m.Partner.name.in_(names))))
 
 
-# Defaults when a user has not chosen: new referrals go into the chargé·e's daily digest.
-DEFAULT_MODES: dict[str, str] = {"new_referrals": "digest"}
+# Defaults when a user has not chosen. New referrals go into the chargé·e's daily digest.
+# Partner orientations and reminders go into one partner digest per contact and day (a
+# contact once got 673 mails in one run); a contact who wants each one at once chooses
+# "immediate". A partner's answer goes into the owner's daily digest: the queue and the case
+# page show it at once, and nothing in it needs action within the hour.
+DEFAULT_MODES: dict[str, str] = {
+    "new_referrals": "digest",
+    "partner_orientation": "digest",
+    "partner_reminder": "digest",
+    "partner_answered": "digest",
+}
 
 
 def preference_mode(session: Session, user_id: int | None, kind: str) -> str:
@@ -74,6 +93,7 @@ def enqueue(
     recipient_user_id: int | None = None,
     due_at: datetime | None = None,
     mode: str | None = None,
+    referral_id: int | None = None,
 ) -> bool:
     """Queue one message; returns False when the key was already queued (idempotent)."""
     known = directory_names(session, [(kind, context)])
@@ -87,6 +107,7 @@ def enqueue(
         "idempotency_key": key,
         "kind": kind,
         "recipient_user_id": recipient_user_id,
+        "referral_id": referral_id,
         "to_address": to_address,
         "context": clean,
         "delivery": mode,
@@ -136,6 +157,7 @@ def enqueue_many(
                 "idempotency_key": msg["key"],
                 "kind": kind,
                 "recipient_user_id": uid,
+                "referral_id": msg.get("referral_id"),
                 "to_address": msg["to_address"],
                 "context": to_stored_context(
                     validate_context(kind, msg["context"], base_url=base_url, partner_names=known)
@@ -169,14 +191,31 @@ def enqueue_many(
 
 
 def to_stored_context(context: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe copy: dates become ISO strings."""
-    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in context.items()}
+    """JSON-safe copy: dates become ISO strings (in the items of a list too)."""
+    return {k: _stored(v) for k, v in context.items()}
+
+
+def _stored(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [to_stored_context(v) if isinstance(v, dict) else _stored(v) for v in value]
+    return value
 
 
 def from_stored_context(kind: str, context: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of ``to_stored_context`` for the kind's date fields."""
-    fields = KINDS[kind].fields
-    return {
-        k: (date.fromisoformat(v) if isinstance(fields.get(k), Day) and isinstance(v, str) else v)
-        for k, v in context.items()
-    }
+    """Inverse of ``to_stored_context`` for the kind's date fields (list items included)."""
+    return _from_stored(KINDS[kind].fields, context)
+
+
+def _from_stored(fields: Mapping[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in context.items():
+        f = fields.get(k)
+        if isinstance(f, Day) and isinstance(v, str):
+            v = date.fromisoformat(v)
+        elif isinstance(f, ListOf) and isinstance(v, list):
+            sub = dict(f.fields)
+            v = [_from_stored(sub, item) if isinstance(item, dict) else item for item in v]
+        out[k] = v
+    return out

@@ -14,6 +14,7 @@ reminder count, the same in the bulk intake and in the transition door.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -66,9 +67,11 @@ class Links:
 
 
 class Recipient(NamedTuple):
-    """Who receives a message: a staff account and where to write to it."""
+    """Who receives a message: a staff account and where to write to it — or, for a partner
+    reached only through its directory address (``Partner.contact_email``), no account
+    (``id`` None, no name: the mail greets no one by name)."""
 
-    id: int
+    id: int | None
     name: str
     email: str
 
@@ -76,14 +79,35 @@ class Recipient(NamedTuple):
     def of(cls, user: m.StaffUser) -> Recipient:
         return cls(user.id, user.display_name, user.email)
 
+    @classmethod
+    def address(cls, email: str) -> Recipient:
+        return cls(None, "", email)
 
-def _message(links: Links, kind: str, key: str, to: Recipient, **context: Any) -> dict[str, Any]:
+    @property
+    def tag(self) -> str:
+        """How keys name the recipient: the account id, or a hash of the address (an
+        address never enters a key, which is hashed again into the Message-ID)."""
+        if self.id is not None:
+            return str(self.id)
+        return "a" + hashlib.sha256(self.email.strip().lower().encode()).hexdigest()[:16]
+
+
+def _message(
+    links: Links,
+    kind: str,
+    key: str,
+    to: Recipient,
+    *,
+    referral_id: int | None = None,
+    **context: Any,
+) -> dict[str, Any]:
     """The outbox row of one message (the shape ``enqueue_many`` takes)."""
     return {
         "kind": kind,
         "key": key,
         "to_address": to.email,
         "recipient_user_id": to.id,
+        "referral_id": referral_id,
         "context": {"recipient_name": to.name, "preferences_url": links.preferences(), **context},
     }
 
@@ -104,9 +128,18 @@ def new_referrals(links: Links, to: Recipient, *, count: int, first_id: int) -> 
 
 
 def partner_orientation_key(
-    referral_id: int, version: int, reminders_sent: int, contact_id: int
+    referral_id: int, version: int, reminders_sent: int, contact: int | str
 ) -> str:
-    return f"partner_orientation:{referral_id}:{version}:{reminders_sent}:{contact_id}"
+    """``contact`` is the recipient's ``tag`` (its account id for a partner contact)."""
+    return f"partner_orientation:{referral_id}:{version}:{reminders_sent}:{contact}"
+
+
+def referral_of_key(kind: str, key: str) -> int | None:
+    """The referral a partner mail's key names (rows written before the column existed)."""
+    parts = key.split(":")
+    if kind not in ("partner_orientation", "partner_reminder") or parts[0] != kind:
+        return None
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
 def partner_orientation(
@@ -123,12 +156,13 @@ def partner_orientation(
     expires_on: date,
 ) -> dict[str, Any]:
     """A partner contact is asked to answer an orientation through its signed link."""
-    key = partner_orientation_key(referral_id, version, reminders_sent, to.id)
+    key = partner_orientation_key(referral_id, version, reminders_sent, to.tag)
     return _message(
         links,
         "partner_orientation",
         key,
         to,
+        referral_id=referral_id,
         partner_name=partner_name,
         reference=reference,
         territory=territory,
@@ -150,17 +184,43 @@ def partner_reminder(
     expires_on: date,
 ) -> dict[str, Any]:
     """The ``number``-th reminder of an orientation the partner has not answered."""
-    key = f"partner_reminder:{referral_id}:{number}:{to.id}"
+    key = f"partner_reminder:{referral_id}:{number}:{to.tag}"
     return _message(
         links,
         "partner_reminder",
         key,
         to,
+        referral_id=referral_id,
         partner_name=partner_name,
         reference=reference,
         sent_on=sent_on,
         action_url=links.partner_answer(token),
         expires_on=expires_on,
+    )
+
+
+def partner_answered(
+    links: Links,
+    to: Recipient,
+    *,
+    referral_id: int,
+    reference: str,
+    partner_name: str,
+    accepted: bool,
+) -> dict[str, Any]:
+    """The orientation's owner learns that the partner accepted or declined it (an
+    orientation is answered once: the key names the referral and the recipient)."""
+    key = f"partner_answered:{referral_id}:{to.tag}"
+    return _message(
+        links,
+        "partner_answered",
+        key,
+        to,
+        referral_id=referral_id,
+        reference=reference,
+        partner_name=partner_name,
+        answer="acceptée" if accepted else "refusée",
+        url=links.case(referral_id),
     )
 
 
@@ -282,18 +342,54 @@ def digest_item(links: Links, row: m.OutboxMessage) -> dict[str, Any]:
     }
 
 
-def daily_digest_key(user_id: int, day: date) -> str:
-    return f"daily_digest:{user_id}:{day}"
+def daily_digest_key(user_id: int, day: date, part: int = 1) -> str:
+    """One digest per user and day; a day too long for one mail adds parts 2, 3…"""
+    return f"daily_digest:{user_id}:{day}" + (f":{part}" if part > 1 else "")
+
+
+def partner_digest_item(row: m.OutboxMessage, *, reference: str, territory: str) -> dict[str, Any]:
+    """One line of a partner digest, from a queued orientation or reminder. The referral's
+    reference and territory come from the orientation itself (a reminder does not carry
+    the territory); the rest from the queued context: never a need, never a note."""
+    ctx = row.context or {}
+    return {
+        "kind": row.kind,
+        "label": DIGEST_ITEM_LABELS[row.kind],
+        "partner_name": ctx["partner_name"],
+        "reference": reference,
+        "territory": territory,
+        "action_url": ctx["action_url"],
+        "expires_on": date.fromisoformat(ctx["expires_on"])
+        if isinstance(ctx["expires_on"], str)
+        else ctx["expires_on"],
+    }
+
+
+def partner_digest_key(to: Recipient, day: date, part: int = 1) -> str:
+    return f"partner_digest:{to.tag}:{day}" + (f":{part}" if part > 1 else "")
+
+
+def partner_digest(
+    links: Links, to: Recipient, *, day: date, items: list[dict[str, Any]], part: int = 1
+) -> dict[str, Any]:
+    """The one mail a day that gathers a partner contact's orientations and reminders
+    (always sent immediately, keyed per recipient and day)."""
+    msg = _message(
+        links, "partner_digest", partner_digest_key(to, day, part), to, day=day, items=items
+    )
+    msg["mode"] = "immediate"
+    return msg
 
 
 def daily_digest(
-    links: Links, to: Recipient, *, day: date, items: list[dict[str, Any]]
+    links: Links, to: Recipient, *, day: date, items: list[dict[str, Any]], part: int = 1
 ) -> dict[str, Any]:
     """The one mail a day that gathers a user's digest items (always sent immediately)."""
+    assert to.id is not None, "a daily digest goes to an account"
     msg = _message(
         links,
         "daily_digest",
-        daily_digest_key(to.id, day),
+        daily_digest_key(to.id, day, part),
         to,
         day=day,
         url=links.queue(),
@@ -316,9 +412,7 @@ def queue_partner_orientation(
     assert partner is not None
     salarie = session.get(m.Salarie, ref.salarie_id)
     territory = session.get(m.Territory, ref.territory_id) if ref.territory_id else None
-    contacts = session.scalars(
-        select(m.StaffUser).where(m.StaffUser.partner_id == partner.id, m.StaffUser.active)
-    ).all()
+    contacts = partner_recipients(session, partner)
     token = partner_token(settings, referral_id=ref.id, partner_id=partner.id, now=now)
     links = Links(settings.base_url)
     expires = (now + timedelta(days=settings.partner_expiry_days)).date()
@@ -327,7 +421,7 @@ def queue_partner_orientation(
         [
             partner_orientation(
                 links,
-                Recipient.of(c),
+                c,
                 referral_id=ref.id,
                 version=ref.version,
                 reminders_sent=ref.reminders_sent,
@@ -338,6 +432,74 @@ def queue_partner_orientation(
                 expires_on=expires,
             )
             for c in contacts
+        ],
+        base_url=settings.base_url,
+        now=now,
+    )
+
+
+def partner_recipients(session: Session, partner: m.Partner) -> list[Recipient]:
+    """Who is told of an orientation to ``partner``: its active contacts, else the
+    directory's address of the partner (``Partner.contact_email``), without an account.
+
+    A service imported from data·inclusion has no account; its address is the service's
+    public ``courriel``, which the export leaves empty when it is not public: then nobody
+    is mailed, and the chargé·e reaches the service by its ``modes_mobilisation``
+    (``engine.directory.orientation``)."""
+    contacts = session.scalars(
+        select(m.StaffUser)
+        .where(m.StaffUser.partner_id == partner.id, m.StaffUser.active)
+        .order_by(m.StaffUser.id)
+    ).all()
+    if contacts:
+        return [Recipient.of(c) for c in contacts]
+    return [Recipient.address(partner.contact_email)] if partner.contact_email else []
+
+
+def answer_recipients(session: Session, ref: m.Referral) -> list[m.StaffUser]:
+    """Who hears a partner's answer: the orientation's owner, else (no active owner) the
+    coordination of its territory — the national queue's outside the territories."""
+    owner = session.get(m.StaffUser, ref.owner_user_id) if ref.owner_user_id else None
+    if owner is not None and owner.active and owner.role != "partner_contact":
+        return [owner]
+    U = m.StaffUser
+    where = (
+        U.territory_id == ref.territory_id
+        if ref.territory_id is not None
+        else U.national_queue.is_(True)
+    )
+    return list(
+        session.scalars(
+            select(U).where(U.role == "coordinator", U.active, where).order_by(U.id)
+        ).all()
+    )
+
+
+def queue_partner_answered(
+    session: Session,
+    settings: Settings,
+    ref: m.Referral,
+    *,
+    partner_name: str,
+    accepted: bool,
+    now: datetime,
+) -> int:
+    """The team learns that the partner answered (the owner's preference decides when)."""
+    salarie = session.get(m.Salarie, ref.salarie_id)
+    assert salarie is not None
+    links = Links(settings.base_url)
+    return enqueue_many(
+        session,
+        [
+            partner_answered(
+                links,
+                Recipient.of(u),
+                referral_id=ref.id,
+                reference=salarie.reference,
+                partner_name=partner_name,
+                accepted=accepted,
+            )
+            for u in answer_recipients(session, ref)
         ],
         base_url=settings.base_url,
         now=now,

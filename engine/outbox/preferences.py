@@ -2,6 +2,9 @@
 
 Why a use case: the rule "critical kinds are never off" is enforced here on write (and again
 by the outbox on read), and every change leaves an audit row, whatever page or API asked.
+Each role chooses for the kinds it can receive: a partner contact for the orientations and
+reminders addressed to its structure (immediate, or the partner digest — never off: each
+carries an answer deadline), the staff for every other kind.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from engine.domain.errors import Refused
 from engine.domain.labels import PREFERENCE_MODE_LABELS
 from engine.outbox.enqueue import preference_mode
 from engine.store import models as m
-from notifications.kinds import DIGESTIBLE_KINDS, KINDS
+from notifications.kinds import DIGESTIBLE_KINDS, KINDS, PARTNER_DIGESTIBLE_KINDS
 
 MODE_LABELS = PREFERENCE_MODE_LABELS
 
@@ -37,13 +40,20 @@ class PreferenceRow:
         return ("immediate", "digest") if self.critical else ("immediate", "digest", "off")
 
 
+def kinds_for(user: m.StaffUser) -> tuple[str, ...]:
+    """The kinds a user may receive, hence choose for, in display order."""
+    if user.role == "partner_contact":
+        return PARTNER_DIGESTIBLE_KINDS
+    return tuple(k for k in DIGESTIBLE_KINDS if k not in PARTNER_DIGESTIBLE_KINDS)
+
+
 def get_preferences(session: Session, user: m.StaffUser) -> list[PreferenceRow]:
     """The effective mode of every kind a user can choose for (defaults included)."""
     return [
         PreferenceRow(
             kind, KINDS[kind].label, KINDS[kind].critical, preference_mode(session, user.id, kind)
         )
-        for kind in DIGESTIBLE_KINDS
+        for kind in kinds_for(user)
     ]
 
 
@@ -54,8 +64,9 @@ def set_preferences(
 
     Returns how many kinds changed.
     """
+    allowed = kinds_for(user)
     for kind, mode in choices.items():
-        if kind not in DIGESTIBLE_KINDS:
+        if kind not in allowed:
             raise PreferenceError(f"type de message inconnu : « {kind[:40]} »")
         if mode not in MODE_LABELS:
             raise PreferenceError(f"mode inconnu : « {mode[:40]} »")

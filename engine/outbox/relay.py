@@ -7,6 +7,8 @@ crash, and the duplicate carries the same Message-ID derived from the idempotenc
 mail clients collapse it). One SMTP connection serves the whole chunk. Transient failures
 (4xx, timeouts, refused or dropped connections) go back to the queue with exponential
 backoff; permanent ones (5xx) are parked with the server's answer for a person to review.
+A partner orientation or reminder whose orientation no longer awaits the partner when its
+turn comes is marked "cancelled" and never sent.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from email.message import Message
 from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, select, text, update
+from sqlalchemy.orm import Session
 
 from engine.domain.clock import Clock
+from engine.outbox.digest import AWAITING_PARTNER, cancel_reason
 from engine.outbox.enqueue import directory_names, from_stored_context
+from engine.outbox.messages import referral_of_key
 from engine.store import dialect
 from engine.store import models as m
 from engine.store.db import Database, unit_of_work
 from engine.store.settings import Settings
 from notifications.fields import ContextError
+from notifications.kinds import PARTNER_DIGESTIBLE_KINDS
 from notifications.render import build_email, message_id_for, render
 from notifications.smtp import SendOutcome, SmtpConfig, SmtpSender
 
@@ -42,12 +48,14 @@ class RelayReport:
     sent: int = 0
     retried: int = 0
     parked: int = 0
+    cancelled: int = 0  # partner mails of orientations that ended before their turn
 
     def merge(self, other: RelayReport) -> None:
         self.claimed += other.claimed
         self.sent += other.sent
         self.retried += other.retried
         self.parked += other.parked
+        self.cancelled += other.cancelled
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -55,6 +63,7 @@ class RelayReport:
             "sent": self.sent,
             "retried": self.retried,
             "parked": self.parked,
+            "cancelled": self.cancelled,
         }
 
 
@@ -67,6 +76,7 @@ class Claimed:
     context: dict[str, Any]
     attempts: int
     lease_until: datetime  # after this instant another relay may take the row: stop sending it
+    referral_id: int | None = None
 
 
 def backoff(attempts: int) -> timedelta:
@@ -102,7 +112,7 @@ _CLAIM_PG = text(
         LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, idempotency_key, kind, to_address, context, attempts
+    RETURNING id, idempotency_key, kind, to_address, context, attempts, referral_id
     """
 )
 
@@ -138,12 +148,20 @@ def claim(db: Database, *, worker: str, limit: int, lease_s: float, clock: Clock
                 .values(lease_until=lease_until, leased_by=worker, attempts=O.attempts + 1)
             )
             rows = session.execute(
-                select(O.id, O.idempotency_key, O.kind, O.to_address, O.context, O.attempts)
+                select(
+                    O.id,
+                    O.idempotency_key,
+                    O.kind,
+                    O.to_address,
+                    O.context,
+                    O.attempts,
+                    O.referral_id,
+                )
                 .where(O.id.in_(ids))
                 .order_by(O.due_at, O.id)
             ).all()
     # psycopg decodes the json column of the raw PostgreSQL query itself.
-    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], lease_until) for r in rows]
+    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], lease_until, r[6]) for r in rows]
 
 
 def _acknowledge(**values: Any) -> Update:
@@ -163,6 +181,7 @@ _MARK_RETRY = _acknowledge(
     status="pending", due_at=bindparam("due_at"), last_error=bindparam("error")
 )
 _MARK_PARKED = _acknowledge(status="parked", last_error=bindparam("error"))
+_MARK_CANCELLED = _acknowledge(status="cancelled", last_error=bindparam("error"))
 
 
 _SQLITE_SENT = (
@@ -216,6 +235,31 @@ def _mark(
     return result
 
 
+def _ended_orientations(session: Session, rows: list[Claimed]) -> dict[int, str]:
+    """Row id -> why it must not go: partner mails whose orientation no longer awaits the
+    partner (answered, expired, cancelled… or gone) when their turn to be sent comes."""
+    wanted = {
+        row.id: rid
+        for row in rows
+        if row.kind in PARTNER_DIGESTIBLE_KINDS
+        and (rid := row.referral_id or referral_of_key(row.kind, row.key)) is not None
+    }
+    if not wanted:
+        return {}
+    states = dict(
+        session.execute(
+            select(m.Referral.id, m.Referral.state).where(m.Referral.id.in_(set(wanted.values())))
+        )
+        .tuples()
+        .all()
+    )
+    return {
+        row_id: cancel_reason(states.get(rid))
+        for row_id, rid in wanted.items()
+        if states.get(rid) != AWAITING_PARTNER
+    }
+
+
 def _compose(
     row: Claimed, settings: Settings, domain: str, partner_names: frozenset[str]
 ) -> Message:
@@ -241,7 +285,18 @@ async def _send_chunk(
     consecutive_connection_failures = 0
     with db.sessions() as session:
         partner_names = directory_names(session, [(r.kind, r.context) for r in rows])
+        ended = _ended_orientations(session, rows)
     with db.engine.connect() as conn:
+        if ended:
+            with conn.begin():
+                conn.execute(
+                    _MARK_CANCELLED,
+                    [{"row_id": i, "worker": worker, "error": why} for i, why in ended.items()],
+                )
+            report.cancelled += len(ended)
+            rows = [r for r in rows if r.id not in ended]
+            if not rows:
+                return report
         async with SmtpSender(smtp_config(settings)) as sender:
             for row in rows:
                 if clock.now() >= row.lease_until:
@@ -295,8 +350,9 @@ def drain(
         part = asyncio.run(_send_chunk(db, settings, rows, worker, clock))
         total.merge(part)
         n += 1
-        if part.sent == 0 and part.retried == part.claimed:  # server down: stop, retry later
+        tried = part.claimed - part.cancelled
+        if part.sent == 0 and tried > 0 and part.retried == tried:  # server down: retry later
             break
-        if part.sent + part.retried + part.parked == 0:  # lease too short to send anything
+        if part.sent + part.retried + part.parked + part.cancelled == 0:  # lease too short
             break
     return total

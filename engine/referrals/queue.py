@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
 )
 from sqlalchemy.orm import Session
@@ -172,13 +173,17 @@ def _parse_dt(value: Any) -> datetime | None:
 # The open states as literals, not bound parameters: the partial indexes on open referrals
 # (``WHERE state IN (...)``) are only usable when the query spells the same list, which neither
 # SQLite nor a PostgreSQL generic plan can prove from parameters.
-def _open_states() -> Any:
+def open_states_sql() -> Any:
     return bindparam("open_states", list(OPEN_STATES), expanding=True, literal_execute=True)
 
 
-# Partial indexes of open referrals in page order, per sort. The deadline one is proposed
-# for a later migration: until it exists, that order keeps SQLite's own plan.
-_OPEN_ORDER_INDEXES = {"priority": "ix_referral_open_priority", "due": "ix_referral_open_due"}
+# Partial indexes of open referrals in page order, per sort (migrations 0002, 0003, 0010);
+# on a database without one, that order keeps SQLite's own plan.
+_OPEN_ORDER_INDEXES = {
+    "priority": "ix_referral_open_priority",
+    "due": "ix_referral_open_due",
+    "age": "ix_referral_open_age",
+}
 _indexes_of: weakref.WeakKeyDictionary[Engine, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
@@ -283,8 +288,13 @@ def list_queue(
     limit = max(1, min(limit, MAX_LIMIT))
     state = filters.resolved_state()
     sort = filters.sort if filters.sort in SORTS else "priority"
-    conds = _conditions(user, filters, state, _list_scope(session, user, filters, state), now)
-    raw = _fetch(session, conds, sort, after, limit + 1)
+    branches = _priority_branches(user, filters, state, sort)
+    if branches:
+        conds = _conditions(user, filters, state, true(), now)
+        raw = _fetch_branches(session, branches, conds, after, limit + 1)
+    else:
+        conds = _conditions(user, filters, state, _list_scope(session, user, filters, state), now)
+        raw = _fetch(session, conds, sort, after, limit + 1)
     rows = [_queue_row(r, now) for r in raw[: limit + 1]]
     next_cursor = None
     if len(rows) > limit:
@@ -295,6 +305,61 @@ def list_queue(
             row.chantier = row.programme = row.priority = row.owner_user_id = None
             row.external_ref = None
     return QueuePage(rows=rows, next_cursor=next_cursor)
+
+
+def _priority_branches(
+    user: m.StaffUser, filters: QueueFilters, state: str, sort: str
+) -> list[Any] | None:
+    """The user's scope as ranges of the partial indexes of open referrals in priority order.
+
+    Why: an officer's scope is "my territory and domain, or mine"; no index gives an OR in
+    page order, so both databases gathered every open referral of the scope (tens of
+    thousands at scale 50) and sorted them for 51 rows. Each branch below is one range of
+    ``ix_referral_open_scope_priority`` (territory, domain, priority, id) or
+    ``ix_referral_open_owner_priority`` / ``..._chantier_priority``, read in page order: a
+    page costs about 51 index entries per branch, merged in Python. The branches together
+    are exactly ``referral_scope(user)`` (a coordinator's territory is one branch per domain
+    of the taxonomy, which is every domain a referral can have); a row in two branches is
+    kept once. None: the old single query (other sorts and states, searches, other roles).
+    """
+    if sort != "priority" or state != "open" or filters.reference or filters.name:
+        return None
+    if not user.active:
+        return None
+    R = m.Referral
+    if user.role == "officer":
+        return [
+            and_(R.territory_id == user.territory_id, R.domain == user.domain),
+            R.owner_user_id == user.id,
+        ]
+    if user.role == "coordinator":
+        home = (
+            R.territory_id.is_(None) if user.national_queue else R.territory_id == user.territory_id
+        )
+        domains = [filters.domain] if filters.domain else list(DOMAINS)
+        return [and_(home, R.domain == d) for d in domains] + [R.owner_user_id == user.id]
+    if user.role == "cip" and user.chantier_id is not None:
+        return [R.chantier_id == user.chantier_id]
+    return None
+
+
+def _fetch_branches(
+    session: Session, branches: list[Any], conds: list[Any], after: str | None, n: int
+) -> list[Any]:
+    """At most ``n`` rows after the cursor in priority order, one ordered range per branch."""
+    R = m.Referral
+    terms = list(conds)
+    if after:
+        p, i = decode_cursor(after)
+        if not isinstance(p, int):
+            raise BadCursor("curseur de pagination invalide")
+        terms.append(tuple_(R.priority, R.id) < tuple_(literal(p), literal(i)))
+    order = [R.priority.desc(), R.id.desc()]
+    found: dict[int, Any] = {}
+    for branch in branches:
+        for row in session.execute(_page([branch, *terms], order, n)).all():
+            found[row[0]] = row
+    return sorted(found.values(), key=lambda r: (r[10], r[0]), reverse=True)[:n]
 
 
 def _list_scope(session: Session, user: m.StaffUser, filters: QueueFilters, state: str) -> Any:
@@ -313,37 +378,60 @@ def _cursor_of(row: QueueRow, sort: str) -> str:
     return encode_cursor([key, row.id])
 
 
+def _count_branches(user: m.StaffUser) -> list[Any] | None:
+    """The user's scope as disjoint WHERE terms, each counted from one covering index.
+
+    An officer's rows of their territory and domain (``ix_referral_scope_count``), then the
+    rows they own elsewhere (``ix_referral_owner_count``); a coordinator's territory, then
+    theirs elsewhere; a CIP/ESP's chantier (``ix_referral_chantier_count``). Disjoint, so
+    the counts add up; together exactly ``referral_scope(user)``. None: the scope as is."""
+    if not user.active:
+        return None
+    R = m.Referral
+    if user.role == "officer":
+        home = and_(R.territory_id == user.territory_id, R.domain == user.domain)
+        elsewhere = or_(
+            R.territory_id.is_(None), R.territory_id != user.territory_id, R.domain != user.domain
+        )
+        return [home, and_(R.owner_user_id == user.id, elsewhere)]
+    if user.role == "coordinator":
+        if user.national_queue:
+            home, elsewhere = R.territory_id.is_(None), R.territory_id.is_not(None)
+        else:
+            home = R.territory_id == user.territory_id
+            elsewhere = or_(R.territory_id.is_(None), R.territory_id != user.territory_id)
+        return [home, and_(R.owner_user_id == user.id, elsewhere)]
+    if user.role == "cip" and user.chantier_id is not None:
+        return [R.chantier_id == user.chantier_id]
+    return None
+
+
 def count_queue(
     session: Session, user: m.StaffUser, filters: QueueFilters, *, now: datetime
 ) -> QueueCounts:
-    """The totals of the user's queue under ``filters``: one COUNT grouped by state.
+    """The totals of the user's queue under ``filters``: COUNTs grouped by state.
 
     The WHERE is the list's, without its state term so that every state of the bar has its
     count (the open states when the list shows open ones, every state otherwise). The scope
-    is never hidden from the planner here: an officer's count is a range of the index on
-    (territory, domain, state, priority) plus their own referrals, not a scan. Those rows
-    are read anyway, so the same query counts the overdue ones; the national team's count
-    reads the (state, priority) index alone, and its overdue number is a second COUNT over
-    the partial index of open referrals by deadline.
+    is counted branch by branch (``_count_branches``), each from an index that holds state and
+    due_at: the totals and the overdue number come from the index alone, never the table. The
+    national team's count reads the (state, priority) index alone, and its overdue number is
+    a second COUNT over the partial index of open referrals by deadline.
     """
     R = m.Referral
     state = filters.resolved_state()
-    scope = referral_scope(user)
     bar_state = "open" if state == "open" or state in OPEN_STATES else "all"
     national = user.role == "national_admin"
-    # SQLite would read a territory's or a chantier's count through the (state, priority)
-    # index, every open referral of the network, to group by state without sorting: the state
-    # term is kept out of its index choice so that it takes the scope's own indexes.
-    hide_state = (
-        not national and user.role != "partner_contact" and dialect.is_sqlite(session.get_bind())
-    )
-    conds = _conditions(user, filters, bar_state, scope, now, index_state=not hide_state)
-    late = func.sum(case((and_(*_overdue_terms(now)), 1), else_=0))
-    key: Any = R.state.concat("") if hide_state else R.state  # nor grouped in its order
-    columns = [key, func.count()] if national else [key, func.count(), late]
-    grouped = session.execute(select(*columns).where(*conds).group_by(key)).all()
-    found = {row[0]: int(row[1]) for row in grouped}
-    late_by_state = {} if national else {row[0]: int(row[2] or 0) for row in grouped}
+    late = func.sum(case((and_(*overdue_terms(now)), 1), else_=0))
+    columns = [R.state, func.count()] if national else [R.state, func.count(), late]
+    found: dict[str, int] = {}
+    late_by_state: dict[str, int] = {}
+    for branch in _count_branches(user) or [referral_scope(user)]:
+        conds = _conditions(user, filters, bar_state, branch, now)
+        for row in session.execute(select(*columns).where(*conds).group_by(R.state)).all():
+            found[row[0]] = found.get(row[0], 0) + int(row[1])
+            if not national:
+                late_by_state[row[0]] = late_by_state.get(row[0], 0) + int(row[2] or 0)
     by_state = {s: found[s] for s in STATES if found.get(s)}
 
     def listed(s: str) -> bool:
@@ -355,7 +443,8 @@ def count_queue(
     elif not national:
         overdue = sum(n for s, n in late_by_state.items() if listed(s))
     elif total and any(listed(s) for s in DEADLINE_STATES):
-        where = [*_conditions(user, filters, state, scope, now), *_overdue_terms(now)]
+        scope = referral_scope(user)
+        where = [*_conditions(user, filters, state, scope, now), *overdue_terms(now)]
         overdue = int(session.scalar(select(func.count()).select_from(R).where(*where)) or 0)
     else:
         overdue = 0
@@ -451,7 +540,7 @@ def _fetch_back(session: Session, conds: list[Any], sort: str, after: str, n: in
     return rows
 
 
-def _overdue_terms(now: datetime) -> list[Any]:
+def overdue_terms(now: datetime) -> list[Any]:
     R = m.Referral
     return [R.state.in_(DEADLINE_STATES), R.due_at < now]
 
@@ -472,15 +561,16 @@ def _like_escape(word: str) -> str:
 
 
 def _name_matches(name: str) -> Any:
-    """Every word typed starts a word of the last or the first name (case-insensitive):
-    "dup" finds Dupont, "gall" finds Le Gall, "marie dup" finds Marie Dupont."""
+    """Every word typed starts a word of the last or the first name, whatever the case and
+    the accents: "dup" finds Dupont, "gall" finds Le Gall, "heloise" finds Héloïse,
+    "marie dup" finds Marie Dupont."""
     ident = m.SalarieIdentity
-    words = [w.lower() for w in name.split()][:4]
+    words = [dialect.fold_text(w) or "" for w in name.split()][:4]
     terms = []
     for word in words:
         w = _like_escape(word)
         starts = []
-        for column in (func.lower(ident.last_name), func.lower(ident.first_name)):
+        for column in (dialect.folded(ident.last_name), dialect.folded(ident.first_name)):
             for pattern in (f"{w}%", f"% {w}%", f"%-{w}%", f"%'{w}%"):
                 starts.append(column.like(pattern, escape="\\"))
         terms.append(or_(*starts))
@@ -504,7 +594,7 @@ def _conditions(
     conds: list[Any] = [scope]
     column: Any = R.state if index_state else R.state.concat("")
     if state == "open":
-        conds.append(column.in_(_open_states()))
+        conds.append(column.in_(open_states_sql()))
     elif state in STATES:
         conds.append(column == state)
     if filters.domain:
@@ -529,7 +619,7 @@ def _conditions(
             == select(m.Chantier.id).where(m.Chantier.code == filters.chantier).scalar_subquery()
         )
     if filters.overdue:
-        conds.extend(_overdue_terms(now))
+        conds.extend(overdue_terms(now))
     if filters.reference:
         text = filters.reference.strip()[:MAX_SEARCH]
         S = m.Salarie

@@ -491,4 +491,33 @@ def _after_transfer(session, settings, ref, *, actor, now, targets, **_):  # typ
     )
 
 
-_AFTER = {"refer": _after_refer, "validate": _after_validate, "transfer": _after_transfer}
+def _answering_partner(session: Session, actor: Actor) -> m.Partner | None:
+    """The partner answering through its signed link or a partner contact's account."""
+    if actor.kind == "partner_link" and actor.partner_id is not None:
+        return session.get(m.Partner, actor.partner_id)
+    if actor.user is not None and actor.user.role == "partner_contact" and actor.user.partner_id:
+        return session.get(m.Partner, actor.user.partner_id)
+    return None
+
+
+def _after_partner_answer(session, settings, ref, *, actor, now, **_):  # type: ignore[no-untyped-def]
+    """The team hears the partner's answer (an accept, or a refusal by the partner)."""
+    partner = _answering_partner(session, actor)
+    if partner is not None:
+        messages.queue_partner_answered(
+            session,
+            settings,
+            ref,
+            partner_name=partner.name,
+            accepted=ref.state == "accepted",
+            now=now,
+        )
+
+
+_AFTER = {
+    "refer": _after_refer,
+    "validate": _after_validate,
+    "transfer": _after_transfer,
+    "partner_accept": _after_partner_answer,
+    "refuse": _after_partner_answer,  # a refusal by the team itself tells no one
+}

@@ -36,6 +36,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+    dbapi_conn.create_function(dialect.SQLITE_FOLD, 1, dialect.fold_text, deterministic=True)
 
 
 def _sqlite_begin(conn) -> None:  # type: ignore[no-untyped-def]

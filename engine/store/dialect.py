@@ -16,13 +16,47 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Row, Table, column, select
+from sqlalchemy import JSON, Connection, Engine, Row, String, Table, column, select
 from sqlalchemy import table as table_clause
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 Bind = Session | Connection | Engine
+
+# Names are searched without their accents ("heloise" finds Héloïse): the same table in SQL
+# (PostgreSQL's translate, no extension needed) and in Python (SQLite's registered function).
+ACCENTED = "àâäáãåçéèêëíìîïñóòôöõúùûüýÿÀÂÄÁÃÅÇÉÈÊËÍÌÎÏÑÓÒÔÖÕÚÙÛÜÝŸ"
+PLAIN = "aaaaaaceeeeiiiinooooouuuuyyaaaaaaceeeeiiiinooooouuuuyy"
+_FOLD = str.maketrans(ACCENTED, PLAIN)
+SQLITE_FOLD = "aig_fold"
+
+
+def fold_text(text: str | None) -> str | None:
+    """Lower case without accents, exactly as ``folded`` does in SQL."""
+    return None if text is None else text.translate(_FOLD).lower()
+
+
+class folded(FunctionElement[str]):
+    """``folded(column)``: the column in lower case without accents, in SQL, on either
+    database (see ``fold_text``)."""
+
+    type = String()
+    name = "folded"
+    inherit_cache = True
+
+
+@compiles(folded, "sqlite")
+def _folded_sqlite(element: folded, compiler: Any, **kw: Any) -> str:
+    return f"{SQLITE_FOLD}({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded)
+def _folded_default(element: folded, compiler: Any, **kw: Any) -> str:
+    arg = compiler.process(element.clauses, **kw)
+    return f"lower(translate({arg}, '{ACCENTED}', '{PLAIN}'))"
 
 
 def name(bind: Bind) -> str:

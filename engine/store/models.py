@@ -409,8 +409,21 @@ class Referral(Base):
             sqlite_where=text(_OPEN_STATES_SQL),
             postgresql_where=text(_OPEN_STATES_SQL),
         ),
-        Index("ix_referral_owner_queue", "owner_user_id", "state", "priority"),
-        Index("ix_referral_scope", "territory_id", "domain", "state", "priority"),
+        # A scope's rows by state in priority order, and — with territory, domain and due_at
+        # in the index — the queue's totals by state and overdue read from the index alone.
+        Index(
+            "ix_referral_owner_count",
+            "owner_user_id",
+            "state",
+            "priority",
+            "territory_id",
+            "domain",
+            "due_at",
+        ),
+        Index("ix_referral_scope_count", "territory_id", "domain", "state", "priority", "due_at"),
+        Index("ix_referral_chantier_count", "chantier_id", "state", "due_at"),
+        # A partner's orientations (its queue, its home page) without reading the network's.
+        Index("ix_referral_offer_state", "offer_id", "state"),
         Index("ix_referral_state_priority", "state", "priority"),
         Index(
             "ix_referral_open_priority",
@@ -435,6 +448,39 @@ class Referral(Base):
             postgresql_where=text("state = 'waitlisted'"),
         ),
         Index(
+            "ix_referral_open_age",
+            "created_at",
+            "id",
+            sqlite_where=text(_OPEN_STATES_SQL),
+            postgresql_where=text(_OPEN_STATES_SQL),
+        ),
+        # The queue's page in priority order, one range per branch of a scope (queue.py).
+        Index(
+            "ix_referral_open_scope_priority",
+            "territory_id",
+            "domain",
+            "priority",
+            "id",
+            sqlite_where=text(_OPEN_STATES_SQL),
+            postgresql_where=text(_OPEN_STATES_SQL),
+        ),
+        Index(
+            "ix_referral_open_owner_priority",
+            "owner_user_id",
+            "priority",
+            "id",
+            sqlite_where=text(_OPEN_STATES_SQL),
+            postgresql_where=text(_OPEN_STATES_SQL),
+        ),
+        Index(
+            "ix_referral_open_chantier_priority",
+            "chantier_id",
+            "priority",
+            "id",
+            sqlite_where=text(_OPEN_STATES_SQL),
+            postgresql_where=text(_OPEN_STATES_SQL),
+        ),
+        Index(
             "ix_referral_open_chantier_due",
             "chantier_id",
             "due_at",
@@ -448,7 +494,9 @@ class Referral(Base):
     # open referrals): without it each incremental route scanned every referral per frein.
     frein_id: Mapped[int] = mapped_column(ForeignKey("frein.id"), index=True)
     salarie_id: Mapped[int] = mapped_column(ForeignKey("salarie.id"), index=True)
-    chantier_id: Mapped[int] = mapped_column(ForeignKey("chantier.id"), index=True)
+    chantier_id: Mapped[int] = mapped_column(
+        ForeignKey("chantier.id")
+    )  # ix_referral_chantier_count
     territory_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"))
     programme: Mapped[str] = mapped_column(String(3))
     domain: Mapped[str] = mapped_column(String(12))
@@ -482,6 +530,8 @@ class ReferralEvent(Base):
     """Every transition: from, to, actor, at, reason, note."""
 
     __tablename__ = "referral_event"
+    # Recent events of one kind (the partners' answers of the last 90 days on the dashboards).
+    __table_args__ = (Index("ix_referral_event_action_at", "action", "at"),)
     id: Mapped[bigpk]
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
     from_state: Mapped[str | None] = mapped_column(String(16))
@@ -555,12 +605,19 @@ class AllocationProposal(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
+# "cancelled": a partner mail whose orientation ended before it was sent (or digested).
+OUTBOX_ROW_STATUSES = (*OUTBOX_STATUSES, "cancelled")
+
+
 class OutboxMessage(Base):
-    """A message to send, written in the same transaction as the change that causes it."""
+    """A message to send, written in the same transaction as the change that causes it.
+
+    ``referral_id`` names the orientation a partner mail is about, so the relay and the
+    partner digest can cancel it when the orientation no longer awaits the partner."""
 
     __tablename__ = "outbox_message"
     __table_args__ = (
-        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
+        CheckConstraint(_in("status", OUTBOX_ROW_STATUSES), name="status"),
         CheckConstraint(_in("delivery", ("immediate", "digest")), name="delivery"),
         Index("ix_outbox_due", "status", "delivery", "due_at"),
     )
@@ -568,6 +625,7 @@ class OutboxMessage(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(40))
     recipient_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), index=True)
+    referral_id: Mapped[int | None] = mapped_column(ForeignKey("referral.id"), index=True)
     to_address: Mapped[str] = mapped_column(String(200))
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     delivery: Mapped[str] = mapped_column(String(10), default="immediate")  # or "digest"

@@ -20,7 +20,7 @@ def _login(page, base: str, email: str) -> None:  # type: ignore[no-untyped-def]
     page.get_by_label("Adresse électronique").fill(email)
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{base}/file")
+    page.wait_for_url(f"{base}/tableau-de-bord")  # every role lands on its home page
 
 
 def test_coordinator_validates_a_selection(page, served):  # type: ignore[no-untyped-def]

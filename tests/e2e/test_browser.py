@@ -19,6 +19,8 @@ def _login(page, base: str, email: str) -> None:
     page.get_by_label("Adresse électronique").fill(email)
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(f"{base}/tableau-de-bord")  # every role lands on its home page
+    page.get_by_role("link", name="Ma file").click()
     page.wait_for_url(f"{base}/file")
 
 

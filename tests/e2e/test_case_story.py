@@ -18,7 +18,7 @@ def _login(page, base: str, email: str) -> None:
     page.get_by_label("Adresse électronique").fill(email)
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{base}/file")
+    page.wait_for_url(f"{base}/tableau-de-bord")  # every role lands on its home page
 
 
 def test_cip_writes_a_note_and_the_officer_reads_the_history(page, served):

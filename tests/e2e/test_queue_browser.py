@@ -37,6 +37,8 @@ def test_officer_searches_selects_all_and_takes(page, served):
     page.get_by_label("Adresse électronique").fill(world.emails["officer"])
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(f"{base}/tableau-de-bord")  # every role lands on its home page
+    page.get_by_role("link", name="Ma file").click()
     page.wait_for_url(f"{base}/file")
     assert page.locator("nav.summary").get_by_text("Nouvelles").is_visible()
     # JavaScript on: the checkbox replaces the "Tout cocher" link

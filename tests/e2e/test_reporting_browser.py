@@ -68,7 +68,7 @@ def _login(page, base: str, local: str) -> None:
     page.get_by_label("Adresse électronique").fill(f"{local}@{MAIL_DOMAIN}")
     page.get_by_label("Mot de passe").fill(PASSWORD)
     page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(f"{base}/file")
+    page.wait_for_url(f"{base}/tableau-de-bord")  # every role lands on its home page
 
 
 def _charts_have_tables(page) -> int:
@@ -90,7 +90,7 @@ def _charts_have_tables(page) -> int:
 def test_impact_as_the_national_admin(page, served_year):
     base = served_year
     _login(page, base, "admin")
-    page.get_by_role("link", name="Impact").click()
+    page.get_by_role("link", name="Impact", exact=True).click()
     page.wait_for_url(f"{base}/impact")
     assert page.locator("#perimetre").inner_text() == "Tout le réseau"
     assert "instantanés" in page.locator("#source").inner_text()
@@ -129,7 +129,7 @@ def test_impact_as_a_coordinator_shows_their_territory_only(page, served_year):
 def test_pilotage_as_the_national_admin(page, served_year):
     base = served_year
     _login(page, base, "admin")
-    page.get_by_role("link", name="Pilotage").click()
+    page.get_by_role("link", name="Pilotage", exact=True).click()
     page.wait_for_url(f"{base}/pilotage")
     assert _charts_have_tables(page) >= 6
     for slug in ("ensemble", "etats", "domaines", "partenaires", "contingents", "territoires"):

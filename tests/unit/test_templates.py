@@ -23,7 +23,7 @@ from notifications.fields import (
     ListOf,
     find_sensitive,
 )
-from notifications.kinds import CRITICAL_KINDS, KINDS, validate_context
+from notifications.kinds import CRITICAL_KINDS, KINDS, PARTNER_FACING_KINDS, validate_context
 from notifications.render import (
     RenderedMessage,
     build_email,
@@ -47,7 +47,7 @@ PLANTED = [
     "sortie d'hôpital",
     "Enceinte",
 ]
-INJECTED = {"kind_label", "reason", "critical", "groups"}
+INJECTED = {"kind_label", "reason", "critical", "groups", "partner_facing", "partner_groups"}
 
 
 def rendered(kind: str, **overrides: Any) -> RenderedMessage:
@@ -65,10 +65,13 @@ def test_catalogue_lists_the_expected_kinds_and_critical_ones() -> None:
         "triage_escalation",
         "partner_orientation",
         "partner_reminder",
+        "partner_answered",
+        "partner_digest",
         "allocation_ready",
         "slot_validated",
         "outcome_due",
         "followup_due",
+        "retention_notice",
         "daily_digest",
     }
     assert {
@@ -76,6 +79,7 @@ def test_catalogue_lists_the_expected_kinds_and_critical_ones() -> None:
         "triage_escalation",
         "partner_orientation",
         "partner_reminder",
+        "partner_digest",
     } == CRITICAL_KINDS
     labels = [spec.label for spec in KINDS.values()]
     assert len(set(labels)) == len(labels)
@@ -130,7 +134,61 @@ def test_partner_orientation_shows_action_link_and_expiry() -> None:
     assert ctx["action_url"] in msg.text
     assert f'href="{ctx["action_url"]}"' in msg.html
     assert "valable jusqu'au 1er avril 2025" in msg.text
-    assert "sans créer de compte" in msg.text
+    assert "aucun compte ni mot de passe" in msg.text and "aucun compte ni mot de passe" in msg.html
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_partner_mails_never_ask_to_log_in(kind: str) -> None:
+    """Partners answer through a signed link without an account: no partner mail asks them
+    to create an account or to log in; the staff's mails still send them to the app."""
+    msg = rendered(kind)
+    partner_facing = kind in PARTNER_FACING_KINDS
+    for body in (msg.text, msg.html):
+        assert ("connectez-vous" in body) != partner_facing, kind
+        assert "créer de compte" not in body
+        assert ("sans compte" in body or "ni compte" in body) == partner_facing, kind
+
+
+def test_partner_digest_lists_each_orientation_with_its_link_and_no_detail() -> None:
+    ctx = sample_context("partner_digest")
+    msg = rendered("partner_digest")
+    assert (
+        msg.subject == "2 orientations en attente de votre réponse (récapitulatif du 14 mars 2025)"
+    )
+    assert "Association Relais Emploi 59 (2)" in msg.text
+    for item in ctx["items"]:
+        assert item["reference"] in msg.text and item["action_url"] in msg.text
+        assert f'href="{item["action_url"]}"' in msg.html
+    assert "SAL-7F3K2Q (Hauts-de-France) — Nouvelle orientation à examiner" in msg.text
+    assert "Relance : réponse attendue, lien valable jusqu'au 20 mars 2025" in msg.text
+    with pytest.raises(ContextError):  # a line cannot carry a need or a note
+        rendered("partner_digest", items=[{**ctx["items"][0], "thematique": "sante--addictions"}])
+
+
+@pytest.mark.parametrize(("answer", "verb", "step"), [("acceptée", "accepté", "mettez la personne"),
+                                                       ("refusée", "refusé", "motif du refus")])  # fmt: skip
+def test_partner_answered_says_the_answer_and_the_next_step(answer: str, verb: str, step: str):
+    msg = rendered("partner_answered", answer=answer)
+    assert msg.subject == f"Association Relais Emploi 59 a {verb} l'orientation SAL-7F3K2Q"
+    assert f"orientation {answer}" in msg.text and "Prochaine étape" in msg.text
+    assert step in msg.text and step in msg.html
+    with pytest.raises(ContextError):
+        rendered("partner_answered", answer="peut-être")
+
+
+def test_retention_notice_says_when_and_how_many_are_kept() -> None:
+    msg = rendered("retention_notice", count=4, held=2, due_on=date(2025, 6, 30))
+    assert msg.subject == "4 dossiers de votre chantier seront anonymisés le 30 juin 2025"
+    assert "Les dossiers de 4 salarié·es de votre chantier seront anonymisés le 30 juin 2025" in (
+        msg.text
+    )
+    assert "enregistrez un suivi avant cette date" in msg.text
+    assert "2 dossiers sont conservés car une orientation est en attente" in msg.text
+    one = rendered("retention_notice", count=1, held=0)
+    assert "Le dossier d'un·e salarié·e de votre chantier sera anonymisé" in one.text
+    assert "conservé" not in one.text and "conservé" not in one.html
+    with pytest.raises(ContextError):
+        rendered("retention_notice", count=0)
 
 
 def test_followup_mentions_months() -> None:

@@ -116,7 +116,7 @@ def test_open_redirect_is_refused(small):
               "password": "un-mot-de-passe-solide", "suivant": "//evil.example.org/"},
         follow_redirects=False,
     )  # fmt: skip
-    assert response.headers["location"] == "/file"
+    assert response.headers["location"] == "/tableau-de-bord"  # the home page, never elsewhere
 
 
 def test_create_user_refusals(small):
