@@ -28,6 +28,7 @@ BENCHES = [
     ("login", ["bench_login.py"]),
     ("gap", ["bench_gap.py"]),
     ("reporting", ["bench_reporting.py"]),
+    ("retention", ["bench_retention.py"]),
 ]
 QUICK_ARGS = {
     "routing_pure": ["100000"],

@@ -26,7 +26,15 @@ from engine.domain.errors import DomainError, sentence
 from engine.referrals.queue_cache import CountCache
 from engine.store.db import Database
 from engine.store.settings import Settings, load_settings
-from web import api, dashboard_pages, pages, partner_link, pathway_pages, reporting_pages
+from web import (
+    api,
+    dashboard_pages,
+    pages,
+    partner_link,
+    pathway_pages,
+    reporting_pages,
+    rights_pages,
+)
 from web.edge import EdgeMiddleware, route_of
 from web.render import render
 from web.security import ApiUnauthenticated, CsrfRejected, LoginRequired, OutOfScope
@@ -169,6 +177,7 @@ def create_app(
     app.include_router(pathway_pages.router)
     app.include_router(reporting_pages.router)
     app.include_router(partner_link.router)
+    app.include_router(rights_pages.router)
     app.include_router(api.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
 

@@ -18,8 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         from workflows.allocate_file import main as allocate_file
 
         return allocate_file(args[1:])
-    from workflows.commands import app
-
+    app = _application()
     try:
         app(args=args, prog_name="aiguillage")
     except SystemExit as exc:
@@ -27,12 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _application() -> Any:
+    """The typer application with every command group, ``retention`` included."""
+    from workflows.cli_retention import register
+    from workflows.commands import app
+
+    register(app)
+    return app
+
+
 def __getattr__(name: str) -> Any:
     """``from workflows.cli import app`` (tests, plugins) still finds the typer application."""
     if name == "app":
-        from workflows.commands import app
-
-        return app
+        return _application()
     raise AttributeError(name)
 
 

@@ -90,17 +90,31 @@ def flow_specs(settings: Settings) -> list[FlowSpec]:
             "Calcule les indicateurs d'impact et de pilotage (instantanés par mois et territoire).",
             limit=1,
         ),
+        FlowSpec(
+            "retention",
+            "AIGUILLAGE_SCHEDULE_RETENTION",
+            settings.schedule_retention,
+            "Avise les CIP/ESP, anonymise les dossiers arrivés à échéance, purge les journaux.",
+            limit=1,
+        ),
     ]
 
 
 def _flow_of(name: str) -> Any:
-    from workflows.flows import allocation_flow, intake_flow, notifications_flow, reporting_flow
+    from workflows.flows import (
+        allocation_flow,
+        intake_flow,
+        notifications_flow,
+        reporting_flow,
+        retention_flow,
+    )
 
     return {
         "intake": intake_flow,
         "notifications": notifications_flow,
         "allocation": allocation_flow,
         "reporting": reporting_flow,
+        "retention": retention_flow,
     }[name]
 
 

@@ -127,3 +127,23 @@ def write_snapshots_task(year: int | None, now: str | None) -> dict[str, int]:
 def reporting_flow(year: int | None = None, now: str | None = None) -> dict[str, int]:
     """Indicator snapshots of the year (the current one by default): closed months are kept."""
     return write_snapshots_task(year, now)
+
+
+@task(name="retention-cycle", retries=0)
+def retention_task(dry_run: bool, now: str | None) -> dict[str, Any]:
+    """Notices, snapshots, anonymisation in batches and purge, for every file at once (the
+    batches are transactions inside the task, never a task per person)."""
+    from engine.retention.run import run_retention
+
+    settings, db = _context()
+    try:
+        return run_retention(db, settings, clock=_clock(now), dry_run=dry_run).as_dict()
+    finally:
+        db.dispose()
+
+
+@flow(name="retention", log_prints=False)
+def retention_flow(dry_run: bool = False, now: str | None = None) -> dict[str, Any]:
+    """Data lifetime: notices to the CIP/ESP, then anonymisation of the files past their
+    retention, then the logs' purge. Returns counts only."""
+    return retention_task(dry_run, now)

@@ -23,6 +23,7 @@ ENTRYPOINTS = {
     "notifications": "workflows/flows.py:notifications_flow",
     "allocation": "workflows/flows.py:allocation_flow",
     "reporting": "workflows/flows.py:reporting_flow",
+    "retention": "workflows/flows.py:retention_flow",
 }
 STATE_FR = {
     "COMPLETED": "terminé",

@@ -50,3 +50,10 @@ def sentence(message: str) -> str:
         return text
     text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?", "»")) else text + "."
+
+
+# What a use case answers when asked to add to a file anonymised by the retention.
+ANONYMISED = (
+    "ce dossier a été anonymisé (fin de sa durée de conservation ou effacement demandé) : "
+    "rien ne peut plus y être ajouté"
+)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from engine.access.permissions import can
 from engine.domain.clock import Clock
-from engine.domain.errors import NotFound, Refused
+from engine.domain.errors import ANONYMISED, NotFound, Refused
 from engine.domain.labels import FREIN_STATUS_LABELS
 from engine.store import models as m
 from matching.rules import RoutingRules
@@ -39,6 +39,8 @@ def add_frein(
     person = session.get(m.Salarie, salarie_id)
     if person is None or not can(user, "add_frein", person):
         raise NotFound("salarié·e introuvable")
+    if person.anonymised_at is not None:
+        raise Refused(ANONYMISED)
     if not thematique or not thematique.strip():
         raise Refused("choisissez la thématique du frein")
     try:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine.access.permissions import can_record_pathway
 from engine.domain.clock import Clock
-from engine.domain.errors import NotFound, Refused
+from engine.domain.errors import ANONYMISED, NotFound, Refused
 from engine.domain.lifecycle import OPEN_STATES
 from engine.domain.vocabulary import (
     EXIT_CATEGORIES,
@@ -55,6 +55,8 @@ def _person(session: Session, recorder: Recorder, salarie_id: int) -> m.Salarie:
         recorder.user is not None and not can_record_pathway(session, recorder.user, person)
     ):
         raise NotFound("salarié·e introuvable")
+    if person.anonymised_at is not None:  # engine.retention: a skeleton for the statistics
+        raise Refused(ANONYMISED)
     return person
 
 

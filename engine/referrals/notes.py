@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from engine.access.permissions import can, referral_scope
 from engine.domain.clock import Clock, as_utc
-from engine.domain.errors import Forbidden, NotFound, Refused
+from engine.domain.errors import ANONYMISED, Forbidden, NotFound, Refused
 from engine.domain.lifecycle import OPEN_STATES
 from engine.store import models as m
 
@@ -56,6 +56,9 @@ def add_note(
     ref = session.get(m.Referral, referral_id)
     if ref is None or not can(user, "read_notes", ref):
         raise NotFound("orientation introuvable")
+    person = session.get(m.Salarie, ref.salarie_id)
+    if person is not None and person.anonymised_at is not None:
+        raise Refused(ANONYMISED)  # a note is free text about the person: never on a skeleton
     if reorientation_request:
         if not can(user, "request_reorientation", ref):
             raise Forbidden("une réorientation se demande par la ou le CIP / ESP du chantier")

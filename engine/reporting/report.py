@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
-from engine.domain.clock import Clock
+from engine.domain.clock import PARIS, Clock, as_utc
 from engine.reporting.records import load_people, load_pools, load_referrals
 from engine.store import models as m
 from engine.store.db import Database, unit_of_work
@@ -63,11 +64,20 @@ def build_report(
     territory: str | None = None,
     programme: str | None = None,
     data: ReportData | None = None,
+    from_snapshots: bool = True,
 ) -> list[Result]:
-    """Every indicator of ``year`` for the filters."""
+    """Every indicator of ``year`` for the filters.
+
+    A closed year is read from its final snapshot when there is one (written after the year
+    ended, see ``write_snapshots``): its figures then stay the same after the files they were
+    computed from are anonymised. ``from_snapshots=False`` recomputes from the files."""
     if not 2000 <= year <= 2100:
         raise ReportError(f"--year : année hors de portée ({year})")
     _known(db, territory, programme)
+    if from_snapshots and data is None:
+        kept = final_year_results(db, year=year, territory=territory, programme=programme)
+        if kept is not None:
+            return kept
     data = data or load(db)
     return compute_all(
         Period.year(year),
@@ -136,14 +146,42 @@ def _details(r: Result) -> dict[str, object]:
         out["ratio"] = r.ratio
     if r.groups:
         out["groups"] = [[g.key, g.label, g.numerator, g.denominator] for g in r.groups]
+    if isinstance(r.value, int):  # a count: read back as an int, as the report prints it
+        out["integer"] = True
     return out
 
 
-def write_snapshots(db: Database, *, year: int, clock: Clock) -> dict[str, int]:
+# A year's snapshot also keeps, per programme, the operations figures computed on that
+# programme's files alone (what ``report --programme`` shows): stored under the programme
+# code, skipped by the pages. This operations code, always computed, marks them present.
+SCOPED_PROGRAMMES = ("cvg", "phc")
+SCOPED_MARK = "referrals_created"
+
+
+def _final_day(at: datetime) -> date:
+    return as_utc(at).astimezone(PARIS).date()
+
+
+def is_final(session: Session, period: Period, territory: str | None) -> bool:
+    """Whether ``period`` has its final snapshot for ``territory`` (None: the network): rows
+    computed after the period ended (a snapshot written during the period was provisional),
+    with the per-programme rows for a year."""
+    T = m.IndicatorSnapshot
+    where = [T.period == period.label, T.territory == (territory or "")]
+    if len(period.label) == 4:
+        where += [T.code == SCOPED_MARK, T.programme == SCOPED_PROGRAMMES[-1]]
+    computed = session.scalar(select(func.min(T.computed_at)).where(*where))
+    return computed is not None and _final_day(computed) > period.end
+
+
+def write_snapshots(
+    db: Database, *, year: int, clock: Clock, data: ReportData | None = None
+) -> dict[str, int]:
     """Snapshot rows of ``year`` and its months, for the network and each territory.
 
-    A closed period's rows are written once and kept; the open ones are replaced."""
-    data = load(db)
+    A closed period's final rows (computed after it ended) are written once and kept; the
+    others are replaced. ``data`` saves loading the files again (several years in a row)."""
+    data = data or load(db)
     with unit_of_work(db) as session:
         territories: list[str | None] = [None, *session.scalars(select(m.Territory.code)).all()]
     written = kept = 0
@@ -163,17 +201,29 @@ def write_snapshots(db: Database, *, year: int, clock: Clock) -> dict[str, int]:
             with unit_of_work(db, immediate=True) as session:
                 T = m.IndicatorSnapshot
                 where = (T.period == key[0], T.territory == key[1])
-                if closed and session.scalar(select(T.id).where(*where).limit(1)) is not None:
+                if closed and is_final(session, period, territory):
                     kept += 1
                     continue
                 session.execute(delete(T).where(*where))
+                people, referrals = parts[territory]
                 results = compute_all(
-                    period,
-                    people=parts[territory][0],
-                    referrals=parts[territory][1],
-                    pools=data.pools,
+                    period, people=people, referrals=referrals, pools=data.pools,
                     territory=territory,
-                )
+                )  # fmt: skip
+                if period.label == str(year):
+                    for programme in SCOPED_PROGRAMMES:
+                        results += [
+                            r
+                            for r in compute_all(
+                                period,
+                                people=people,
+                                referrals=referrals,
+                                pools=data.pools,
+                                territory=territory,
+                                programme=programme,
+                            )
+                            if r.section == "operations"
+                        ]
                 session.add_all(
                     T(
                         code=r.code,
@@ -190,6 +240,70 @@ def write_snapshots(db: Database, *, year: int, clock: Clock) -> dict[str, int]:
                 )
                 written += len(results)
     return {"rows_written": written, "periods_kept": kept}
+
+
+def years_without_final_snapshots(db: Database, years: list[int], today: date) -> list[int]:
+    """Of ``years``, those with a closed period (the year, or a month of the current year)
+    that has no final network snapshot yet: what must be written before files of those years
+    are anonymised, so that their figures survive it."""
+    out = []
+    with unit_of_work(db) as session:
+        for year in sorted(set(years)):
+            closed = [p for p, is_closed in _periods(year, today) if is_closed]
+            if any(not is_final(session, p, None) for p in closed):
+                out.append(year)
+    return out
+
+
+def ensure_final_snapshots(db: Database, years: list[int], *, clock: Clock) -> dict[str, int]:
+    """Write the missing final snapshots of ``years`` (the files read once for all)."""
+    missing = years_without_final_snapshots(db, years, clock.today())
+    done = {"years_written": len(missing), "rows_written": 0}
+    if not missing:
+        return done
+    data = load(db)
+    for year in missing:
+        done["rows_written"] += write_snapshots(db, year=year, clock=clock, data=data)[
+            "rows_written"
+        ]
+    return done
+
+
+def final_year_results(
+    db: Database, *, year: int, territory: str | None, programme: str | None
+) -> list[Result] | None:
+    """The final snapshot of a closed year as the report computes it (same figures, same
+    order), or None when there is none."""
+    T = m.IndicatorSnapshot
+    period = Period.year(year)
+    with unit_of_work(db) as session:
+        if not is_final(session, period, territory):
+            return None
+        rows = session.scalars(
+            select(T)
+            .where(T.period == period.label, T.territory == (territory or ""))
+            .order_by(T.id)
+        ).all()
+        rebuild = _Rebuilder(load_pools(session))
+        out = []
+        for row in rows:
+            indicator = rebuild.indicator(row.code, row.programme)
+            if indicator is None:
+                continue
+            scoped = _scoped(row, indicator)
+            if programme is None:
+                keep = not scoped
+            else:
+                keep = row.programme == programme and (scoped or indicator.programme is not None)
+            r = rebuild.result(row) if keep else None
+            if r is not None:
+                out.append(r)
+        return out
+
+
+def _scoped(row: m.IndicatorSnapshot, indicator: Indicator) -> bool:
+    """A per-programme operations row of a year snapshot (see SCOPED_PROGRAMMES)."""
+    return indicator.programme is None and row.programme != ""
 
 
 # --- reading snapshots back (the pages) ---------------------------------------------------
@@ -267,7 +381,7 @@ class _Rebuilder:
             kind=indicator.kind,
             period=row.period,
             territory=row.territory or None,
-            value=row.value,
+            value=int(row.value) if details.get("integer") and row.value is not None else row.value,
             numerator=row.numerator,
             denominator=row.denominator,
             note=details.get("note"),
@@ -311,6 +425,9 @@ def stored_report(
         by_key: dict[tuple[str, str], list[Result]] = {}
         oldest: datetime | None = None
         for row in rows:
+            found = rebuild.indicator(row.code, row.programme)
+            if found is not None and _scoped(row, found):
+                continue  # the per-programme operations rows are the report's, not the pages'
             r = rebuild.result(row)
             if r is None or not _keeps(r, programme):
                 continue

@@ -92,11 +92,19 @@ def _in(column: str, values: tuple[str, ...] | list[str]) -> str:
 
 class Territory(Base):
     __tablename__ = "territory"
+    __table_args__ = (
+        CheckConstraint(
+            "retention_months IS NULL OR retention_months BETWEEN 1 AND 36",
+            name="retention_months",
+        ),
+    )
     id: Mapped[intpk]
     code: Mapped[code_str] = mapped_column(unique=True)
     name: Mapped[name_str]
     kind: Mapped[short_str]  # convergence | prefiguration
     departments: Mapped[str] = mapped_column(String(80), default="")
+    # The territory's retention of case files in months (None: the national default).
+    retention_months: Mapped[int | None] = mapped_column(Integer)
 
 
 class Chantier(Base):
@@ -111,6 +119,13 @@ class Chantier(Base):
     carries_phc: Mapped[bool] = mapped_column(Boolean, default=False)
 
     territory: Mapped[Territory | None] = relationship()
+
+
+ANONYMOUS_PREFIX = "ANO-"
+ANONYMISED_SQL = (
+    "anonymised_at IS NULL OR (external_ref IS NULL AND import_digest IS NULL "
+    f"AND vulnerability_flags = '' AND reference LIKE '{ANONYMOUS_PREFIX}%')"
+)
 
 
 class Salarie(Base):
@@ -133,6 +148,8 @@ class Salarie(Base):
             + ")",
             name="exit_category",
         ),
+        # An anonymised file keeps nothing that links it back to the person.
+        CheckConstraint(ANONYMISED_SQL, name="anonymised"),
     )
     id: Mapped[intpk]
     reference: Mapped[str] = mapped_column(String(20), unique=True)  # SAL-XXXXXX
@@ -157,6 +174,11 @@ class Salarie(Base):
     import_digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[created_at]
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Data lifetime (engine.retention): the day the CIP/ESP were told the file would be
+    # anonymised, the day announced, and when it was.
+    retention_notice_on: Mapped[date | None] = mapped_column(Date)
+    retention_due_on: Mapped[date | None] = mapped_column(Date)
+    anonymised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     chantier: Mapped[Chantier] = relationship()
     __mapper_args__ = {"version_id_col": version}

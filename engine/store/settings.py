@@ -50,6 +50,18 @@ class Settings(BaseSettings):
     schedule_notifications: str = "5m"
     schedule_allocation: str = "0 6 * * 1"
     schedule_reporting: str = "0 5 * * *"
+    schedule_retention: str = "30 3 * * *"
+
+    # Data lifetime (engine.retention): the national default of a person's file, counted from
+    # the later of their last contact and their exit (each territory may set 1 to 36 months
+    # in the database); the notice to the chantier's CIP/ESP before; the logs kept.
+    retention_months: int = 24
+    retention_notice_days: int = 30
+    retention_access_log_months: int = 12  # 6 to 12
+    retention_login_attempt_days: int = 30
+    retention_outbox_days: int = 90  # sent, parked, digested and skipped messages
+    retention_batch_size: int = 200  # people anonymised per transaction
+    retention_batch_pause_s: float = 0.0  # pause between batches (spares daytime writers)
 
 
 def load_settings(**overrides: object) -> Settings:

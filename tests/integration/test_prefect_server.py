@@ -156,6 +156,7 @@ def test_flows_serve_routes_and_mails_on_their_schedules(prefect_server, smtp_se
         "AIGUILLAGE_SCHEDULE_NOTIFICATIONS": "5s",
         "AIGUILLAGE_SCHEDULE_ALLOCATION": "off",
         "AIGUILLAGE_SCHEDULE_REPORTING": "off",
+        "AIGUILLAGE_SCHEDULE_RETENTION": "off",
     }
     log = (tmp_path / "serve.log").open("w")
     serve = subprocess.Popen(
@@ -232,6 +233,7 @@ def test_two_workers_of_a_work_pool_drain_one_outbox_without_sending_twice(
         "AIGUILLAGE_SCHEDULE_NOTIFICATIONS": "5s",
         "AIGUILLAGE_SCHEDULE_ALLOCATION": "off",
         "AIGUILLAGE_SCHEDULE_REPORTING": "off",
+        "AIGUILLAGE_SCHEDULE_RETENTION": "off",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
     }
     deployed = subprocess.run(
@@ -242,7 +244,7 @@ def test_two_workers_of_a_work_pool_drain_one_outbox_without_sending_twice(
         timeout=180,
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    assert "4 déploiements enregistrés" in deployed.stdout
+    assert "5 déploiements enregistrés" in deployed.stdout
     logs = [(tmp_path / f"worker-{i}.log").open("w") for i in (1, 2)]
     workers = [
         subprocess.Popen(
