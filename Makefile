@@ -36,6 +36,7 @@ demo-data: install
 	@mkdir -p var/mail
 	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage db upgrade
 	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage seed --reset --scale 1 --seed 42 --entrants --today $(DEMO_YEAR)-01-01
+	@if $(VENV)/bin/aiguillage --help | grep -q " services "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage services generate var/data-inclusion-services.json --count 2000 --seed 42 --structures var/data-inclusion-structures.json && PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage import services var/data-inclusion-services.json --structures var/data-inclusion-structures.json; fi
 	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage simulate --year $(DEMO_YEAR)
 	PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage snapshots --year $(DEMO_YEAR) --no-prefect
 	@if $(VENV)/bin/aiguillage --help | grep -q " route "; then PREFECT_HOME=$(CURDIR)/var/prefect $(VENV)/bin/aiguillage route; fi

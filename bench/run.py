@@ -29,6 +29,7 @@ BENCHES = [
     ("gap", ["bench_gap.py"]),
     ("reporting", ["bench_reporting.py"]),
     ("retention", ["bench_retention.py"]),
+    ("services", ["bench_services.py"]),
 ]
 QUICK_ARGS = {
     "routing_pure": ["100000"],

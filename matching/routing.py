@@ -28,10 +28,15 @@ Offer ranking (documented, deterministic): eligible offers covering the territor
 thématiques match the frein (same slug, or a prefix: an offer on "sante" matches a frein
 "sante--addictions"); score = 100 × specificity (2 exact, 1 prefix) + 10 if local
 (coverage lists territories) + 1 if not slot-based (open services first: counted slots go
-through allocation and are the last resort); ties by offer id. The top N are suggested;
+through allocation and are the last resort); offers *à vérifier* (`OfferInfo.review`: a
+service of the national referential not updated for 12 months or of low quality) come after
+every fresh one whatever their score; ties by offer id. The top N are suggested;
 ineligible offers are listed with the French reason of their first failed rule.
 
-Speed: candidate offers are precomputed per (territory, thématique); eligibility outcomes
+Speed: candidate offers are precomputed per (territory, thématique), from an index of the
+offers by thématique and territory (tens of thousands of imported services stay cheap);
+offers without rules are eligible for everybody, so an outcome walks only the offers with
+rules and the first suggestions; eligibility outcomes
 are memoized per (territory, thématique, values of the fields the rules read); grid
 scores are memoized by `matching.grid.Grid`; officer states are shared per (territory,
 domain). `route_batch` is a pure function of the router and its input: loads start from
@@ -59,7 +64,14 @@ from matching.facts import PersonFacts
 from matching.grid import Grid, Line, PersonPart
 from matching.rules import RoutingRules
 from partners.eligibility_rules import Rule
-from partners.taxonomy import DOMAIN_LABELS, THEMATIQUES, UnknownThematique, covers, domain_of
+from partners.taxonomy import (
+    DOMAIN_LABELS,
+    SEPARATOR,
+    THEMATIQUES,
+    UnknownThematique,
+    covers,
+    domain_of,
+)
 
 OwnerKind = Literal["officer", "coordinator", "national", "partner"]
 
@@ -98,6 +110,7 @@ class OfferInfo:
     slot_based: bool
     rules: tuple[Rule, ...] = ()
     accepts_direct: bool = False  # transverse freins may be sent to it directly
+    review: bool = False  # "à vérifier": ranked after every fresh offer
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +197,7 @@ class _Candidate(NamedTuple):
     ruleset: RuleSet
     score: int
     direct: bool
+    ruled: bool  # has rules: may be ineligible
 
 
 @dataclass(slots=True)
@@ -195,6 +209,8 @@ class _Group:
     domain: str
     known: bool
     candidates: tuple[_Candidate, ...]
+    ruled: tuple[_Candidate, ...]  # the candidates with rules, in rank order
+    directs: tuple[_Candidate, ...]  # the direct candidates, in rank order
     has_direct: bool
     profile: Callable[[PersonFacts], object]
     officers: list[_OfficerState]
@@ -238,7 +254,12 @@ class Router:
         self._suggestion_count = rules.routing.suggestions
         self._cap_to_coordinator = rules.routing.at_cap == "coordination"
         self._offers = {offer.offer_id: offer for offer in offers}
-        self._rulesets = {oid: RuleSet(offer.rules) for oid, offer in self._offers.items()}
+        no_rules = RuleSet(())
+        self._rulesets = {
+            oid: RuleSet(offer.rules) if offer.rules else no_rules
+            for oid, offer in self._offers.items()
+        }
+        self._by_slug = self._index_offers()
         self.graph = self._build_graph(list(officers), list(coordinators))
         self._pools: dict[tuple[str, str], list[_OfficerState]] = {}
         for node, data in self.graph.nodes(data=True):
@@ -256,6 +277,10 @@ class Router:
                 if current is None or node[1] < current:  # several: the lowest id, stable
                     self._coordinator[territory] = node[1]
         self._groups_by_territory: dict[str | None, dict[str, _Group]] = {}
+        self._by_territory: dict[
+            tuple[str, str],
+            tuple[list[tuple[OfferInfo, int]], dict[str, list[tuple[OfferInfo, int]]]],
+        ] = {}
 
     # ------------------------------------------------------------ graph
 
@@ -291,8 +316,31 @@ class Router:
         g.add_node(("thematique", slug), known=known)
         g.add_edge(("thematique", slug), ("domain", domain))
 
-    def _link_offers(self, g: nx.DiGraph, slug: str) -> None:
+    def _index_offers(self) -> dict[str, dict[int, int]]:
+        """slug -> {offer id: specificity} for the taxonomy's slugs: one pass over the offers
+        instead of one per slug (an offer on a category covers its sub-thématiques)."""
+        index: dict[str, dict[int, int]] = {}
+        subs: dict[str, list[str]] = {}
+        for slug in THEMATIQUES:
+            if SEPARATOR in slug:
+                subs.setdefault(slug.split(SEPARATOR, 1)[0], []).append(slug)
         for offer in self._offers.values():
+            for t in offer.thematiques:
+                hits = index.setdefault(t, {})
+                hits[offer.offer_id] = EXACT
+                if SEPARATOR not in t:
+                    for sub in subs.get(t, ()):
+                        found = index.setdefault(sub, {})
+                        if found.get(offer.offer_id, 0) < PREFIX:
+                            found[offer.offer_id] = PREFIX
+        return index
+
+    def _link_offers(self, g: nx.DiGraph, slug: str) -> None:
+        if slug in THEMATIQUES:
+            for offer_id, specificity in sorted(self._by_slug.get(slug, {}).items()):
+                g.add_edge(("thematique", slug), ("offer", offer_id), specificity=specificity)
+            return
+        for offer in self._offers.values():  # a slug outside the taxonomy (lazily added)
             specificity = max((match_specificity(slug, t) for t in offer.thematiques), default=0)
             if specificity:
                 g.add_edge(("thematique", slug), ("offer", offer.offer_id), specificity=specificity)
@@ -308,20 +356,16 @@ class Router:
         domain = next(n[1] for n in self.graph.successors(node) if n[0] == "domain")
         direct_partner = self.rules.direct_partner(slug)
         candidates: list[_Candidate] = []
-        for succ in self.graph.successors(node):
-            if succ[0] != "offer":
-                continue
-            offer: OfferInfo = self.graph.nodes[succ]["offer"]
-            if offer.coverage is not None and territory not in offer.coverage:
-                continue
-            specificity = self.graph.edges[node, succ]["specificity"]
+        for offer, specificity in self._slug_offers(node, territory):
             score = 100 * specificity + (10 if offer.coverage is not None else 0)
             score += 0 if offer.slot_based else 1
             direct = (offer.accepts_direct and domain == "transverse") or (
                 direct_partner is not None and offer.partner_name == direct_partner
             )
-            candidates.append(_Candidate(offer, self._rulesets[offer.offer_id], score, direct))
-        candidates.sort(key=lambda c: (-c.score, c.offer.offer_id))
+            candidates.append(
+                _Candidate(offer, self._rulesets[offer.offer_id], score, direct, bool(offer.rules))
+            )
+        candidates.sort(key=lambda c: (c.offer.review, -c.score, c.offer.offer_id))
         fields = tuple(dict.fromkeys(f for c in candidates for f in c.ruleset.fields))
         profile = profile_getter(fields)
         pool = self._pools.get((territory, domain), []) if territory is not None else []
@@ -352,6 +396,8 @@ class Router:
             domain=domain,
             known=known,
             candidates=tuple(candidates),
+            ruled=tuple(c for c in candidates if c.ruled),
+            directs=tuple(c for c in candidates if c.direct),
             has_direct=any(c.direct for c in candidates),
             profile=profile,
             officers=pool,
@@ -364,21 +410,53 @@ class Router:
         )
         return group
 
+    def _slug_offers(
+        self, node: tuple[str, str], territory: str | None
+    ) -> list[tuple[OfferInfo, int]]:
+        """(offer, specificity) of a thématique node's offers covering ``territory``, read from
+        the graph once per thématique and split by territory (national ones in every list)."""
+        split = self._by_territory.get(node)
+        if split is None:
+            national: list[tuple[OfferInfo, int]] = []
+            local: dict[str, list[tuple[OfferInfo, int]]] = {}
+            edges = self.graph.edges
+            for succ in self.graph.successors(node):
+                if succ[0] != "offer":
+                    continue
+                offer: OfferInfo = self.graph.nodes[succ]["offer"]
+                item = (offer, edges[node, succ]["specificity"])
+                if offer.coverage is None:
+                    national.append(item)
+                else:
+                    for code in offer.coverage:
+                        local.setdefault(code, []).append(item)
+            split = self._by_territory[node] = (national, local)
+        national, local = split
+        if territory is None:
+            return national
+        return national + local.get(territory, [])
+
     def _outcome(self, group: _Group, facts: PersonFacts, key: object) -> _Outcome:
-        eligible: list[_Candidate] = []
+        # Only offers with rules can reject someone: check those, then take the first
+        # eligible candidates in rank order (the same result as checking every candidate).
         rejected: list[Rejection] = []
-        for candidate in group.candidates:
+        refused: set[int] = set()
+        for candidate in group.ruled:
             verdict = candidate.ruleset.check_cached(facts)
-            if verdict.eligible:
-                eligible.append(candidate)
-            else:
+            if not verdict.eligible:
                 rejected.append(Rejection(candidate.offer.offer_id, verdict.reasons[0]))
-        top = eligible[: self._suggestion_count]
+                refused.add(candidate.offer.offer_id)
+        top: list[_Candidate] = []
+        for candidate in group.candidates:
+            if len(top) >= self._suggestion_count:
+                break
+            if candidate.offer.offer_id not in refused:
+                top.append(candidate)
         suggestions = tuple(
             Suggestion(c.offer.offer_id, rank, c.score) for rank, c in enumerate(top, start=1)
         )
         names = list(dict.fromkeys(c.offer.partner_name for c in top))
-        direct = next((c.offer for c in eligible if c.direct), None)
+        direct = next((c.offer for c in group.directs if c.offer.offer_id not in refused), None)
         outcome = _Outcome(suggestions, tuple(rejected), direct, _plural_partners(names))
         group.outcomes[key] = outcome
         return outcome

@@ -29,6 +29,7 @@ from engine.store.settings import Settings, load_settings
 from web import (
     api,
     dashboard_pages,
+    directory_pages,
     pages,
     partner_link,
     pathway_pages,
@@ -174,6 +175,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(pages.router)
     app.include_router(dashboard_pages.router)
+    app.include_router(directory_pages.router)
     app.include_router(pathway_pages.router)
     app.include_router(reporting_pages.router)
     app.include_router(partner_link.router)

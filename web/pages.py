@@ -48,11 +48,9 @@ from engine.domain.labels import (
     deadline_badge,
     fr_number,
     plural,
-    unit_count,
 )
 from engine.domain.lifecycle import BY_ACTION, STATES
 from engine.intake.freins import add_frein
-from engine.network.directory import partner_directory
 from engine.outbox.preferences import MODE_LABELS, PreferenceError, get_preferences, set_preferences
 from engine.referrals.actions import Actor, NotFound, flag_health_urgency, transition
 from engine.referrals.case_file import DESTRUCTIVE_ACTIONS, confirmation, read_case_file
@@ -927,38 +925,7 @@ def pools_page(request: Request, caller: CallerDep) -> Response:
     )
 
 
-@router.get("/partenaires")
-def partners_page(request: Request, caller: CallerDep) -> Response:
-    if not can(caller.user, "read"):
-        raise OutOfScope()
-    q = request.query_params
-    territory = _str(q.get("territoire"))
-    domain = q.get("domaine") if q.get("domaine") in DOMAINS else None
-    search = _str(q.get("q"))
-    search = search[:MAX_SEARCH] if search else None
-    with unit_of_work(_db(request)) as session:
-        rows = partner_directory(
-            session, caller.user, territory=territory, domain=domain, search=search
-        )
-        territories = session.scalars(select(m.Territory).order_by(m.Territory.name)).all()
-    offers = sum(len(r.offers) for r in rows)
-    count = plural(len(rows), "partenaire") + (f" · {plural(offers, 'offre')}" if rows else "")
-    return render(
-        request,
-        "partners.html",
-        {
-            "caller": caller,
-            "rows": rows,
-            "territories": territories,
-            "domains": DOMAINS,
-            "territory": territory,
-            "domain": domain,
-            "search": search or "",
-            "count": count,
-            "unit_count": unit_count,
-            "plural": plural,
-        },
-    )
+# /partenaires: web.directory_pages
 
 
 @router.get("/preferences")

@@ -32,6 +32,7 @@ def _application() -> Any:
     from workflows.commands import app
 
     register(app)
+    __import__("workflows.cli_services").cli_services.register(app)
     return app
 
 

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -48,6 +48,7 @@ from engine.store.settings import Settings
 from matching.facts import PersonFacts
 from matching.routing import Coordinator, Decision, FreinIn, OfferInfo, Officer, Router
 from matching.rules import RoutingRules, load_rules
+from partners.data_inclusion_review import review_reasons
 from partners.eligibility_rules import Rule
 
 ACTOR_LABEL = "système : intake"
@@ -100,8 +101,12 @@ class Network:
     offer_partner: dict[int, tuple[int, str]]  # offer id -> (partner id, partner name)
 
 
-def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyped-def]
-    """Officers with their current load, coordinators, offers and their coverage."""
+def load_network(conn, rules: RoutingRules, *, today: date | None = None) -> Network:  # type: ignore[no-untyped-def]
+    """Officers with their current load, coordinators, offers and their coverage.
+
+    Services imported from data·inclusion are offers too, unless withdrawn or outside every
+    territory; one not updated for 12 months before ``today`` (by default the day of the last
+    import) or of low quality is *à vérifier* and ranked after fresh offers."""
     territories = conn.execute(select(m.Territory.id, m.Territory.code, m.Territory.name)).all()
     code_of = {tid: code for tid, code, _ in territories}
     loads = dict(
@@ -128,10 +133,14 @@ def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyp
         elif u.role == "partner_contact" and u.partner_id is not None:
             contacts[u.partner_id].append(u.id)
     partners = {p.id: p for p in conn.execute(select(m.Partner)).all()}
+    imported = _imported_offers(conn, today)
     offers, offer_partner = [], {}
     for o in conn.execute(select(m.Offer)).all():
         p = partners[o.partner_id]
         offer_partner[o.id] = (p.id, p.name)
+        review = imported.get(o.id, False)
+        if review is None or (o.id in imported and p.coverage == []):
+            continue  # withdrawn from the referential, or outside every territory
         offers.append(
             OfferInfo(
                 offer_id=o.id,
@@ -143,6 +152,7 @@ def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyp
                 slot_based=o.slot_based,
                 rules=tuple(Rule.model_validate(r) for r in (o.rules or [])),
                 accepts_direct=o.accepts_direct,
+                review=review,
             )
         )
     coordinator_of: dict[str, int] = {}
@@ -170,6 +180,24 @@ def load_network(conn, rules: RoutingRules) -> Network:  # type: ignore[no-untyp
         },
         offer_partner,
     )
+
+
+def _imported_offers(conn, today: date | None) -> dict[int, bool | None]:  # type: ignore[no-untyped-def]
+    """offer id -> whether the imported service is *à vérifier* (None: withdrawn)."""
+    S = m.ImportedService
+    rows = conn.execute(
+        select(S.offer_id, S.date_maj, S.score_qualite, S.withdrawn_at, S.updated_at)
+    ).all()
+    if not rows:
+        return {}
+    if today is None:
+        today = max(r.updated_at for r in rows).date()
+    return {
+        r.offer_id: None
+        if r.withdrawn_at is not None
+        else bool(review_reasons(r.date_maj, r.score_qualite, today))
+        for r in rows
+    }
 
 
 def _pending_freins(conn) -> list[tuple[Any, ...]]:  # type: ignore[no-untyped-def]
@@ -325,7 +353,7 @@ def run_intake(
     triage_due = end_of_day_utc(add_business_days(today, settings.triage_deadline_business_days))
     partner_due = now + timedelta(days=settings.partner_answer_days)
     with db.engine.connect() as conn:
-        net = load_network(conn, rules)
+        net = load_network(conn, rules, today=today)
         rows = _pending_freins(conn)
         open_counts = dict(
             conn.execute(

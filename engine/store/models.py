@@ -321,6 +321,34 @@ class Offer(Base):
     partner: Mapped[Partner] = relationship()
 
 
+class ImportedService(Base):
+    """A service of the national referential (data·inclusion), imported as a partner with one
+    offer (``engine.directory.services_import``). The file's fields live here and are replaced
+    by each import; what the network adds — eligibility rules, counted pools — lives on the
+    offer and its pools and is never touched by an import. A service absent from a later file
+    is withdrawn (``withdrawn_at``), never deleted: referrals may point to its offer."""
+
+    __tablename__ = "imported_service"
+    id: Mapped[intpk]
+    key: Mapped[str] = mapped_column(String(255), unique=True)  # "source--id", the upsert key
+    source: Mapped[str] = mapped_column(String(80), index=True)  # the producer (dora, …)
+    structure_id: Mapped[str] = mapped_column(String(255))
+    structure_name: Mapped[str | None] = mapped_column(String(200))
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partner.id"), unique=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offer.id"), unique=True)
+    date_maj: Mapped[date] = mapped_column(Date)
+    score_qualite: Mapped[float | None]
+    # Territory codes and thématiques as "|a|b|" ("*": national), searched with LIKE.
+    territories: Mapped[str] = mapped_column(Text)
+    thematiques: Mapped[str] = mapped_column(Text)
+    search_text: Mapped[str] = mapped_column(Text)  # names, lower case without accents
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    digest: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[created_at]
+    updated_at: Mapped[tz_datetime]
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class StaffUser(Base):
     __tablename__ = "staff_user"
     __table_args__ = (
