@@ -120,11 +120,32 @@ def _triage(session: Session, due: _Due) -> None:
 
 
 def _partners(session: Session, due: _Due) -> None:
-    """Partners: a reminder every N days without an answer, the expiry after M days."""
+    """Partners: a reminder every N days without an answer, the expiry after M days — for
+    partners one can mail (the answer link); the others are followed by the chargé·e."""
     settings, now = due.settings, due.clock.now()
+    by_partner: dict[int, list[m.StaffUser]] = {}
+    for u in due.users.values():
+        if u.partner_id is not None:
+            by_partner.setdefault(u.partner_id, []).append(u)
+    reachable: dict[int, list[Recipient]] = {}
     for r in session.scalars(
         select(m.Referral).where(m.Referral.state == "referred", m.Referral.offer_id.is_not(None))
     ).all():
+        offer = session.get(m.Offer, r.offer_id)
+        partner = session.get(m.Partner, offer.partner_id) if offer else None
+        if partner is None:
+            continue
+        if partner.id not in reachable:  # messages.partner_recipients' rule, once a partner
+            found = [Recipient.of(u) for u in by_partner.get(partner.id, [])]
+            if not found and partner.contact_email:
+                found = [Recipient.address(partner.contact_email)]
+            reachable[partner.id] = found
+        contacts = reachable[partner.id]
+        if not contacts:
+            # Nobody can be mailed (a service of the national referential without a public
+            # address, oriented by phone or walk-in): no link to answer, so no reminder and
+            # no "sans réponse" expiry — the chargé·e records what the service said.
+            continue
         sent = as_utc(r.state_changed_at)
         if now - sent >= timedelta(days=settings.partner_expiry_days):
             note = f"sans réponse du partenaire après {settings.partner_expiry_days} jours"
@@ -137,15 +158,8 @@ def _partners(session: Session, due: _Due) -> None:
         n_due = int((now - sent) / timedelta(days=settings.partner_reminder_every_days))
         if n_due <= r.reminders_sent:
             continue
-        offer = session.get(m.Offer, r.offer_id)
-        partner = session.get(m.Partner, offer.partner_id) if offer else None
-        if partner is None:
-            continue
         token = messages.partner_token(settings, referral_id=r.id, partner_id=partner.id, now=now)
         expires = (sent + timedelta(days=settings.partner_expiry_days)).date()
-        contacts = [Recipient.of(u) for u in due.users.values() if u.partner_id == partner.id]
-        if not contacts and partner.contact_email:  # messages.partner_recipients' rule
-            contacts = [Recipient.address(partner.contact_email)]
         for recipient in contacts:
             due.add(
                 messages.partner_reminder(

@@ -15,6 +15,7 @@ from datetime import date
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from engine.referrals.queue import like_escape
 from engine.store import models as m
 from partners.data_inclusion import fold
 from partners.data_inclusion_review import LOW_QUALITY_SCORE, months_before, review_reasons
@@ -64,10 +65,6 @@ class Directory:
     page: int
     pages: int
     to_review_total: int
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _thematique_slugs(slug: str) -> list[str]:
@@ -132,21 +129,21 @@ def _service_conditions(filters: DirectoryFilters, today: date) -> list[ColumnEl
         S.withdrawn_at.is_not(None) if filters.withdrawn else S.withdrawn_at.is_(None)
     ]
     if filters.territory:
-        code = _like_escape(filters.territory)
+        code = like_escape(filters.territory)
         where.append(or_(S.territories == "*", S.territories.like(f"%|{code}|%", escape="\\")))
     if filters.thematique:
         slug = filters.thematique
         if slug in CATEGORIES:
-            where.append(S.thematiques.like(f"%|{_like_escape(slug)}--%", escape="\\"))
+            where.append(S.thematiques.like(f"%|{like_escape(slug)}--%", escape="\\"))
         else:
-            where.append(S.thematiques.like(f"%|{_like_escape(slug)}|%", escape="\\"))
+            where.append(S.thematiques.like(f"%|{like_escape(slug)}|%", escape="\\"))
     if filters.domain:
         cats = [c for c, t in CATEGORIES.items() if t.domain == filters.domain]
         where.append(
-            or_(*(S.thematiques.like(f"%|{_like_escape(c)}--%", escape="\\") for c in cats))
+            or_(*(S.thematiques.like(f"%|{like_escape(c)}--%", escape="\\") for c in cats))
         )
     if filters.search:
-        needle = _like_escape(fold(filters.search))
+        needle = like_escape(fold(filters.search))
         where.append(S.search_text.like(f"%{needle}%", escape="\\"))
     if filters.to_review:
         where.append(

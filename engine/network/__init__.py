@@ -1,3 +1,3 @@
 """The network as a whole: the synthetic seed and demo activity, the 2024 reference
-figures, the CLI summary, the partner directory page.
+figures, the CLI summary.
 """

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from engine.access.log import record_read
@@ -36,6 +34,7 @@ from engine.domain.labels import (
 )
 from engine.domain.lifecycle import BY_ACTION, OPEN_STATES, RELEASE_ON, Transition, allowed_actions
 from engine.referrals.notes import list_notes, pending_reorientation_requests
+from engine.referrals.queue import like_escape
 from engine.store import models as m
 from partners.taxonomy import THEMATIQUES, Thematique
 
@@ -100,6 +99,8 @@ class CaseFile:
     actions: list[Transition] = field(default_factory=list)
     suggestions: list[tuple[m.Offer, int, int]] = field(default_factory=list)
     offers: list[m.Offer] = field(default_factory=list)  # any offer covering the territory
+    # Imported services (data·inclusion) without a public address: mobilised by other means.
+    manual: list[m.Offer] = field(default_factory=list)
     pools: list[m.SlotPool] = field(default_factory=list)
     transfer_targets: list[m.StaffUser] = field(default_factory=list)
     open_proposal: m.AllocationProposal | None = None
@@ -223,6 +224,9 @@ def _load_history(session: Session, user: m.StaffUser, case: CaseFile) -> None:
     )
 
 
+MAX_OTHER_OFFERS = 300  # "Autres offres": the catalogue and the frein's imported services
+
+
 def _load_action_choices(session: Session, case: CaseFile) -> None:
     """Offers, pools and people the action forms let the user choose from."""
     ref = case.referral
@@ -238,13 +242,38 @@ def _load_action_choices(session: Session, case: CaseFile) -> None:
         if int(s[0]) in by_id
     ]
     code = case.territory.code if case.territory else None
+    # The network's catalogue, and of the national referential's services (tens of thousands)
+    # only those of the frein's category that cover the territory, not withdrawn: the list
+    # stays a list a person reads, and the page a few milliseconds.
+    S = m.ImportedService
+    category = ref.thematique.split("--")[0]
+    imported = and_(
+        S.withdrawn_at.is_(None),
+        S.thematiques.like(f"%|{like_escape(category)}%", escape="\\"),
+        or_(S.territories == "*", S.territories.like(f"%|{like_escape(code or '')}|%", escape="\\"))
+        if code
+        else S.territories == "*",
+    )
     offers = session.execute(
-        select(m.Offer, m.Partner).join(m.Partner).order_by(m.Partner.name, m.Offer.name)
+        select(m.Offer, m.Partner, S.id)
+        .join(m.Partner, m.Partner.id == m.Offer.partner_id)
+        .outerjoin(S, S.offer_id == m.Offer.id)
+        .where(or_(S.id.is_(None), imported))
+        .order_by(m.Partner.name, m.Offer.name)
+        .limit(MAX_OTHER_OFFERS)
     ).all()
     case.offers = [
         o
-        for o, p in offers
+        for o, p, _ in offers
         if p.coverage is None or (code is not None and code in (p.coverage or []))
+    ]
+    # Imported services no one can be mailed at: oriented by phone, link or walk-in instead.
+    from engine.outbox.messages import partner_recipients
+
+    shown = {o.id: o for o in case.offers} | {o.id: o for o, _, _ in case.suggestions}
+    imported_ids = set(session.scalars(select(S.offer_id).where(S.offer_id.in_(list(shown)))))
+    case.manual = [
+        shown[i] for i in sorted(imported_ids) if not partner_recipients(session, shown[i].partner)
     ]
     offer_ids = {o.id for o, _, _ in case.suggestions} | ({ref.offer_id} if ref.offer_id else set())
     pools = session.scalars(

@@ -556,7 +556,8 @@ def reference_candidates(text: str) -> list[str]:
     return []
 
 
-def _like_escape(word: str) -> str:
+def like_escape(word: str) -> str:
+    """``word`` inside a LIKE pattern (escape character: backslash): %, _ and \\ literal."""
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -568,7 +569,7 @@ def _name_matches(name: str) -> Any:
     words = [dialect.fold_text(w) or "" for w in name.split()][:4]
     terms = []
     for word in words:
-        w = _like_escape(word)
+        w = like_escape(word)
         starts = []
         for column in (dialect.folded(ident.last_name), dialect.folded(ident.first_name)):
             for pattern in (f"{w}%", f"% {w}%", f"%-{w}%", f"%'{w}%"):

@@ -602,6 +602,11 @@ def test_pages_attach_a_rule_tie_a_pool_and_record_an_orientation(seeded):
         "csrf_token": _csrf(case), "action": "take", "version": str(ref.version)},
         follow_redirects=False)  # fmt: skip
     assert taken.status_code == 303
+    # The case page sends the chargé·e to the page that records an orientation made by
+    # phone, link or walk-in, for the services one cannot mail.
+    case = officer.get(f"/orientations/{ref.id}").text
+    assert f'href="/orientations/{ref.id}/orienter/{other_id}"' in case
+    assert "sans adresse électronique publique" in case
     orient = officer.get(f"/orientations/{ref.id}/orienter/{other_id}").text
     assert "Enregistrer l'orientation faite" in orient
     recorded = officer.post(f"/orientations/{ref.id}/orienter/{other_id}", data={
@@ -611,6 +616,18 @@ def test_pages_attach_a_rule_tie_a_pool_and_record_an_orientation(seeded):
     with seeded.sessions() as s:
         done_ref = s.get(m.Referral, ref.id)
         assert done_ref.state == "referred" and done_ref.offer_id == other_id
+    # No link was sent, so no reminder and no "sans réponse" expiry: the chargé·e follows it.
+    from datetime import timedelta
+
+    from engine.deadlines import write_due_reminders
+    from engine.domain.clock import Clock
+
+    later = Clock.fixed(CLOCK.now() + timedelta(days=settings.partner_expiry_days + 5))
+    write_due_reminders(seeded, settings, clock=later)
+    with seeded.sessions() as s:
+        assert s.get(m.Referral, ref.id).state == "referred"
+        assert not s.scalar(select(func.count()).select_from(m.OutboxMessage).where(
+            m.OutboxMessage.referral_id == ref.id, m.OutboxMessage.kind == "partner_reminder"))  # fmt: skip
     # Out of scope: a partner contact sees neither the offer's page nor the orientation page.
     if contact is not None:
         partner = TestClient(web)
