@@ -214,6 +214,11 @@ class ParseResult:
 # ------------------------------------------------------------------------ mapping helpers
 
 
+def _n(n: int, singular: str, plural: str) -> str:
+    """ "1 service lu", "2 services lus" (``partners`` is pure: no engine helper here)."""
+    return f"{n} {singular if abs(n) < 2 else plural}"
+
+
 def upsert_key(source: str, service_id: str) -> str:
     """``source--id``: data·inclusion ids usually carry their producer already."""
     return service_id if service_id.startswith(source + "--") else f"{source}--{service_id}"
@@ -341,11 +346,14 @@ def parse_services(
 def format_report(result: ParseResult, *, filename: str = "") -> str:
     """The French report of a parse: counts, then each error (the first 500)."""
     head = f"Import des services data·inclusion{f' ({filename})' if filename else ''} : "
-    head += f"{result.rows_read} service(s) lu(s), {len(result.records)} valide(s)"
-    lines = [head + (f", {len(result.errors)} erreur(s) à corriger." if result.errors else ".")]
+    head += f"{_n(result.rows_read, 'service lu', 'services lus')}, "
+    head += _n(len(result.records), "valide", "valides")
+    errors = f", {_n(len(result.errors), 'erreur', 'erreurs')} à corriger."
+    lines = [head + (errors if result.errors else ".")]
     lines.extend(str(e) for e in result.errors[:MAX_REPORTED_ERRORS])
     if len(result.errors) > MAX_REPORTED_ERRORS:
-        lines.append(f"… et {len(result.errors) - MAX_REPORTED_ERRORS} autre(s) erreur(s).")
+        more = len(result.errors) - MAX_REPORTED_ERRORS
+        lines.append(f"… et {_n(more, 'autre erreur', 'autres erreurs')}.")
     return "\n".join(lines)
 
 
@@ -520,7 +528,8 @@ def _parse_row(
             ServiceError(
                 where,
                 "zone_eligibilite",
-                f"code(s) inconnu(s) du Code officiel géographique {codes} (millésime "
+                f"{'code inconnu' if len(unknown) < 2 else 'codes inconnus'} du Code officiel "
+                f"géographique {codes} (millésime "
                 f"{cog.millesime} : commune, département, EPCI, pays ou « france » attendu)",
                 ident=ident,
             )

@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 
+from engine.domain.labels import plural
 from partners.taxonomy import LEGACY_SLUGS, UnknownThematique, canonical_slug
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
@@ -238,17 +239,19 @@ def format_report(result: ImportResult) -> str:
     lines: list[str] = []
     n_err = len(result.errors)
     head = (
-        f"Import des salarié·es : {result.lines_read} ligne(s) lue(s), {len(result.rows)} valide(s)"
+        f"Import des salarié·es : {plural(result.lines_read, 'ligne lue', 'lignes lues')}, "
+        f"{plural(len(result.rows), 'valide')}"
     )
     if n_err:
-        lines.append(f"{head}, {n_err} erreur(s) à corriger.")
+        lines.append(f"{head}, {plural(n_err, 'erreur')} à corriger.")
     else:
         lines.append(f"{head}, aucune erreur.")
     if result.existing_references:
         n_known = len(result.existing_references)
         n_new = len(result.rows) - n_known
         lines.append(
-            f"{n_new} nouvelle(s) salarié·e(s), {n_known} déjà connue(s) "
+            f"{plural(n_new, 'nouvelle salarié·e', 'nouvelles salarié·es')}, "
+            f"{plural(n_known, 'déjà connue', 'déjà connues')} "
             "(mises à jour seulement si leur ligne a changé)."
         )
     lines.extend(str(e) for e in result.errors)
@@ -483,7 +486,8 @@ def _cross_checks(
             ImportError_(
                 line,
                 "enfants_mineurs",
-                f"{children} enfant(s) mineur(s) pour un foyer de {size} personne(s) "
+                f"{plural(children, 'enfant mineur', 'enfants mineurs')} pour un foyer de "
+                f"{plural(size, 'personne')} "
                 "(le foyer compte aussi la ou le salarié·e)",
             )
         )
@@ -650,7 +654,8 @@ def _freins(value: str, line: int, result: ImportResult) -> tuple[str, ...]:
     if unknown:
         names = ", ".join(f"« {u} »" for u in unknown)
         raise _CellError(
-            f"thématique(s) inconnue(s) {names} (référentiel data·inclusion v1, voir la "
+            f"{'thématique inconnue' if len(unknown) < 2 else 'thématiques inconnues'} {names} "
+            "(référentiel data·inclusion v1, voir la "
             "documentation)"
         )
     return tuple(slugs)

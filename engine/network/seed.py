@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, insert, select, text
 
 from engine.domain import pseudonyms
 from engine.domain.clock import Clock
-from engine.domain.labels import ROLE_PLURAL_LABELS, domain_in_sentence
+from engine.domain.labels import ROLE_PLURAL_LABELS, domain_in_sentence, plural
 from engine.domain.vocabulary import DOMAINS
 from engine.network.reference import reference_2024
 from engine.store import dialect
@@ -133,7 +133,7 @@ class SeedSummary:
             f"Partenaires : {self.partners} ({self.offers} offres)",
             f"Dispositifs à places comptées : {len(self.pools)}",
         ]
-        out += [f"  - {name} : {cap} place(s)" for name, cap in self.pools]
+        out += [f"  - {name} : {plural(cap, 'place')}" for name, cap in self.pools]
         return out
 
 

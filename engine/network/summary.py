@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.domain.labels import STATE_LABELS, domain_in_sentence
+from engine.allocation.review import territory_names, with_territory_names
+from engine.domain.labels import STATE_LABELS, domain_in_sentence, plural
 from engine.domain.vocabulary import DOMAINS
 from engine.store import models as m
 
@@ -48,8 +49,11 @@ def network_summary(session: Session) -> list[str]:
         select(m.SlotPool.id, m.SlotPool.name, m.SlotPool.capacity).order_by(m.SlotPool.id)
     ).all()
     lines.append(f"Dispositifs à places comptées : {len(pools)}")
+    names = territory_names(session)
     lines += [
-        f"  - {name} : {cap} place(s), {used.get(pid, 0)} attribuée(s)" for pid, name, cap in pools
+        f"  - {with_territory_names(name, names)} : {plural(cap, 'place')}, "
+        f"{plural(used.get(pid, 0), 'attribuée', 'attribuées')}"
+        for pid, name, cap in pools
     ]
     states = dict(
         session.execute(select(m.Referral.state, func.count()).group_by(m.Referral.state)).all()

@@ -192,7 +192,7 @@ def test_each_kind_of_error_writes_nothing(
     assert "Import refusé : aucune donnée n'a été enregistrée." in out
     line = next(x for x in out.splitlines() if x.startswith(where))
     assert f"champ « {field} »" in line and message in line, line
-    assert "1 erreur(s) à corriger" in out
+    assert "1 erreur à corriger" in out
     assert _counts(seeded) == before
 
 

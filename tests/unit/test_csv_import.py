@@ -296,7 +296,7 @@ def test_unknown_frein_slugs_are_named() -> None:
     result = _parse(_csv(_row(freins="sante--acces-aux-soins|logement|emploi--cdi")))
     (msg,) = _messages(result)
     assert msg.startswith(
-        "Ligne 2, colonne « freins » : thématique(s) inconnue(s) « logement », « emploi--cdi »"
+        "Ligne 2, colonne « freins » : thématiques inconnues « logement », « emploi--cdi »"
     )
 
 
@@ -422,7 +422,7 @@ def test_existing_references_are_informative_only() -> None:
     assert result.ok
     assert result.existing_references == {"B"}
     report = format_report(result)
-    assert "1 nouvelle(s) salarié·e(s), 1 déjà connue(s)" in report
+    assert "1 nouvelle salarié·e, 1 déjà connue" in report
 
 
 def test_digest_ignores_the_line_but_not_the_content() -> None:
@@ -441,17 +441,14 @@ def test_format_report_lists_errors_and_warnings() -> None:
         _csv(_row(chantier="XYZ"), _row(reference="B", freins="sante--constituer-un-dossier-mdph"))
     )
     assert format_report(result).splitlines() == [
-        "Import des salarié·es : 2 ligne(s) lue(s), 1 valide(s), 1 erreur(s) à corriger.",
+        "Import des salarié·es : 2 lignes lues, 1 valide, 1 erreur à corriger.",
         "Ligne 2, colonne « chantier » : chantier « XYZ » inconnu.",
         "Avertissements :",
         "Ligne 3, colonne « freins » : thématique « sante--constituer-un-dossier-mdph » remplacée par "
         "« sante--constituer-un-dossier-mdph-invalidite » (référentiel v1).",
     ]
     ok = _parse(_csv(_row()))
-    assert (
-        format_report(ok)
-        == "Import des salarié·es : 1 ligne(s) lue(s), 1 valide(s), aucune erreur."
-    )
+    assert format_report(ok) == "Import des salarié·es : 1 ligne lue, 1 valide, aucune erreur."
 
 
 # ------------------------------------------------------------------------------ properties

@@ -221,7 +221,7 @@ ERRORS = [
     (_row(thematiques=["sante--teleportation"]), "thematiques",
      "thématique inconnue « sante--teleportation » (référentiel data·inclusion v1)"),
     (_row(zone_eligibilite=["75999"]), "zone_eligibilite",
-     "code(s) inconnu(s) du Code officiel géographique « 75999 »"),
+     "code inconnu du Code officiel géographique « 75999 »"),
     (_row(zone_eligibilite=["7505"]), "zone_eligibilite", "code « 7505 » invalide"),
     (_row(zone_eligibilite=[]), "zone_eligibilite", "liste vide"),
     (_row(publics=["tous-publics", "femmes"]), "publics",
@@ -246,7 +246,7 @@ def test_errors_name_the_row_and_the_field_in_french(row, field, message):
     assert text.startswith("Service n° 2") and f"champ « {field} »" in text and message in text
     report = format_report(result, filename="s.json")
     assert report.startswith(
-        "Import des services data·inclusion (s.json) : 2 service(s) lu(s), 1 valide(s), 1 erreur(s)"
+        "Import des services data·inclusion (s.json) : 2 services lus, 1 valide, 1 erreur"
     )
 
 
