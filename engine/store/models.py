@@ -504,6 +504,15 @@ class Referral(Base):
             sqlite_where=text(_OPEN_STATES_SQL),
             postgresql_where=text(_OPEN_STATES_SQL),
         ),
+        # A coordinator's page in deadline order (queue._due_branches).
+        Index(
+            "ix_referral_open_territory_due",
+            "territory_id",
+            "due_at",
+            "id",
+            sqlite_where=text(_OPEN_STATES_SQL),
+            postgresql_where=text(_OPEN_STATES_SQL),
+        ),
         # The queue's page in priority order, one range per branch of a scope (queue.py).
         Index(
             "ix_referral_open_scope_priority",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 from datetime import date, timedelta
 
 from sqlalchemy import func, select, update
@@ -111,6 +112,22 @@ def test_pages_and_totals_match_the_plain_scoped_query(db) -> None:  # type: ign
                         break
                     after = page.next_cursor
                 assert seen == expected, (user.role, user.email, filters)
+                # The deadline order: dated first by (due_at, id), then undated by id.
+                due_expected = list(
+                    s.scalars(
+                        select(R.id).where(*conds).order_by(R.due_at.is_(None), R.due_at, R.id)
+                    )
+                )
+                due_seen: list[int] = []
+                after = None
+                due_filters = replace(filters, sort="due")
+                while True:
+                    page = list_queue(s, user, due_filters, now=now, after=after, limit=7)
+                    due_seen += [r.id for r in page.rows]
+                    if not page.next_cursor:
+                        break
+                    after = page.next_cursor
+                assert due_seen == due_expected, ("due", user.role, user.email, filters)
                 # Totals by state, and overdue, against a plain GROUP BY of the same scope.
                 all_conds = [c for c in conds if c is not conds[1]]
                 by_state = Counter(
