@@ -366,6 +366,8 @@ def _due_branches(
     if not user.active or user.role != "coordinator":
         return None
     R = m.Referral
+    home: ColumnElement[bool]
+    elsewhere: ColumnElement[bool]
     if user.national_queue:
         home, elsewhere = R.territory_id.is_(None), R.territory_id.is_not(None)
     else:
