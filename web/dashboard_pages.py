@@ -104,10 +104,11 @@ def dashboard_page(request: Request, caller: CallerDep) -> Response:
             territory = territory_of(session, user, asked)
             if territory is None:
                 raise OutOfScope()
-            rules = load_rules(settings.rules_file)
-            home = cached(
+            home = cached(  # the rules file is read only when the figures are computed
                 ("territory", territory),
-                lambda: territory_home(session, user, territory, now=now, rules=rules),
+                lambda: territory_home(
+                    session, user, territory, now=now, rules=load_rules(settings.rules_file)
+                ),
             )
             if home.code == HORS_TERRITOIRE:  # the national pools only
                 pools = [p for p in pools_overview(session, user) if p.scope is None]
@@ -119,8 +120,10 @@ def dashboard_page(request: Request, caller: CallerDep) -> Response:
                 _network(cached(("network",), lambda: network_home(session, user, now=now)))
             )
         elif user.role == "officer":
-            rules = load_rules(settings.rules_file)
-            home_o = cached(("officer",), lambda: officer_home(session, user, now=now, rules=rules))
+            home_o = cached(
+                ("officer",),
+                lambda: officer_home(session, user, now=now, rules=load_rules(settings.rules_file)),
+            )
             name = session.get(m.Territory, user.territory_id) if user.territory_id else None
             context.update(_officer(home_o, user, name.name if name else ""))
         elif user.role == "cip":
