@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from partners.eligibility_rules import Rule
 from partners.taxonomy import DOMAINS, THEMATIQUES, covers
@@ -56,6 +56,9 @@ class PoolSpec(_Model):
     capacity: int
     per: Literal["year"] = "year"
     unit_kind: str
+    # Given through a commission (CALEOL): each unit gets a shortlist rang 1..shortlist.
+    commission: bool = False
+    shortlist: int = Field(3, ge=1, le=20)
     assumed: bool = False
     note: str | None = None
 

@@ -22,7 +22,12 @@ OWNER_KINDS = ("officer", "coordinator", "national", "partner")
 FREIN_STATUSES = ("open", "lifted", "dropped")
 OUTBOX_STATUSES = ("pending", "sent", "parked", "digested", "skipped")
 PREFERENCE_MODES = ("immediate", "digest", "off")
-PROPOSAL_STATUSES = ("proposed", "validated", "declined", "expired")
+# "shortlisted": rang 2..k of a commission's shortlist, not yet offered (the person is told
+# nothing); "withdrawn": a shortlisted rank the commission never reached (the unit went to
+# an earlier rank, or the person left the waitlist another way).
+PROPOSAL_STATUSES = ("proposed", "validated", "declined", "expired", "shortlisted", "withdrawn")
+# How a family of pools (the pools of one offer) is allocated, chosen by the national team.
+ALLOCATION_MECHANISMS = ("optimal", "stable")
 RUN_STATUSES = ("running", "optimal", "feasible", "infeasible", "unknown", "failed")
 # Pathway facts: the reporting package owns these vocabularies (its indicators reason on them).
 EXIT_CATEGORIES: tuple[str, ...] = tuple(_EXITS)
@@ -31,6 +36,7 @@ HEALTH_EVENT_KINDS: tuple[str, ...] = tuple(HEALTH_EVENTS)
 FOLLOWUP_MONTHS: tuple[int, ...] = (3, 6, 12)
 
 __all__ = [
+    "ALLOCATION_MECHANISMS",
     "DOMAINS",
     "EXIT_CATEGORIES",
     "FOLLOWUP_MONTHS",

@@ -278,6 +278,8 @@ def _catalogue_rows(
                     "accepts_direct": o.accepts_direct,
                     "rules": [r.model_dump() for r in o.rules],
                     "unit_kind": o.unit_kind,
+                    "excludes": [f"{p.code}.{x}" for x in o.excludes],
+                    "allocation_mechanism": "optimal",
                 }
             )
             for k, spec in enumerate(o.pools, start=1):
@@ -298,6 +300,8 @@ def _catalogue_rows(
                         "period_end": year_end,
                         "capacity": capacity,
                         "unit_kind": spec.unit_kind or o.unit_kind or "place",
+                        "commission": spec.commission,
+                        "shortlist_size": spec.shortlist,
                     }
                 )
                 for u in range(1, capacity + 1):

@@ -32,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from engine.domain.lifecycle import OPEN_STATES, OUTCOMES, REFUSAL_REASONS, STATES
 from engine.domain.vocabulary import (
+    ALLOCATION_MECHANISMS,
     DOMAINS,
     EXIT_CATEGORIES,
     FOLLOWUP_MONTHS,
@@ -308,6 +309,9 @@ class Partner(Base):
 
 class Offer(Base):
     __tablename__ = "offer"
+    __table_args__ = (
+        CheckConstraint(_in("allocation_mechanism", ALLOCATION_MECHANISMS), name="mechanism"),
+    )
     id: Mapped[intpk]
     partner_id: Mapped[int] = mapped_column(ForeignKey("partner.id"), index=True)
     code: Mapped[code_str] = mapped_column(unique=True)
@@ -317,6 +321,11 @@ class Offer(Base):
     accepts_direct: Mapped[bool] = mapped_column(Boolean, default=False)
     rules: Mapped[list[Any]] = mapped_column(JSON, default=list)
     unit_kind: Mapped[str | None] = mapped_column(String(20))
+    # Codes of sibling offers a person cannot hold at the same time ("IML excludes ALT").
+    excludes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # How the pools of this offer are allocated: "optimal" (the grid's optimum, stated
+    # preferences as eligibility) or "stable" (deferred acceptance, people proposing).
+    allocation_mechanism: Mapped[str] = mapped_column(String(12), default="optimal")
 
     partner: Mapped[Partner] = relationship()
 
@@ -384,7 +393,10 @@ class SlotPool(Base):
     """Identical slots of one offer, for a territory scope and period, with a capacity."""
 
     __tablename__ = "slot_pool"
-    __table_args__ = (CheckConstraint("capacity >= 0", name="capacity"),)
+    __table_args__ = (
+        CheckConstraint("capacity >= 0", name="capacity"),
+        CheckConstraint("shortlist_size BETWEEN 1 AND 20", name="shortlist_size"),
+    )
     id: Mapped[intpk]
     code: Mapped[code_str] = mapped_column(unique=True)
     offer_id: Mapped[int] = mapped_column(ForeignKey("offer.id"), index=True)
@@ -395,6 +407,9 @@ class SlotPool(Base):
     period_end: Mapped[date] = mapped_column(Date)
     capacity: Mapped[int] = mapped_column(Integer)
     unit_kind: Mapped[str] = mapped_column(String(20))
+    # Given through a commission (CALEOL): each unit gets a ranked shortlist rang 1..k.
+    commission: Mapped[bool] = mapped_column(Boolean, default=False)
+    shortlist_size: Mapped[int] = mapped_column(Integer, default=3)
 
     offer: Mapped[Offer] = relationship()
 
@@ -645,6 +660,37 @@ class AllocationProposal(Base):
             sqlite_where=text("status = 'proposed'"),
             postgresql_where=text("status = 'proposed'"),
         ),
+        # A person waits on one commission shortlist at a time.
+        Index(
+            "uq_allocation_proposal_shortlisted_referral",
+            "referral_id",
+            unique=True,
+            sqlite_where=text("status = 'shortlisted'"),
+            postgresql_where=text("status = 'shortlisted'"),
+        ),
+        # One candidate per rank of a unit's shortlist ...
+        Index(
+            "uq_allocation_proposal_unit_rank",
+            "run_id",
+            "pool_id",
+            "unit_no",
+            "rank",
+            unique=True,
+            sqlite_where=text("rank IS NOT NULL"),
+            postgresql_where=text("rank IS NOT NULL"),
+        ),
+        # ... and a unit offered to one rank at a time.
+        Index(
+            "uq_allocation_proposal_unit_offered",
+            "run_id",
+            "pool_id",
+            "unit_no",
+            unique=True,
+            sqlite_where=text("rank IS NOT NULL AND status = 'proposed'"),
+            postgresql_where=text("rank IS NOT NULL AND status = 'proposed'"),
+        ),
+        CheckConstraint("(rank IS NULL) = (unit_no IS NULL)", name="rank_has_unit"),
+        CheckConstraint("rank IS NULL OR rank >= 1", name="rank"),
     )
     id: Mapped[intpk]
     run_id: Mapped[int] = mapped_column(ForeignKey("allocation_run.id"), index=True)
@@ -659,6 +705,27 @@ class AllocationProposal(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     decline_reason: Mapped[str | None] = mapped_column(Text)
+    # Commission pools: the unit of the run's shortlist (1..capacity) and the rank (1..k).
+    unit_no: Mapped[int | None] = mapped_column(Integer)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AllocationPreference(Base):
+    """What a waitlisted person accepts, in order, recorded by their CIP/ESP: pools or
+    territories. No row means "any" (every pool the grid makes them eligible for)."""
+
+    __tablename__ = "allocation_preference"
+    id: Mapped[intpk]
+    referral_id: Mapped[int] = mapped_column(
+        ForeignKey("referral.id", ondelete="CASCADE"), unique=True
+    )
+    # [{"pool": id} | {"territory": code}, ...], most preferred first; never empty.
+    choices: Mapped[list[Any]] = mapped_column(JSON)
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"))
+    recorded_at: Mapped[tz_datetime]
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
