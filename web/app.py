@@ -28,6 +28,8 @@ from engine.store.db import Database
 from engine.store.settings import Settings, load_settings
 from web import (
     api,
+    choice_pages,
+    commission_pages,
     dashboard_pages,
     directory_pages,
     pages,
@@ -180,6 +182,8 @@ def create_app(
     app.include_router(reporting_pages.router)
     app.include_router(partner_link.router)
     app.include_router(rights_pages.router)
+    app.include_router(commission_pages.router)
+    app.include_router(choice_pages.router)
     app.include_router(api.router)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
 
