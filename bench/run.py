@@ -30,6 +30,9 @@ BENCHES = [
     ("reporting", ["bench_reporting.py"]),
     ("retention", ["bench_retention.py"]),
     ("services", ["bench_services.py"]),
+    ("stable", ["bench_stable.py"]),
+    ("shortlist", ["bench_shortlist.py"]),
+    ("replay", ["bench_replay.py"]),
 ]
 QUICK_ARGS = {
     "routing_pure": ["100000"],

@@ -33,6 +33,7 @@ def _application() -> Any:
 
     register(app)
     __import__("workflows.cli_services").cli_services.register(app)
+    __import__("workflows.cli_replay").cli_replay.register(app)
     return app
 
 
