@@ -31,6 +31,17 @@ its territories with demand; the overall one is the minimum over pools with capa
 Because demand usually far exceeds capacity, stats also give the *worst share ratio*: the
 minimum over (pool, territory) of ``assigned / min(demand, capacity * d_t / D)``, capped at
 1, over pairs whose proportional share is at least one unit (1 = everyone got their share).
+
+Beyond one optimal batch (all optional; with their defaults a run is what it always was):
+
+- stated ``preferences`` are eligibility for the optimum; ``mechanism="stable"`` returns the
+  people-proposing deferred-acceptance matching instead (``matching.stable``), and either way
+  the run reports both side by side (``stats["mechanisms"]``) with its blocking pairs;
+- ``exclusions`` ("IML excludes ALT" between one person's referrals): min-cost flow cannot
+  state them, so where its optimum breaks one, that component (components merge the pools
+  an exclusion links) goes to CP-SAT with one at-most-one constraint per exclusion, and the
+  other components keep the flow's answer;
+- ``shortlist`` pools go to a commission: ranked lists per unit (``matching.shortlist``).
 """
 
 from __future__ import annotations
@@ -59,6 +70,8 @@ from matching.allocation_flow import (
 
 NO_TERRITORY_LABEL = "hors territoire"
 MAX_TIE_BREAK_BITS = 20
+MECHANISMS = ("optimal", "stable")
+MAX_SHORTLIST = 20  # candidates per unit a commission can examine (rang 1..k)
 
 
 class ProblemError(ValueError):
@@ -117,10 +130,29 @@ class OptionTable:
     consumption: np.ndarray | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """A coupling rule: at most one assignment among the pairs (c, p) with c in
+    ``candidates`` and p in ``pools``.
+
+    Why: one person's several referrals (one candidate each) may not receive two offers
+    that exclude each other ("IML excludes ALT", ``Offer.excludes`` in the catalogue)."""
+
+    candidates: tuple[str, ...]
+    pools: tuple[str, ...]
+
+
 @dataclass(frozen=True, eq=False)
 class AllocationProblem:
     """Everything one run needs. ``ineligible`` maps candidate ids to the French rule
-    that excluded them, echoed as their reason; ``num_workers`` is CP-SAT's."""
+    that excluded them, echoed as their reason; ``num_workers`` is CP-SAT's.
+
+    ``mechanism``: "optimal" (the weight is maximised; stated preferences only restrict
+    eligibility) or "stable" (deferred acceptance, people proposing: ``matching.stable``).
+    ``preferences``: candidate id -> the pool ids they accept, best first (no entry: any
+    pool). ``shortlist``: pool id -> k, the pool's units go to a commission that examines
+    rang 1..k per unit (``matching.shortlist``). ``exclusions``: coupling rules (CP-SAT).
+    Their defaults leave a run exactly as it was before they existed."""
 
     pools: tuple[Pool, ...]
     candidates: tuple[Candidate, ...]
@@ -134,6 +166,10 @@ class AllocationProblem:
     # Everyone must be placed (the generalized assignment problem's rule): a run that
     # cannot place every candidate is "infeasible", never a partial allocation.
     assign_all: bool = False
+    mechanism: str = "optimal"
+    preferences: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    shortlist: Mapping[str, int] = field(default_factory=dict)
+    exclusions: tuple[Exclusion, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +179,12 @@ class Envy:
     assignee with fewer points out, the candidate in): "pin" (they are all validated
     allocations), "floor" (each swap breaks a territory floor), "consumption" (the candidate
     needs more units than any swap frees), "weights" (a swap is feasible but the caller's
-    weights do not prefer it; never with lexicographic weights) — or "shortfall": a feasible
-    swap would improve the objective, so the solver stopped before the optimum (a time
-    limit), which is reported as such and never dressed up as policy."""
+    weights do not prefer it; never with lexicographic weights), "exclusion" (each swap
+    would give the person an offer their own other referral's offer excludes) — or
+    "shortfall": a feasible swap would improve the objective, so the solver stopped before
+    the optimum (a time limit), which is reported as such and never dressed up as policy.
+    Under the stable mechanism that last case is "stability" instead: the stable matching
+    does not maximise the weight by design (the swap would not be a blocking pair)."""
 
     candidate: str
     candidate_priority: int
@@ -163,7 +202,13 @@ class Unassigned(NamedTuple):
 
 @dataclass(frozen=True, eq=False)
 class AllocationResult:
-    """The run's outcome; ``message`` explains an infeasible run in French."""
+    """The run's outcome; ``message`` explains an infeasible run in French.
+
+    ``shortlists``: commission pool -> one tuple per unit of candidate ids, rang 1 first
+    (``matching.shortlist``). ``blocking_pairs``: (candidate, pool) pairs that would both
+    rather be matched together than keep the returned assignment, with respect to the stated
+    preferences (computed when the problem has preferences or the stable mechanism).
+    ``stats["mechanisms"]`` gives the optimum and the stable matching side by side then."""
 
     status: str  # "optimal" | "feasible" | "infeasible" | "unknown"
     objective: int
@@ -175,6 +220,8 @@ class AllocationResult:
     stats: dict[str, Any]
     explanations: dict[str, str]
     message: str = ""
+    shortlists: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    blocking_pairs: tuple[tuple[str, str], ...] = ()
 
 
 def lexicographic_weights(priority: int, fit_bonus: int, max_fit_bonus_sum: int) -> int:
@@ -202,6 +249,14 @@ class _Compiled:
     floors: dict[tuple[int, int], int]  # (pool, group) -> floor units (before pins)
     demand: dict[tuple[int, int], int]  # (pool, group) -> demand units
     groups: list[str | None]
+    # Per candidate: had options, none of them among their stated preferences (None: no
+    # preferences in the problem).
+    not_accepted: np.ndarray | None = None
+    # Per exclusion: its option indices into all_* (pins included), for the envy checks.
+    excl_all: tuple[np.ndarray, ...] = ()
+    # Option (index into all_*) ruled out by a validated allocation in the same exclusion
+    # -> that pin's option index.
+    shut_by: dict[int, int] = field(default_factory=dict)
 
 
 def _option_arrays(
@@ -278,7 +333,56 @@ def _validate_header(problem: AllocationProblem) -> tuple[dict[str, int], dict[s
         if cand.id in cidx:
             raise ProblemError(f"candidates[{i}].id : identifiant « {cand.id} » en double")
         cidx[cand.id] = i
+    _validate_extensions(problem, cidx, pidx)
     return cidx, pidx
+
+
+def _validate_extensions(
+    problem: AllocationProblem, cidx: dict[str, int], pidx: dict[str, int]
+) -> None:
+    """Mechanism, preferences, commission shortlists and exclusions (French messages)."""
+    if problem.mechanism not in MECHANISMS:
+        raise ProblemError(
+            f"mechanism : « optimal » ou « stable » attendu (reçu « {problem.mechanism} »)"
+        )
+    if problem.mechanism == "stable" and problem.assign_all:
+        raise ProblemError(
+            "mechanism : le mécanisme « stable » ne peut pas imposer de placer tout le monde "
+            "(assign_all)"
+        )
+    for cid, wanted in problem.preferences.items():
+        where = f"preferences[« {cid} »]"
+        if cid not in cidx:
+            raise ProblemError(f"{where} : candidat « {cid} » inconnu")
+        if isinstance(wanted, str) or not isinstance(wanted, tuple | list):
+            raise ProblemError(f"{where} : liste de dispositifs attendue")
+        if not wanted:
+            raise ProblemError(f"{where} : liste vide (sans préférence, ne rien indiquer)")
+        seen: set[str] = set()
+        for j, pid in enumerate(wanted):
+            if pid not in pidx:
+                raise ProblemError(f"{where}[{j}] : dispositif « {pid} » inconnu")
+            if pid in seen:
+                raise ProblemError(f"{where}[{j}] : dispositif « {pid} » en double")
+            seen.add(pid)
+    for pid, k in problem.shortlist.items():
+        where = f"shortlist[« {pid} »]"
+        if pid not in pidx:
+            raise ProblemError(f"{where} : dispositif « {pid} » inconnu")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SHORTLIST:
+            raise ProblemError(
+                f"{where} : taille de liste entre 1 et {MAX_SHORTLIST} attendue (reçu {k})"
+            )
+    for i, ex in enumerate(problem.exclusions):
+        for name, ids, known, what in (
+            ("candidates", ex.candidates, cidx, "candidat"),
+            ("pools", ex.pools, pidx, "dispositif"),
+        ):
+            if not ids:
+                raise ProblemError(f"exclusions[{i}].{name} : liste vide")
+            for j, x in enumerate(ids):
+                if x not in known:
+                    raise ProblemError(f"exclusions[{i}].{name}[{j}] : {what} « {x} » inconnu")
 
 
 def _id_rank(ids: list[str]) -> np.ndarray:
@@ -298,11 +402,33 @@ def _stable_hash64(ids: list[str], salt: bytes) -> np.ndarray:
     )
 
 
+_ID_HASHES: dict[tuple[bytes, int], tuple[tuple[Any, ...], np.ndarray]] = {}
+
+
+def _id_hashes(items: tuple[Any, ...], salt: bytes) -> np.ndarray:
+    """``_stable_hash64`` of the items' ids, kept for the last few tuples seen.
+
+    Why: a run with preferences compiles the same candidates several times (the optimum,
+    the stable matching, the blocking pairs of each); at 50k candidates the blake2b of the
+    ids cost 0.07 s per compile, 1.5 s of a 10 s run. Keyed by the tuple's identity and
+    checked against it, so a new problem never reuses another's hashes."""
+    key = (salt, id(items))
+    hit = _ID_HASHES.get(key)
+    if hit is not None and hit[0] is items:
+        return hit[1]
+    out = _stable_hash64([x.id for x in items], salt)
+    out.flags.writeable = False
+    if len(_ID_HASHES) >= 4:
+        _ID_HASHES.pop(next(iter(_ID_HASHES)))
+    _ID_HASHES[key] = (items, out)
+    return out
+
+
 def _pair_hash(problem: AllocationProblem, c: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Stable 64-bit hash of (candidate id, pool id): blake2b of each id, mixed per pair
     with splitmix64 so ten million pairs hash in vectorised numpy."""
-    hc = _stable_hash64([x.id for x in problem.candidates], b"c:")
-    hp = _stable_hash64([x.id for x in problem.pools], b"p:")
+    hc = _id_hashes(problem.candidates, b"c:")
+    hp = _id_hashes(problem.pools, b"p:")
     z = hc[c] * np.uint64(0x9E3779B97F4A7C15) ^ hp[p]
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -340,6 +466,14 @@ def _compile(problem: AllocationProblem) -> _Compiled | str:
         i = int(np.flatnonzero(key == dup)[1])
         cid, pid = problem.candidates[int(c[i])].id, problem.pools[int(p[i])].id
         raise ProblemError(f"options[{i}] : option en double pour « {cid} » et « {pid} »")
+    not_accepted: np.ndarray | None = None
+    w_in = w  # the caller's option list, for the overflow check's message
+    if problem.preferences:
+        # Preferences as eligibility: options outside a candidate's stated list are dropped
+        # (a validated allocation stays, whatever was stated since).
+        c, p, w, k, not_accepted = _accepted_only(problem, cidx, pidx, c, p, w, k)
+        key = c * max(n_p, 1) + p
+        uniq, first = np.unique(key, return_index=True)
     capacity = np.array([pool.capacity for pool in problem.pools], dtype=np.int64)
 
     # Pins.
@@ -412,6 +546,15 @@ def _compile(problem: AllocationProblem) -> _Compiled | str:
     free = np.ones(len(c), dtype=bool)
     if pinned_c:
         free &= ~np.isin(c, np.array(sorted(pinned_c), dtype=np.int64))
+    excl_all: tuple[np.ndarray, ...] = ()
+    shut_by: dict[int, int] = {}
+    if problem.exclusions:
+        found = _exclusion_options(problem, cidx, pidx, c, p, pin_arr)
+        if isinstance(found, str):
+            return found
+        excl_all, shut_by = found
+        if shut_by:
+            free[np.array(sorted(shut_by), dtype=np.int64)] = False
     free_opts = np.flatnonzero(free)
     fc, fp = c[free_opts], p[free_opts]
     n_active = len(unique_sorted(fc))
@@ -419,8 +562,8 @@ def _compile(problem: AllocationProblem) -> _Compiled | str:
         1, n_active if np.any(k[free_opts] == 0) else min(n_active, int(residual.sum()))
     )
     n_nodes = len(problem.candidates) + n_p + len(left) + 2
-    max_w = max(1, int(np.abs(w).max(initial=0)))
-    where = f"options[{int(np.argmax(np.abs(w)))}]" if len(w) else "options"
+    max_w = max(1, int(np.abs(w_in).max(initial=0)))
+    where = f"options[{int(np.argmax(np.abs(w_in)))}]" if len(w_in) else "options"
     bits = _choose_bits(max_w, max_assign, n_nodes, where)
     scale = max_assign * (1 << bits) + 1
     mix = _pair_hash(problem, fc, fp)
@@ -445,7 +588,110 @@ def _compile(problem: AllocationProblem) -> _Compiled | str:
         cand_key=_id_rank([x.id for x in problem.candidates]),
         pool_key=_id_rank([x.id for x in problem.pools]),
     )
-    return _Compiled(ix, c, p, w, k, free_opts, pin_arr, floors, demand, groups)
+    if excl_all:
+        ix = replace(ix, exclusions=_free_exclusions(ix, free_opts, excl_all, len(c)))
+    return _Compiled(
+        ix, c, p, w, k, free_opts, pin_arr, floors, demand, groups, not_accepted, excl_all, shut_by
+    )
+
+
+def _accepted_only(
+    problem: AllocationProblem,
+    cidx: dict[str, int],
+    pidx: dict[str, int],
+    c: np.ndarray,
+    p: np.ndarray,
+    w: np.ndarray,
+    k: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The options each candidate accepts (every one without stated preferences; pinned
+    pairs always), and per candidate whether stated preferences left them none."""
+    n_c, n_p = len(problem.candidates), max(len(problem.pools), 1)
+    key = c * n_p + p
+    stated = np.zeros(n_c, dtype=bool)
+    wanted: list[int] = []
+    for cid, pools in problem.preferences.items():
+        ci = cidx[cid]
+        stated[ci] = True
+        wanted.extend(ci * n_p + pidx[pid] for pid in pools)
+    pins = [
+        cidx[x.candidate] * n_p + pidx[x.pool]
+        for x in problem.pinned
+        if x.candidate in cidx and x.pool in pidx
+    ]
+    keep = ~stated[c] | np.isin(key, np.array(wanted + pins, dtype=np.int64))
+    had = np.bincount(c, minlength=n_c) > 0
+    left = np.bincount(c[keep], minlength=n_c) > 0
+    return c[keep], p[keep], w[keep], k[keep], had & ~left
+
+
+def _exclusion_options(
+    problem: AllocationProblem,
+    cidx: dict[str, int],
+    pidx: dict[str, int],
+    c: np.ndarray,
+    p: np.ndarray,
+    pin_arr: np.ndarray,
+) -> tuple[tuple[np.ndarray, ...], dict[int, int]] | str:
+    """Per exclusion its options (indices into the option arrays); the options a pin in the
+    same exclusion rules out; or a French message when two pins break one exclusion."""
+    order = np.argsort(c, kind="stable")
+    c_sorted = c[order]
+    pin_set = set(pin_arr.tolist())
+    pin_ids = {o: (problem.candidates[int(c[o])].id, problem.pools[int(p[o])].id) for o in pin_set}
+    out: list[np.ndarray] = []
+    shut_by: dict[int, int] = {}
+    for i, ex in enumerate(problem.exclusions):
+        pools = {pidx[x] for x in ex.pools}
+        opts: list[int] = []
+        for ci in sorted({cidx[x] for x in ex.candidates}):
+            lo, hi = np.searchsorted(c_sorted, [ci, ci + 1])
+            opts.extend(o for o in order[lo:hi].tolist() if int(p[o]) in pools)
+        arr = np.array(sorted(opts), dtype=np.int64)
+        pins = [o for o in arr.tolist() if o in pin_set]
+        if len(pins) > 1:
+            a, b = pins[:2]
+            cands, pls = problem.candidates, problem.pools
+            return (
+                f"Affectations validées incompatibles : « {cands[int(c[a])].id} » → "
+                f"« {pls[int(p[a])].id} » et « {cands[int(c[b])].id} » → "
+                f"« {pls[int(p[b])].id} » relèvent de la règle d'exclusion n° {i + 1} "
+                "(une seule de ces attributions est possible)."
+            )
+        if pins:
+            for o in arr.tolist():
+                if o != pins[0]:
+                    # Named in the reason: the same pin whatever the order of the rules.
+                    shut_by[o] = min(shut_by.get(o, pins[0]), pins[0], key=pin_ids.__getitem__)
+        out.append(arr)
+    return tuple(out), shut_by
+
+
+def _free_exclusions(
+    ix: Indexed, free_opts: np.ndarray, excl_all: tuple[np.ndarray, ...], n_all: int
+) -> tuple[np.ndarray, ...]:
+    """The exclusions over the free options that constrain anything (two candidates at
+    least), each in model order (sorted ids), deduplicated and sorted: the CP-SAT model
+    then does not depend on the order of the input."""
+    pos = np.full(n_all, -1, dtype=np.int64)
+    pos[free_opts] = np.arange(len(free_opts), dtype=np.int64)
+    assert ix.cand_key is not None and ix.pool_key is not None
+    seen: set[tuple[int, ...]] = set()
+    for opts in excl_all:
+        f = pos[opts]
+        f = f[f >= 0]
+        if len(unique_sorted(ix.opt_c[f])) < 2:
+            continue  # one candidate: "one pool per candidate" already says it
+        f = f[np.lexsort((ix.pool_key[ix.opt_p[f]], ix.cand_key[ix.opt_c[f]]))]
+        seen.add(tuple(f.tolist()))
+    ordered = sorted(
+        seen,
+        key=lambda t: [
+            (int(ix.cand_key[ix.opt_c[o]]), int(ix.pool_key[ix.opt_p[o]]))  # type: ignore[index]
+            for o in t
+        ],
+    )
+    return tuple(np.array(t, dtype=np.int64) for t in ordered)
 
 
 # --------------------------------------------------------------------------- solve
@@ -471,9 +717,29 @@ def solve(problem: AllocationProblem) -> AllocationResult:
                 f"tout le monde doit être placé, or « {cid} » n'a aucune option éligible.",
                 time.perf_counter() - started,
             )
+    result, compiled = _solve_optimal(problem, compiled, started)
+    extended = False
+    if (problem.mechanism == "stable" or problem.preferences) and result.solver != "none":
+        result = _mechanisms(problem, compiled, result, started)
+        extended = True
+    if problem.shortlist and result.solver != "none":
+        from matching.shortlist import attach_shortlists  # only runs with commissions pay it
+
+        result = attach_shortlists(problem, compiled, result)
+        extended = True
+    if extended:
+        result.stats["time_s"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def _solve_optimal(
+    problem: AllocationProblem, compiled: _Compiled, started: float
+) -> tuple[AllocationResult, _Compiled]:
+    """The optimal mechanism's run, and the compiled problem it used (its tie-break may
+    have been narrowed for OR-Tools' cost range)."""
     while True:
         try:
-            return _solve_compiled(problem, compiled, started)
+            return _solve_compiled(problem, compiled, started), compiled
         except ModelInvalid as exc:
             detail = (str(exc).splitlines() or [""])[0][:200]
             raise ProblemError(f"modèle refusé par le solveur CP-SAT ({detail})") from None
@@ -496,17 +762,28 @@ def _solve_compiled(
     chosen: np.ndarray | None = None
     bound_free: int | None = None
     n_components = n_cp = 0
+    exact: np.ndarray | None = None  # the flow's optimum with floors, exclusions ignored
     if ix.unit_consumption and not problem.assign_all:
         chosen = solve_flow(ix).chosen
+        if chosen is not None and ix.exclusions and _broken_pools(ix, chosen):
+            # Exclusions: where the flow's optimum keeps them it is the optimum (a
+            # relaxation's optimum that is feasible); the components where it breaks one
+            # go to CP-SAT, the others keep the flow's answer.
+            exact, chosen = chosen, None
     if chosen is None:
-        hint = repair_to_capacity(ix, solve_flow(ix, with_floors=False, relax_units=True).chosen)  # type: ignore[arg-type]
+        if exact is not None:
+            hint = exact
+        else:
+            relaxed = solve_flow(ix, with_floors=False, relax_units=True).chosen
+            hint = repair_to_capacity(ix, relaxed)  # type: ignore[arg-type]
         comps = components(ix)
         n_components = len(comps)
-        floor_pools = set(ix.floor_p.tolist())
+        floor_pools = set() if exact is not None else set(ix.floor_p.tolist())
+        broken = _broken_pools(ix, hint) if ix.exclusions else set()
         hard = [
             problem.assign_all
             or any(ix.opt_cons[o] != 1 for o in comp.tolist())
-            or bool(floor_pools & set(ix.opt_p[comp].tolist()))
+            or bool((floor_pools | broken) & set(ix.opt_p[comp].tolist()))
             for comp in comps
         ]
         todo = sum(len(comp) for comp, h in zip(comps, hard, strict=True) if h)
@@ -556,6 +833,175 @@ def _solve_compiled(
     )
 
 
+# --------------------------------------------------------------------------- mechanisms
+
+
+def _mechanisms(
+    problem: AllocationProblem, cp: _Compiled, optimal: AllocationResult, started: float
+) -> AllocationResult:
+    """The optimal and the stable mechanisms side by side (``stats["mechanisms"]``), and
+    the result of the mechanism asked for, with its blocking pairs.
+
+    Why both on every run with preferences: the national team chooses the mechanism per
+    pool family knowing its cost, in points and in people served (the efficiency cost of
+    stability), and how many blocking pairs the optimum leaves. Under "stable" the status
+    "optimal" means the stable matching was computed exactly (deferred acceptance always
+    ends) and the bound is the optimal mechanism's proven bound, so the gap shown is the
+    price of stability, never hidden."""
+    from matching.stable import blocking_pairs, stable_allocation
+
+    prefs = dict(problem.preferences) or None
+    outcome = stable_allocation(problem, prefs)
+    if problem.exclusions:
+        outcome = _stable_within_exclusions(problem, cp, prefs, outcome)
+    optimal_pairs = _unexcluded(
+        problem, optimal.assignments, blocking_pairs(problem, prefs, optimal.assignments)
+    )
+    stable_pairs: tuple[tuple[str, str], ...] = ()
+    if problem.exclusions or not bool(np.all(cp.all_cons == 1)):
+        # With unit consumption deferred acceptance leaves no blocking pair (a theorem the
+        # stable module's tests check); households or exclusions may leave some: counted.
+        stable_pairs = _unexcluded(
+            problem, outcome.assignments, blocking_pairs(problem, prefs, outcome.assignments)
+        )
+    figures = {
+        "optimal_weight": optimal.objective,
+        "optimal_served": len(optimal.assignments),
+        "optimal_status": optimal.status,
+        "optimal_blocking_pairs": len(optimal_pairs),
+        "stable_weight": outcome.weight,
+        "stable_served": outcome.served,
+        "stable_blocking_pairs": len(stable_pairs),
+        "stable_proposals": outcome.rounds,
+        "weight_ratio": (
+            round(outcome.weight / optimal.objective, 6) if optimal.objective > 0 else None
+        ),
+    }
+    if problem.mechanism == "optimal":
+        optimal.stats["mechanisms"] = figures
+        return replace(optimal, blocking_pairs=optimal_pairs)
+    pin_w = int(cp.all_w[cp.pin_opts].sum())
+    result = _report(
+        problem,
+        cp,
+        _free_positions(problem, cp, outcome.assignments),
+        "optimal",
+        "deferred_acceptance",
+        optimal.bound - pin_w,
+        int(optimal.stats.get("components", 0)),
+        0,
+        started,
+        improvable="stability",
+    )
+    result.stats["mechanisms"] = figures
+    return replace(result, blocking_pairs=stable_pairs)
+
+
+def _free_positions(
+    problem: AllocationProblem, cp: _Compiled, assignments: tuple[tuple[str, str], ...]
+) -> np.ndarray:
+    """Indices into the free options of ``assignments`` (pins left out: _report adds them)."""
+    n_p = max(len(problem.pools), 1)
+    cidx = {x.id: i for i, x in enumerate(problem.candidates)}
+    pidx = {x.id: i for i, x in enumerate(problem.pools)}
+    key = cp.all_c * n_p + cp.all_p
+    order = np.argsort(key, kind="stable")
+    want = np.array([cidx[c] * n_p + pidx[p] for c, p in assignments], dtype=np.int64)
+    at = order[np.minimum(np.searchsorted(key[order], want), len(key) - 1)]
+    if len(want) and not np.array_equal(key[at], want):
+        raise RuntimeError("stable matching outside the options")  # a bug, not bad input
+    pins = set(cp.pin_opts.tolist())
+    free = np.array([o for o in at.tolist() if o not in pins], dtype=np.int64)
+    pos = np.searchsorted(cp.free_opts, free)
+    if len(free) and not np.array_equal(cp.free_opts[np.minimum(pos, len(cp.free_opts) - 1)], free):
+        raise RuntimeError("stable matching outside the free options")
+    return np.sort(pos.astype(np.int64))
+
+
+def _exclusion_conflicts(
+    problem: AllocationProblem, assignments: tuple[tuple[str, str], ...]
+) -> list[list[tuple[str, str]]]:
+    """For each exclusion an assignment breaks, its assigned pairs."""
+    pool_of = dict(assignments)
+    out = []
+    for ex in problem.exclusions:
+        pools = set(ex.pools)
+        held = sorted({(c, pool_of[c]) for c in ex.candidates if pool_of.get(c) in pools})
+        if len(held) > 1:
+            out.append(held)
+    return out
+
+
+def _unexcluded(
+    problem: AllocationProblem,
+    assignments: tuple[tuple[str, str], ...],
+    pairs: tuple[tuple[str, str], ...],
+) -> tuple[tuple[str, str], ...]:
+    """Blocking pairs an exclusion does not rule out: (c, p) is no blocking pair when
+    another referral in the same exclusion holds one of its pools (c may not get p)."""
+    if not problem.exclusions or not pairs:
+        return pairs
+    pool_of = dict(assignments)
+    ruled_out: set[tuple[str, str]] = set()
+    for ex in problem.exclusions:
+        pools = set(ex.pools)
+        holders = {c for c in ex.candidates if pool_of.get(c) in pools}
+        if not holders:
+            continue
+        for c in ex.candidates:
+            if holders - {c}:
+                ruled_out.update((c, p) for p in pools)
+    return tuple(x for x in pairs if x not in ruled_out)
+
+
+def _stable_within_exclusions(
+    problem: AllocationProblem,
+    cp: _Compiled,
+    prefs: dict[str, tuple[str, ...]] | None,
+    outcome: Any,
+) -> Any:
+    """Deferred acceptance knows no coupling rule: when its matching gives one person two
+    offers that exclude each other, the lighter ones (a validated allocation always stays)
+    leave those candidates' lists and deferred acceptance runs again, until none is broken.
+    The result is stable for the lists so reduced; what that leaves is reported by the
+    blocking pairs (computed on the stated preferences), never hidden."""
+    from matching.stable import acceptable_pools, stable_allocation
+
+    cands, pools = problem.candidates, problem.pools
+    weight = {
+        (cands[int(c)].id, pools[int(p)].id): int(w)
+        for c, p, w in zip(cp.all_c.tolist(), cp.all_p.tolist(), cp.all_w.tolist(), strict=True)
+    }
+    pinned = {(x.candidate, x.pool) for x in problem.pinned}
+    lists: dict[str, tuple[str, ...]] | None = None
+    removed: set[tuple[str, str]] = set()
+    for _ in range(len(weight) + 1):
+        conflicts = _exclusion_conflicts(problem, outcome.assignments)
+        if not conflicts:
+            break
+        if lists is None:
+            lists = acceptable_pools(problem, prefs)
+        for held in conflicts:
+            keep = min(held, key=lambda x: (x not in pinned, -weight[x], x))
+            removed.update(x for x in held if x != keep)
+        reduced = dict(prefs or {})
+        for c in sorted({c for c, _ in removed}):
+            reduced[c] = tuple(x for x in lists.get(c, ()) if (c, x) not in removed)
+        outcome = stable_allocation(problem, reduced)
+    return outcome
+
+
+def _broken_pools(ix: Indexed, chosen: np.ndarray) -> set[int]:
+    """Pools of the exclusions that ``chosen`` breaks (two of their options chosen)."""
+    picked = np.zeros(len(ix.opt_c), dtype=bool)
+    picked[chosen] = True
+    out: set[int] = set()
+    for ex in ix.exclusions:
+        if int(picked[ex].sum()) > 1:
+            out.update(ix.opt_p[ex].tolist())
+    return out
+
+
 def _infeasible(
     problem: AllocationProblem, message: str, elapsed: float, *, status: str = "infeasible"
 ) -> AllocationResult:
@@ -592,7 +1038,12 @@ def _report(
     n_components: int,
     n_cp: int,
     started: float,
+    *,
+    improvable: str = "shortfall",
 ) -> AllocationResult:
+    """The result of an assignment (``chosen_free``: indices into the free options).
+    ``improvable`` is the envy cause of a feasible improving swap: "shortfall" for the
+    optimal mechanism (it stopped early), "stability" for the stable one (by design)."""
     cands, pools = problem.candidates, problem.pools
     n_c, n_p = len(cands), len(pools)
     chosen = np.sort(np.concatenate([cp.free_opts[chosen_free], cp.pin_opts]))
@@ -620,7 +1071,7 @@ def _report(
         kk = (int(cp.all_p[o]), int(cand_group[cp.all_c[o]]))
         fill_units[kk] = fill_units.get(kk, 0) + int(cp.all_cons[o])
 
-    envy = _envy(problem, cp, chosen, pool_of, pinned, pri, used, fill_units)
+    envy = _envy(problem, cp, chosen, pool_of, pinned, pri, used, fill_units, improvable)
     pool_stats, worst, worst_share, worst_at = _pool_stats(
         problem, cp, used, n_assigned, cut_pri, cut_w, fill_units, big
     )
@@ -637,7 +1088,7 @@ def _report(
                 f"seuil du dispositif {int(cut_pri[pid])} points."
             )
             continue
-        code, text = _why_unassigned(problem, cp, cand, int(closest[i]), cut_pri, used, big)
+        code, text = _why_unassigned(problem, cp, i, int(closest[i]), cut_pri, used, big)
         explanations[cand.id] = text
         unassigned.append(Unassigned(cand.id, code, text))
 
@@ -733,6 +1184,7 @@ def _envy(
     pri: np.ndarray,
     used: np.ndarray,
     fill_units: dict[tuple[int, int], int],
+    improvable: str = "shortfall",
 ) -> tuple[Envy, ...]:
     """Every (unassigned candidate, eligible pool) where someone with fewer points got in.
 
@@ -772,6 +1224,15 @@ def _envy(
     by_pool: dict[int, list[int]] = {}
     for pos in np.lexsort((a_c, pri[a_c], a_p)).tolist():
         by_pool.setdefault(int(a_p[pos]), []).append(int(chosen[pos]))
+    # Exclusions: per option, the chosen options of the exclusions it belongs to.
+    rivals: dict[int, set[int]] = {}
+    if cp.excl_all:
+        picked = set(chosen.tolist())
+        for ex_opts in cp.excl_all:
+            holders = picked.intersection(ex_opts.tolist())
+            if holders:
+                for o in ex_opts.tolist():
+                    rivals.setdefault(o, set()).update(holders - {o})
     for cause_kind in (0, 1, 2):
         if len(opts) == 0:
             break
@@ -781,8 +1242,17 @@ def _envy(
             ci, pi = int(cp.all_c[o]), int(cp.all_p[o])
             d = int(rep[pi * 3 + cause_kind])
             why = _swap_verdict(
-                cp, o, by_pool.get(pi, []), pinned, pri, used, fill_units, pools[pi].capacity
+                cp,
+                o,
+                by_pool.get(pi, []),
+                pinned,
+                pri,
+                used,
+                fill_units,
+                pools[pi].capacity,
+                rivals.get(o, set()),
             )
+            why = improvable if why == "shortfall" else why
             out.append(
                 Envy(cands[ci].id, int(pri[ci]), pools[pi].id, cands[d].id, int(pri[d]), why)
             )
@@ -799,10 +1269,12 @@ def _swap_verdict(
     used: np.ndarray,
     fill_units: dict[tuple[int, int], int],
     capacity: int,
+    rivals: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> str:
     """Why the waiting option ``o`` did not displace anyone with fewer points in its pool:
     "shortfall" when some swap is feasible and improves the weight, else what blocks every
-    swap (floor, consumption, pin) or "weights" (feasible, not preferred)."""
+    swap (exclusion, floor, consumption, pin) or "weights" (feasible, not preferred).
+    ``rivals``: chosen options sharing an exclusion with ``o``."""
     ci, pi = int(cp.all_c[o]), int(cp.all_p[o])
     group = cp.ix.cand_group
     need, gi, w_o = int(cp.all_cons[o]), int(group[ci]), int(cp.all_w[o])
@@ -812,6 +1284,9 @@ def _swap_verdict(
         d = int(cp.all_c[d_opt])
         if pri[d] >= pri[ci]:
             break  # sorted by points: nobody further down has fewer
+        if rivals - {d_opt}:
+            blocks.add("exclusion")
+            continue
         if pinned[d]:
             blocks.add("pin")
             continue
@@ -828,7 +1303,7 @@ def _swap_verdict(
         if w_o > int(cp.all_w[d_opt]):
             return "shortfall"
         blocks.add("weights")
-    for cause in ("floor", "consumption", "pin", "weights"):
+    for cause in ("exclusion", "floor", "consumption", "pin", "weights"):
         if cause in blocks:
             return cause
     return "weights"
@@ -862,18 +1337,31 @@ def _closest_pool(
 def _why_unassigned(
     problem: AllocationProblem,
     cp: _Compiled,
-    cand: Candidate,
+    ci: int,
     o: int,
     cut_pri: np.ndarray,
     used: np.ndarray,
     big: int,
 ) -> tuple[str, str]:
+    cand = problem.candidates[ci]
     if cand.id in problem.ineligible:
         return "ineligible", problem.ineligible[cand.id]
     if o < 0:
+        if cp.not_accepted is not None and cp.not_accepted[ci]:
+            accepted = ", ".join(problem.preferences[cand.id])
+            return "not_accepted", (
+                f"Aucune option éligible parmi les dispositifs acceptés ({accepted})."
+            )
         return "no_option", "Aucune option éligible."
     pools = problem.pools
     pi = int(cp.all_p[o])
+    pin = cp.shut_by.get(o)
+    if pin is not None:
+        return "excluded", (
+            f"Aucune place dans {pools[pi].id} : l'attribution validée de "
+            f"{problem.candidates[int(cp.all_c[pin])].id} dans {pools[int(cp.all_p[pin])].id} "
+            "l'exclut (une seule de ces offres par personne)."
+        )
     if cut_pri[pi] != big:
         return "outranked", (
             f"Aucune place : le dernier attribué dans {pools[pi].id} avait "

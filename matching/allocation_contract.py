@@ -4,19 +4,26 @@ Why: partners and analysts can run the solver on their own data without the data
 contract is strict (unknown fields, unknown or duplicate ids are errors) and every error is
 a French message naming the field and the item, so a bad file is fixed in one go. The
 output is sorted JSON, identical for identical input.
+
+The commission and preference features (``"mechanism"``, a candidate's ``"preferences"``,
+a pool's ``"shortlist"``, ``"exclusions"``) add their result keys (``"shortlists"``,
+``"blocking_pairs"``, ``"mechanisms"``) only when the input uses them, so a file that does
+not gets exactly the output it got before they existed.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matching.allocation import (
+    MAX_SHORTLIST,
     AllocationProblem,
     AllocationResult,
     Candidate,
+    Exclusion,
     Option,
     Pin,
     Pool,
@@ -37,12 +44,14 @@ class PoolIn(_Strict):
     id: str = _ID
     capacity: int = Field(ge=-_COUNT, le=_COUNT)  # negative: refused by the solver, in French
     territory: str | None = None
+    shortlist: int | None = Field(None, ge=1, le=MAX_SHORTLIST)  # a commission's rang 1..k
 
 
 class CandidateIn(_Strict):
     id: str = _ID
     priority: int = Field(0, ge=-_COUNT, le=_COUNT)
     territory: str | None = None
+    preferences: list[str] | None = Field(None, min_length=1)  # absent: any pool
 
 
 class OptionIn(_Strict):
@@ -57,6 +66,11 @@ class PinIn(_Strict):
     pool: str
 
 
+class ExclusionIn(_Strict):
+    candidates: list[str] = Field(min_length=1)
+    pools: list[str] = Field(min_length=1)
+
+
 class ProblemIn(_Strict):
     pools: list[PoolIn]
     candidates: list[CandidateIn]
@@ -66,6 +80,8 @@ class ProblemIn(_Strict):
     time_limit_s: float = Field(10.0, gt=0.0, le=86_400.0)
     num_workers: int = Field(1, ge=1, le=1024)  # capped at the machine's cores when solving
     assign_all: bool = False
+    mechanism: Literal["optimal", "stable"] = "optimal"
+    exclusions: list[ExclusionIn] = []
 
 
 _MESSAGES = {
@@ -81,6 +97,8 @@ _MESSAGES = {
     "greater_than": "valeur trop petite",
     "string_too_short": "texte vide",
     "string_too_long": "texte trop long",
+    "too_short": "liste vide",
+    "literal_error": "valeur inconnue (« optimal » ou « stable » attendu)",
 }
 
 
@@ -109,6 +127,19 @@ def parse_problem(text: str) -> AllocationProblem:
         err = exc.errors()[0]
         what = _MESSAGES.get(err["type"], err["msg"])
         raise ProblemError(f"{_path(tuple(err['loc']))} : {what}") from exc
+    pool_ids = {p.id for p in data.pools}
+    for i, c in enumerate(data.candidates):
+        seen: set[str] = set()
+        for j, pid in enumerate(c.preferences or ()):
+            if pid not in pool_ids:
+                raise ProblemError(
+                    f"candidates[{i}].preferences[{j}] : dispositif « {pid} » inconnu"
+                )
+            if pid in seen:
+                raise ProblemError(
+                    f"candidates[{i}].preferences[{j}] : dispositif « {pid} » en double"
+                )
+            seen.add(pid)
     problem = AllocationProblem(
         pools=tuple(Pool(p.id, p.capacity, p.territory) for p in data.pools),
         candidates=tuple(Candidate(c.id, c.priority, c.territory) for c in data.candidates),
@@ -118,16 +149,46 @@ def parse_problem(text: str) -> AllocationProblem:
         time_limit_s=data.time_limit_s,
         num_workers=data.num_workers,
         assign_all=data.assign_all,
+        mechanism=data.mechanism,
+        preferences={c.id: tuple(c.preferences) for c in data.candidates if c.preferences},
+        shortlist={p.id: p.shortlist for p in data.pools if p.shortlist is not None},
+        exclusions=tuple(Exclusion(tuple(e.candidates), tuple(e.pools)) for e in data.exclusions),
     )
     return problem
 
 
-def result_to_dict(result: AllocationResult, *, include_timing: bool = False) -> dict[str, Any]:
-    """RESULT as plain data; timing is left out by default so the output is reproducible."""
+def _uses(problem: AllocationProblem | None, result: AllocationResult) -> tuple[bool, bool]:
+    """(mechanisms, shortlists): whether the result carries those keys. From the problem
+    when given (an infeasible run of a file that asks for them still has the keys)."""
+    if problem is None:
+        return "mechanisms" in result.stats, bool(result.shortlists)
+    return bool(problem.mechanism != "optimal" or problem.preferences), bool(problem.shortlist)
+
+
+def result_to_dict(
+    result: AllocationResult,
+    *,
+    include_timing: bool = False,
+    problem: AllocationProblem | None = None,
+) -> dict[str, Any]:
+    """RESULT as plain data; timing is left out by default so the output is reproducible.
+    The keys of the commission and preference features appear only when ``problem`` uses
+    them (without ``problem``: when the result has them)."""
     stats = dict(result.stats)
     if not include_timing:
         stats.pop("time_s", None)
+    mechanisms = stats.pop("mechanisms", None)
+    uses_mechanisms, uses_shortlists = _uses(problem, result)
+    extra: dict[str, Any] = {}
+    if uses_mechanisms:
+        extra["mechanisms"] = mechanisms
+        extra["blocking_pairs"] = [{"candidate": c, "pool": p} for c, p in result.blocking_pairs]
+    if uses_shortlists:
+        extra["shortlists"] = {
+            pool: [list(unit) for unit in units] for pool, units in result.shortlists.items()
+        }
     return {
+        **extra,
         "status": result.status,
         "objective": result.objective,
         "bound": result.bound,
@@ -156,9 +217,10 @@ def result_to_dict(result: AllocationResult, *, include_timing: bool = False) ->
 
 def allocate_json(text: str, *, include_timing: bool = False) -> str:
     """Solve a PROBLEM JSON text and return the RESULT JSON text (sorted keys)."""
-    result = solve(parse_problem(text))
+    problem = parse_problem(text)
+    result = solve(problem)
     return json.dumps(
-        result_to_dict(result, include_timing=include_timing),
+        result_to_dict(result, include_timing=include_timing, problem=problem),
         ensure_ascii=False,
         sort_keys=True,
         indent=2,

@@ -81,8 +81,10 @@ def components(ix: Indexed) -> list[np.ndarray]:
 
     Why on pools only: a candidate links all the pools it has options on, so the components
     are those of the pool graph whose edges chain each candidate's pools; that graph is far
-    smaller than the bipartite one. A union-find over its distinct edges (networkx would
-    cost 0.4 s of import for this alone). Components are ordered by smallest pool.
+    smaller than the bipartite one. An exclusion ("IML excludes ALT" between a person's
+    referrals) chains the pools of its options too, so it never spans two components. A
+    union-find over its distinct edges (networkx would cost 0.4 s of import for this
+    alone). Components are ordered by smallest pool.
     """
     parent = list(range(ix.n_pools))
 
@@ -97,7 +99,12 @@ def components(ix: Indexed) -> list[np.ndarray]:
         c_sorted, p_sorted = ix.opt_c[order], ix.opt_p[order]
         same = c_sorted[1:] == c_sorted[:-1]
         edges = np.unique(np.stack([p_sorted[:-1][same], p_sorted[1:][same]], axis=1), axis=0)
-        for a, b in edges.tolist():
+        pairs = edges.tolist()
+        # An exclusion couples its options: their pools belong to one component.
+        for ex in ix.exclusions:
+            ps = unique_sorted(ix.opt_p[ex]).tolist()
+            pairs.extend(zip(ps[:-1], ps[1:], strict=True))
+        for a, b in pairs:
             ra, rb = root(a), root(b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
@@ -120,11 +127,12 @@ def _solver(
     interleave: bool = True,
     wall_safety: float = WALL_SAFETY,
     seed: int = 0,
+    wall_cap: float | None = None,
 ) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
     limit = max(0.01, time_limit_s)
     solver.parameters.max_deterministic_time = limit
-    solver.parameters.max_time_in_seconds = limit * wall_safety
+    solver.parameters.max_time_in_seconds = max(limit * wall_safety, wall_cap or 0.0)
     solver.parameters.num_workers = worker_count(num_workers)
     solver.parameters.random_seed = seed
     solver.parameters.interleave_search = interleave
@@ -157,7 +165,11 @@ def _break_ties(model, x, options, ix, picked, optimum, solver, left, num_worker
     chosen = set(picked)
     for k, v in enumerate(x):
         model.add_hint(v, k in chosen)
-    tb = _solver(budget, num_workers)
+    # Wall guard: the time left of the run, not 1.5 × this small budget. Measured: with a
+    # budget of 0.05 units (a 60-candidate household problem) the 0.075 s guard was reached
+    # whenever the machine was loaded, and the same file gave three different (equally
+    # weighted) assignments in ten runs; the deterministic budget must be the binding limit.
+    tb = _solver(budget, num_workers, wall_cap=left)
     status = _run(model, tb)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return picked
@@ -166,18 +178,34 @@ def _break_ties(model, x, options, ix, picked, optimum, solver, left, num_worker
     return again if score(again) > score(picked) else picked
 
 
+def exclusions_of(ix: Indexed) -> dict[int, list[int]]:
+    """Option index -> the exclusions (indices into ``ix.exclusions``) it belongs to."""
+    out: dict[int, list[int]] = {}
+    for e, ex in enumerate(ix.exclusions):
+        for o in ex.tolist():
+            out.setdefault(int(o), []).append(e)
+    return out
+
+
 def _greedy_complete(ix: Indexed, options: np.ndarray, start: list[int]) -> np.ndarray:
-    """``start`` plus the heaviest options that still fit (one pool per candidate)."""
+    """``start`` plus the heaviest options that still fit (one pool per candidate, at most
+    one option per exclusion: a ``start`` option breaking one is dropped)."""
     cap = ix.capacity.astype(np.int64).copy()
     taken = np.zeros(ix.n_candidates, dtype=bool)
+    excl = exclusions_of(ix) if ix.exclusions else {}
+    used_ex: set[int] = set()
     chosen = []
     for o in start:
+        if any(e in used_ex for e in excl.get(o, ())):
+            continue
+        used_ex.update(excl.get(o, ()))
         cap[ix.opt_p[o]] -= ix.opt_cons[o]
         taken[ix.opt_c[o]] = True
         chosen.append(o)
     for o in options[np.argsort(-ix.scaled[options], kind="stable")].tolist():
         c, p, k = int(ix.opt_c[o]), int(ix.opt_p[o]), int(ix.opt_cons[o])
-        if not taken[c] and cap[p] >= k:
+        if not taken[c] and cap[p] >= k and not any(e in used_ex for e in excl.get(o, ())):
+            used_ex.update(excl.get(o, ()))
             taken[c] = True
             cap[p] -= k
             chosen.append(o)
@@ -201,8 +229,8 @@ def _pool_major(ix: Indexed, options: np.ndarray) -> list[int]:
 
 
 def _base_model(ix: Indexed, options: np.ndarray, assign_all: bool = False):  # type: ignore[no-untyped-def]
-    """Variables, one pool per candidate (exactly one with ``assign_all``), capacities; and
-    the floors' option lists.
+    """Variables, one pool per candidate (exactly one with ``assign_all``), capacities, at
+    most one option per exclusion; and the floors' option lists.
 
     With ``assign_all`` the variables are created pool by pool (x[pool][candidate]), as the
     textbook generalized-assignment model does: CP-SAT's search depends on the variable
@@ -228,6 +256,12 @@ def _base_model(ix: Indexed, options: np.ndarray, assign_all: bool = False):  # 
     for p in sorted(by_pool, key=lambda p: int(key[p]) if key is not None else p):
         ks = by_pool[p]
         model.add(sum(int(ix.opt_cons[options[k]]) * x[k] for k in ks) <= int(ix.capacity[p]))
+    if ix.exclusions:
+        pos = {int(o): k for k, o in enumerate(options.tolist())}
+        for ex in ix.exclusions:  # in model order (compiled sorted), never across components
+            ks = [pos[o] for o in ex.tolist() if o in pos]
+            if len(ks) > 1:
+                model.add_at_most_one(x[k] for k in ks)
     floors: list[tuple[int, list[int]]] = []
     for f in range(len(ix.floor_p)):
         p, g, need = int(ix.floor_p[f]), int(ix.floor_g[f]), int(ix.floor_units[f])

@@ -60,6 +60,9 @@ class Indexed:
     # so the same problem gives the same model (and answer) whatever the input order.
     cand_key: np.ndarray | None = None
     pool_key: np.ndarray | None = None
+    # Coupling rules ("IML excludes ALT"): per exclusion, the option indices of which at
+    # most one may be chosen, in model order (sorted ids); min-cost flow cannot state them.
+    exclusions: tuple[np.ndarray, ...] = ()
 
     @property
     def unit_consumption(self) -> bool:
