@@ -49,6 +49,8 @@ PROPOSAL_LABELS: dict[str, str] = {
     "validated": "Validée",
     "declined": "Déclinée",
     "expired": "Expirée",
+    "shortlisted": "En liste de commission (rang non atteint)",
+    "withdrawn": "Retirée de la liste de commission",
 }
 RUN_STATUS_LABELS: dict[str, str] = {
     "optimal": "optimale",
@@ -63,6 +65,7 @@ ACTION_LABELS: dict[str, str] = {
     "route": "Orientation automatique",
     "assign": "Attribution à une personne",
     "flag_health_urgency": "Urgence santé signalée",
+    "record_choices": "Choix de la personne enregistrés",
 }
 # The case timeline: what happened, in words ("Prise en charge", "Annulée"). Actions whose
 # sentence names a target (an offer, a pool, a person, a reason) are completed by the case file.
@@ -75,6 +78,7 @@ EVENT_LABELS: dict[str, str] = {
     "validate": "Place validée",
     "decline_proposal": "Proposition de place déclinée",
     "expire_proposal": "Proposition de place expirée sans décision",
+    "record_choices": "Choix de la personne enregistrés",
     "partner_accept": "Acceptée par le partenaire",
     "start": "Accompagnement démarré",
     "close": "Clôturée",
@@ -90,6 +94,7 @@ SYSTEM_ACTOR_LABELS: dict[str, str] = {
     "intake": "Orientation automatique à l'arrivée du frein",
     "relances": "Relances automatiques (délai de réponse dépassé)",
     "allocation": "Attribution automatique des places",
+    "commission": "Passage automatique au rang suivant de la commission",
     "personne sortie du programme": "Sortie du programme enregistrée sur le parcours",
     "seed": "Données de démonstration",
 }
@@ -262,11 +267,40 @@ DECLINE_REASONS: tuple[str, ...] = (
 DECLINE_LABELS: dict[str, str] = {code: REFUSAL_LABELS[code] for code in DECLINE_REASONS}
 
 
+# The commission's decisions on the current rank of a unit (URL and form value -> words).
+COMMISSION_DECISION_LABELS: dict[str, str] = {
+    "attribue": "Attribué",
+    "refus_candidat": "Refus du candidat",
+    "refus_commission": "Refus de la commission",
+}
+# Why the commission itself refused a candidate (``other`` needs a note). Stored on the
+# proposal as ``commission:<code>`` so it never reads as the person's own refusal.
+COMMISSION_REFUSAL_REASONS: tuple[str, ...] = (
+    "incomplete_file",
+    "insufficient_resources",
+    "unsuitable_household",
+    "priority_elsewhere",
+    "other",
+)
+COMMISSION_REFUSAL_LABELS: dict[str, str] = {
+    "incomplete_file": "Dossier incomplet",
+    "insufficient_resources": "Ressources insuffisantes pour le loyer",
+    "unsuitable_household": "Logement inadapté à la composition du foyer",
+    "priority_elsewhere": "Candidature jugée moins prioritaire par la commission",
+    "other": "Autre (préciser)",
+}
+COMMISSION_REASON_PREFIX = "commission:"
+
+
 def decline_reason_label(stored: str | None) -> str | None:
     """The French words of a proposal's stored decline reason: a code's label, or the text
     stored by older versions (and by the door when a referral left "proposed" another way)."""
     if not stored:
         return None
+    if stored.startswith(COMMISSION_REASON_PREFIX):
+        code = stored.removeprefix(COMMISSION_REASON_PREFIX)
+        words = "Autre motif" if code == "other" else COMMISSION_REFUSAL_LABELS.get(code, code)
+        return f"Refus de la commission : {words}"
     return DECLINE_LABELS.get(stored, REFUSAL_LABELS.get(stored, stored))
 
 
