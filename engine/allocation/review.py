@@ -18,6 +18,7 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.access.permissions import can, referral_scope
+from engine.allocation.commission import commissions
 from engine.domain.labels import (
     RUN_WITHOUT_ACCOUNT_LABEL,
     decline_reason_label,
@@ -61,6 +62,8 @@ WAIT_CAUSES: dict[str, str] = {
     "consumption": "parce que leur ménage demandait plusieurs places à la fois",
     "weights": "à cause des critères d'adéquation au dispositif",
     "shortfall": "faute de temps de calcul suffisant",
+    "exclusion": "parce qu'une autre orientation de la même personne excluait ce dispositif",
+    "stability": "parce que le mécanisme stable respecte les choix exprimés par chacun",
 }
 
 
@@ -374,7 +377,14 @@ def simulation_summary(
     lines.append(f"{offered} ; {staying} en attente.")
     for name, n in sorted(report.proposals_by_pool.items()):
         lines.append(f"{with_territory_names(name, names or {})} : {plural(n, 'proposition')}.")
-    from engine.allocation.run import DEFAULT_ALPHA  # the alpha of a run from the page
+    from engine.allocation.run import DEFAULT_ALPHA, commission_lines
+
+    lines += commission_lines(
+        getattr(report, "commission_units", {}) or {},
+        getattr(report, "commission_listed", {}) or {},
+        names,
+        conditional=True,
+    )
 
     lines += fairness_sentences(
         worst_share=report.worst_share_ratio,
@@ -458,7 +468,12 @@ def recent_runs(session: Session, user: m.StaffUser, *, limit: int = RECENT_RUNS
             proposed = sum(int(p.get("proposed") or 0) for p in (r.stats or {}).get("by_pool", []))
             validated = None
         else:
-            proposed = sum(n for (rid, _s), n in counts.items() if rid == r.id)
+            # Ranks 2..k of a commission's lists were never offered (or never reached).
+            proposed = sum(
+                n
+                for (rid, st), n in counts.items()
+                if rid == r.id and st not in ("shortlisted", "withdrawn")
+            )
             validated = counts.get((r.id, "validated"), 0)
         out.append(
             RunRow(
@@ -503,6 +518,14 @@ class ProposalRow:
         }.get(self.proposal.status, self.proposal.status)
 
     @property
+    def commission_url(self) -> str | None:
+        """A commission's rank is decided on the commission's page, not here."""
+        p = self.proposal
+        if p.rank is None:
+            return None
+        return f"/attributions/commissions/{p.run_id}/{p.pool_id}#unite-{p.unit_no}"
+
+    @property
     def explanation(self) -> str:
         """The run's sentence, saying "proposée" until the coordinator validated it."""
         text = self.proposal.explanation or ""
@@ -543,6 +566,8 @@ class AllocationReview:
     pool_options: list[tuple[int, str]] = field(default_factory=list)
     filters: ReviewFilters = field(default_factory=ReviewFilters)
     open_total: int = 0  # open proposals in scope, whatever the filters
+    commissions: list[Any] = field(default_factory=list)  # commission.CommissionSummary
+    mechanisms: str | None = None  # the optimum and the stable matching side by side
 
 
 def review_options(
@@ -651,6 +676,47 @@ def allocation_review(
         pool_options=pools,
         filters=f,
         open_total=open_total,
+        commissions=commissions(session, user),
+        mechanisms=mechanisms_sentence(run) if run is not None else None,
+    )
+
+
+def mechanisms_sentence(run: m.AllocationRun) -> str | None:
+    """The optimum and the stable matching side by side, when the run computed both (runs
+    with stated preferences or the stable mechanism): "Optimum : 1 234 points, 56 personnes ;
+    appariement stable : … ; coût de la stabilité : … ; paires bloquantes de l'optimum : …".
+
+    Points are the solver's weights divided by the fit factor (priority × (fit max + 1) + fit
+    bonus, see ``run.lexicographic_weights``): the grid's points, the small fit bonuses
+    rounded away."""
+    figures = (run.stats or {}).get("mechanisms")
+    if not isinstance(figures, dict):
+        return None
+    try:
+        opt_w, st_w = int(figures["optimal_weight"]), int(figures["stable_weight"])
+        opt_n, st_n = int(figures["optimal_served"]), int(figures["stable_served"])
+        pairs = int(figures.get("optimal_blocking_pairs") or 0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    fit = (run.parameters or {}).get("fit") or {}
+    factor = 1 + sum(int(v) for v in fit.values() if isinstance(v, int))
+    opt_p, st_p = opt_w // factor, st_w // factor
+    ratio = figures.get("weight_ratio")
+    cost = f"{plural(opt_p - st_p, 'point')}"
+    if isinstance(ratio, int | float):
+        cost += f" ({(1 - float(ratio)) * 100:.1f} %)".replace(".", ",")
+    fewer = opt_n - st_n
+    if fewer == 0:
+        cost += " et autant de personnes servies"
+    else:
+        served = "servie" if abs(fewer) < 2 else "servies"
+        side = "en moins" if fewer > 0 else "de plus"
+        cost += f" et {plural(abs(fewer), 'personne')} {served} {side}"
+    return (
+        f"Optimum : {plural(opt_p, 'point')}, {plural(opt_n, 'personne')} ; "
+        f"appariement stable : {plural(st_p, 'point')}, {plural(st_n, 'personne')} ; "
+        f"coût de la stabilité : {cost} ; "
+        f"paires bloquantes de l'optimum : {fr_number(pairs)}."
     )
 
 

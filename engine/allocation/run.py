@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.access.permissions import can
+from engine.allocation import commission
+from engine.allocation.mechanisms import (
+    apply_exclusions,
+    exclusive_groups,
+    held_offers,
+    solve_by_family,
+)
+from engine.allocation.preferences import mechanism_by_offer, preferences_for_run
 from engine.domain.clock import Clock, as_utc
 from engine.domain.errors import Conflict, NotFound, Refused
 from engine.domain.labels import DECLINE_LABELS, DECLINE_REASONS, plural
@@ -44,7 +52,6 @@ from matching.allocation import (
     Pin,
     Pool,
     lexicographic_weights,
-    solve,
 )
 from matching.eligibility import evaluate
 from matching.facts import PersonFacts
@@ -81,6 +88,9 @@ class AllocationReport:
     alpha: float | None = None
     worst_share_territory: str | None = None
     worst_share_pool: str | None = None
+    # Commission pools: pool name -> units given a ranked list, and candidates listed.
+    commission_units: dict[str, int] = field(default_factory=dict)
+    commission_listed: dict[str, int] = field(default_factory=dict)
 
     def lines_fr(self, names: dict[str, str] | None = None) -> list[str]:
         """The run in the words of the Attributions page (``names``: territory code -> name)."""
@@ -108,6 +118,9 @@ class AllocationReport:
         )
         for name, n in sorted(self.proposals_by_pool.items()):
             lines.append(f"  - {with_territory_names(name, names)} : {plural(n, 'proposition')}")
+        lines += commission_lines(
+            self.commission_units, self.commission_listed, names, conditional=self.dry_run
+        )
         stay = (
             plural(self.waiting, "personne resterait", "personnes resteraient")
             if self.dry_run
@@ -142,7 +155,32 @@ class AllocationReport:
             "alpha": self.alpha,
             "worst_share_territory": self.worst_share_territory,
             "worst_share_pool": self.worst_share_pool,
+            "commission_units": self.commission_units,
+            "commission_listed": self.commission_listed,
         }
+
+
+def commission_lines(
+    units: dict[str, int],
+    listed: dict[str, int],
+    names: dict[str, str] | None = None,
+    *,
+    conditional: bool = False,
+) -> list[str]:
+    """ "CDC Habitat — … (Paris, Seine-Saint-Denis) : 3 unités en commission, 9 candidats
+    classés (rang 1 proposé, les suivants ne sont prévenus que si leur rang est atteint)." """
+    from engine.allocation.review import with_territory_names
+
+    out = []
+    for name, n in sorted(units.items()):
+        verb = "iraient" if conditional else ("vont" if n > 1 else "va")
+        out.append(
+            f"{with_territory_names(name, names or {})} : {plural(n, 'unité')} {verb} en "
+            f"commission, {plural(listed.get(name, 0), 'candidat classé', 'candidats classés')}"
+            " (le rang 1 est proposé ; les rangs suivants ne sont prévenus que si leur rang "
+            "est atteint)."
+        )
+    return out
 
 
 def _facts(s: m.Salarie, territory: str | None, open_freins: int) -> PersonFacts:
@@ -268,6 +306,8 @@ class _Snapshot:
     open_counts: dict[int, int]
     pending: dict[int, m.AllocationProposal]
     rules: dict[int, tuple[Rule, ...]]
+    # People waiting on an open commission list (referral id -> run, pool, rank): held out.
+    listed: dict[int, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def _snapshot(session: Session, territory: str | None) -> _Snapshot:
@@ -295,7 +335,8 @@ def _snapshot(session: Session, territory: str | None) -> _Snapshot:
     q = select(m.Referral).where(m.Referral.state.in_(("waitlisted", "proposed")))
     if territory is not None:
         q = q.where(m.Referral.territory_id == terr_id[territory])
-    referrals = list(session.scalars(q.order_by(m.Referral.id)).all())
+    listed = commission.held_referrals(session)
+    referrals = [r for r in session.scalars(q.order_by(m.Referral.id)).all() if r.id not in listed]
     ids = {r.salarie_id for r in referrals}
     people = (
         {s.id: s for s in session.scalars(select(m.Salarie).where(m.Salarie.id.in_(ids))).all()}
@@ -323,7 +364,31 @@ def _snapshot(session: Session, territory: str | None) -> _Snapshot:
         oid: tuple(Rule.model_validate(r) for r in (o.rules or [])) for oid, o in offers.items()
     }
     return _Snapshot(
-        terr_code, pools, offers, used, names, referrals, people, open_counts, pending, rules
+        terr_code,
+        pools,
+        offers,
+        used,
+        names,
+        referrals,
+        people,
+        open_counts,
+        pending,
+        rules,
+        listed
+        if territory is None
+        else {rid: listed[rid] for rid in _in_territory(session, list(listed), terr_id[territory])},
+    )
+
+
+def _in_territory(session: Session, referral_ids: list[int], territory_id: int) -> set[int]:
+    if not referral_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(m.Referral.id).where(
+                m.Referral.id.in_(referral_ids), m.Referral.territory_id == territory_id
+            )
+        ).all()
     )
 
 
@@ -384,6 +449,16 @@ def _build_problem(snap: _Snapshot, *, alpha: float, time_limit_s: float) -> _Bu
         )
         for p in snap.pools
     ]
+    # Commission pools with a unit neither attributed nor held by a pending proposal (pins
+    # hold the units under examination) get a ranked list per free unit.
+    pinned_units: Counter[str] = Counter()
+    for pin in pins:
+        pinned_units[pin.pool] += 1
+    shortlist = {
+        snap.names[p.id]: p.shortlist_size
+        for p in snap.pools
+        if p.commission and p.capacity - snap.used.get(p.id, 0) - pinned_units[snap.names[p.id]] > 0
+    }
     problem = AllocationProblem(
         pools=tuple(free),
         candidates=tuple(cand_list),
@@ -393,14 +468,26 @@ def _build_problem(snap: _Snapshot, *, alpha: float, time_limit_s: float) -> _Bu
         time_limit_s=time_limit_s,
         num_workers=1,
         ineligible=ineligible,
+        shortlist=shortlist,
     )
     weight_of = {(o.candidate, o.pool): o.weight for o in options}
     return _Built(problem, by_id, weight_of, {(p.candidate, p.pool) for p in pins})
 
 
-def _explanations(result: AllocationResult, by_id: dict[str, m.Referral]) -> dict[str, str]:
-    """The solver's French sentence, then the points that made the priority."""
+def _explanations(
+    result: AllocationResult, by_id: dict[str, m.Referral], snap: _Snapshot | None = None
+) -> dict[str, str]:
+    """The solver's French sentence, then the points that made the priority; people held
+    on an open commission list say so (they are no candidate of this run)."""
     out: dict[str, str] = {}
+    if snap is not None:
+        for rid, (run_id, pool_id, rank) in sorted(snap.listed.items()):
+            name = snap.names.get(pool_id, f"dispositif n° {pool_id}")
+            out[str(rid)] = (
+                f"En attente de la commission pour {name} : rang {rank} de la liste de "
+                f"l'exécution n° {run_id} ; pas d'autre proposition tant que la commission "
+                "n'a pas atteint ou passé ce rang."
+            )
     for cid, text in result.explanations.items():
         r = by_id[cid]
         points = " + ".join(
@@ -424,10 +511,13 @@ def _solve_and_store(
     snap = _snapshot(session, territory)
     waiting_before = sum(1 for r in snap.referrals if r.state == "waitlisted")
     built = _build_problem(snap, alpha=alpha, time_limit_s=time_limit_s)
-    digest = _digest(built.problem)
-    result = solve(built.problem)
-    explanations = _explanations(result, built.by_id)
+    built.problem, mechanism_of_pool = _choices_and_rules(session, snap, built, clock=clock)
+    digest = _digest(built.problem, mechanism_of_pool)
+    result = solve_by_family(built.problem, mechanism_of_pool)
+    explanations = _explanations(result, built.by_id, snap)
     proposals_by_pool: Counter[str] = Counter()
+    commission_units: Counter[str] = Counter()
+    commission_listed: Counter[str] = Counter()
     if not dry_run and result.status in ("optimal", "feasible"):
         coord_counts = _store_proposals(
             session,
@@ -440,11 +530,20 @@ def _solve_and_store(
             proposals_by_pool,
             clock=clock,
         )
+        for name, (n_units, n_listed) in _store_shortlists(
+            session, settings, run, snap, built, result, explanations, coord_counts, clock=clock
+        ).items():
+            proposals_by_pool[name] += n_units
+            commission_units[name] += n_units
+            commission_listed[name] += n_listed
         _notify_coordinators(session, settings, run.id, coord_counts, now=clock.now())
     elif dry_run:
         for cid, pid in result.assignments:
             if (cid, pid) not in built.pinned:
                 proposals_by_pool[pid] += 1
+        for pid, lists in result.shortlists.items():
+            commission_units[pid] += sum(1 for entries in lists if entries)
+            commission_listed[pid] += sum(len(entries) for entries in lists)
     _finish_run(run, result, snap, proposals_by_pool, explanations, digest, clock=clock)
     # Who stays (or, for a simulation, would stay) waiting once the new proposals are made.
     waiting = waiting_before - sum(proposals_by_pool.values())
@@ -465,6 +564,8 @@ def _solve_and_store(
         alpha=result.stats.get("territory_floor_alpha"),
         worst_share_territory=result.stats.get("worst_share_territory"),
         worst_share_pool=result.stats.get("worst_share_pool"),
+        commission_units=dict(commission_units),
+        commission_listed=dict(commission_listed),
     )
 
 
@@ -486,8 +587,8 @@ def _store_proposals(
     coord_counts: Counter[int] = Counter()
     expires = clock.now() + timedelta(days=settings.proposal_expiry_days)
     for cid, pid in result.assignments:
-        if (cid, pid) in built.pinned:
-            continue
+        if (cid, pid) in built.pinned or pid in result.shortlists:
+            continue  # a commission pool's rang 1 is proposed with its list
         r = built.by_id[cid]
         pool = pool_named[pid]
         prop = m.AllocationProposal(
@@ -518,6 +619,51 @@ def _store_proposals(
             for coord in _coordinators(session, r.territory_id):
                 coord_counts[coord.id] += 1
     return coord_counts
+
+
+def _store_shortlists(
+    session: Session,
+    settings: Settings,
+    run: m.AllocationRun,
+    snap: _Snapshot,
+    built: _Built,
+    result: AllocationResult,
+    explanations: dict[str, str],
+    coord_counts: Counter[int],
+    *,
+    clock: Clock,
+) -> dict[str, tuple[int, int]]:
+    """The solver's lists of each commission pool (units it left without a candidate get
+    none), written by ``commission.store_shortlists``; pool name -> (units, listed)."""
+    pool_named = {snap.names[p.id]: p for p in snap.pools}
+    out: dict[str, tuple[int, int]] = {}
+    for name, units in sorted(result.shortlists.items()):
+        pool = pool_named[name]
+        lists = [
+            [
+                commission.Listed(
+                    referral=built.by_id[cid],
+                    units=units_for(pool, snap.people[built.by_id[cid].salarie_id]),
+                    weight=built.weight_of[(cid, name)],
+                    explanation=explanations[cid],
+                )
+                for cid in entries
+            ]
+            for entries in units
+            if entries
+        ]
+        if not lists:
+            continue
+        stored = commission.store_shortlists(
+            session, settings, run, pool, lists, clock=clock, actor=ACTOR
+        )
+        out[name] = (stored.units, stored.candidates)
+        for prop in stored.proposals:
+            ref = session.get(m.Referral, prop.referral_id)
+            if ref is not None and ref.territory_id:
+                for coord in _coordinators(session, ref.territory_id):
+                    coord_counts[coord.id] += 1
+    return out
 
 
 def _finish_run(
@@ -562,10 +708,56 @@ def _finish_run(
         {"candidate": e.candidate, "pool": e.pool, "envied": e.envied, "cause": e.cause}
         for e in result.envy
     ]
+    if result.shortlists:
+        pool_id = {snap.names[p.id]: p.id for p in snap.pools}
+        run.stats["commissions"] = [
+            {
+                "pool_id": pool_id[name],
+                "name": name,
+                "units": sum(1 for entries in lists if entries),
+                "listed": sum(len(entries) for entries in lists),
+            }
+            for name, lists in sorted(result.shortlists.items())
+        ]
     run.explanations = explanations
 
 
-def _digest(problem: AllocationProblem) -> str:
+def _choices_and_rules(
+    session: Session, snap: _Snapshot, built: _Built, *, clock: Clock
+) -> tuple[AllocationProblem, dict[str, str]]:
+    """The problem with what people stated (``allocation_preference``), the coupling rules
+    between offers (``Offer.excludes``), and each pool's family mechanism."""
+    prefs = preferences_for_run(
+        session,
+        (r.id for r in snap.referrals),
+        snap.names,
+        {p.id: snap.terr_code.get(p.territory_id) if p.territory_id else None for p in snap.pools},
+    )
+    mechanisms = mechanism_by_offer(session)
+    mechanism_of_pool = {
+        snap.names[p.id]: mechanisms.get(p.offer_id, "optimal") for p in snap.pools
+    }
+    problem = replace(built.problem, preferences=prefs)
+    groups = exclusive_groups(snap.offers.values())
+    if groups:
+        in_groups = {o for g in groups for o in g}
+        problem = apply_exclusions(
+            problem,
+            groups=groups,
+            offer_of_pool={snap.names[p.id]: p.offer_id for p in snap.pools},
+            offer_names={oid: o.name for oid, o in snap.offers.items()},
+            person_of={cid: r.salarie_id for cid, r in built.by_id.items()},
+            held=held_offers(
+                session,
+                (r.salarie_id for r in snap.referrals),
+                in_groups,
+                today=clock.now().date(),
+            ),
+        )
+    return problem, mechanism_of_pool
+
+
+def _digest(problem: AllocationProblem, mechanism_of_pool: dict[str, str] | None = None) -> str:
     blob = json.dumps(
         {
             "pools": [(p.id, p.capacity, p.territory) for p in problem.pools],
@@ -573,7 +765,25 @@ def _digest(problem: AllocationProblem) -> str:
             "options": [(o.candidate, o.pool, o.weight, o.consumption) for o in problem.options],
             "pinned": [(p.candidate, p.pool) for p in problem.pinned],
             "alpha": problem.territory_floor_alpha,
-        },
+        }
+        # Runs without a commission pool, choices, rules or stable family keep the digest
+        # they always had.
+        | ({"shortlist": sorted(problem.shortlist.items())} if problem.shortlist else {})
+        | (
+            {"preferences": sorted((k, list(v)) for k, v in problem.preferences.items())}
+            if problem.preferences
+            else {}
+        )
+        | (
+            {"exclusions": [(list(e.candidates), list(e.pools)) for e in problem.exclusions]}
+            if problem.exclusions
+            else {}
+        )
+        | (
+            {"stable": sorted(k for k, v in (mechanism_of_pool or {}).items() if v == "stable")}
+            if any(v == "stable" for v in (mechanism_of_pool or {}).values())
+            else {}
+        ),
         separators=(",", ":"),
     )
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -694,6 +904,8 @@ def expire_proposals(session: Session, settings: Settings, *, clock: Clock) -> i
         assert ref is not None
         if ref.state != "proposed":  # the referral ended another way: only the proposal closes
             prop.status, prop.decided_at = "expired", now
+            if prop.rank is not None:  # a commission's unit passes on to its next rank
+                commission.unit_moved_on(session, settings, prop, actor=ACTOR, clock=clock)
         else:
             apply_transition(
                 session, settings, ref, "expire_proposal", actor=ACTOR, clock=clock, proposal=prop

@@ -53,6 +53,10 @@ class Links:
         """The allocation review of the coordination."""
         return f"{self.root}/attributions"
 
+    def commission(self, run_id: int, pool_id: int) -> str:
+        """The page of one commission: a run's ranked lists for one pool."""
+        return f"{self.root}/attributions/commissions/{run_id}/{pool_id}"
+
     def preferences(self) -> str:
         """Where a user chooses immediate, daily digest or no mail, per kind."""
         return f"{self.root}/preferences"
@@ -253,6 +257,24 @@ def allocation_ready(
         count=count,
         territory=territory,
         url=links.allocations(),
+    )
+
+
+def commission_rank_reached(
+    links: Links, to: Recipient, *, run_id: int, pool_id: int, proposal_id: int, territory: str
+) -> dict[str, Any]:
+    """The commission passed a unit on to a candidate of the coordinator's territory: one
+    more proposal awaits its decision (the ``allocation_ready`` message, one proposal,
+    keyed by it, linking to the commission's page). Nothing names the person or the unit."""
+    key = f"allocation_ready:{run_id}:{to.id}:rang:{proposal_id}"
+    return _message(
+        links,
+        "allocation_ready",
+        key,
+        to,
+        count=1,
+        territory=territory,
+        url=links.commission(run_id, pool_id),
     )
 
 

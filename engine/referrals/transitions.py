@@ -139,7 +139,7 @@ def apply_transition(
     }
     _check_payload(t, payload)
     note = clean_note(note)
-    _check_actor(actor, t, referral)
+    _check_actor(actor, t, referral, session=session, proposal=proposal)
     check_transition(
         referral.state,
         action,
@@ -173,14 +173,21 @@ def apply_transition(
         if effect
         else None
     )
+    # Commission ranks this transition closes: the unit passes on once the state is written.
+    closed_ranks = (
+        [proposal]
+        if decides_proposal and action != "propose" and proposal and proposal.rank is not None
+        else []
+    )
     if before == "proposed" and not decides_proposal:
-        _close_open_proposal(
+        closed = _close_open_proposal(
             session,
             referral,
             actor=actor,
             now=now,
             why=f"Orientation {STATE_LABELS[t.target].lower()}",
         )
+        closed_ranks += [p for p in closed if p.rank is not None]
     if action in RELEASE_ON and before not in HELP_DELIVERED_STATES:
         _release_units(session, referral, now=now)
     referral.state = t.target
@@ -197,6 +204,13 @@ def apply_transition(
         note=note,
     )
     _AFTER.get(action, _nothing)(session, settings, referral, actor=actor, now=now, targets=targets)
+    if closed_ranks:
+        # A commission's unit never stays on a closed rank: attributed, the other ranks are
+        # withdrawn; otherwise the next rank still waiting gets it (commission_ranks).
+        from engine.referrals.commission_ranks import unit_moved_on
+
+        for closed_rank in closed_ranks:
+            unit_moved_on(session, settings, closed_rank, actor=actor, clock=clock)
     return referral
 
 
@@ -218,7 +232,14 @@ def _check_open_proposal(proposal: m.AllocationProposal | None, referral: m.Refe
 # --- who may act ----------------------------------------------------------------------
 
 
-def _check_actor(actor: Actor, t: Transition, ref: m.Referral) -> None:
+def _check_actor(
+    actor: Actor,
+    t: Transition,
+    ref: m.Referral,
+    *,
+    session: Session | None = None,
+    proposal: m.AllocationProposal | None = None,
+) -> None:
     if actor.kind == "system":
         if not (t.system_only or t.dedicated or t.action in ("refuse", "cancel")):
             raise Forbidden("action réservée aux personnes")
@@ -235,8 +256,29 @@ def _check_actor(actor: Actor, t: Transition, ref: m.Referral) -> None:
             raise Forbidden("ce lien ne permet pas cette action")
         return
     user = actor.user
-    if user is None or not can(user, t.action, ref):
-        raise Forbidden("vous ne pouvez pas faire cette action sur cette orientation")
+    if user is not None and can(user, t.action, ref):
+        return
+    if (
+        user is not None
+        and session is not None
+        and proposal is not None
+        and proposal.rank is not None
+        and t.action in ("validate", "decline_proposal")
+        and _may_decide_commission(session, user, proposal, ref)
+    ):
+        return
+    raise Forbidden("vous ne pouvez pas faire cette action sur cette orientation")
+
+
+def _may_decide_commission(
+    session: Session, user: m.StaffUser, proposal: m.AllocationProposal, ref: m.Referral
+) -> bool:
+    """A commission examines candidates of every territory its pool serves: a coordinator of
+    one of them records its decision on any rank (``commission_ranks.may_decide``)."""
+    from engine.referrals.commission_ranks import may_decide
+
+    pool = session.get(m.SlotPool, proposal.pool_id)
+    return pool is not None and may_decide(session, user, pool, ref)
 
 
 # --- targets --------------------------------------------------------------------------
@@ -340,12 +382,32 @@ def _validate(session, settings, ref, *, actor, now, proposal, **_):  # type: ig
     pool = dialect.get_locked(session, m.SlotPool, proposal.pool_id)  # one validator a pool
     assert pool is not None
     taken = select(m.SlotAssignment.unit_id).where(m.SlotAssignment.active)
-    free = session.scalars(
+    P = m.AllocationProposal
+    # Units a commission is examining belong to their shortlist: never taken by another.
+    held = select(P.unit_no).where(
+        P.pool_id == pool.id, P.rank.is_not(None), P.status == "proposed", P.id != proposal.id
+    )
+    free_units = (
         select(m.SlotUnit.id)
-        .where(m.SlotUnit.pool_id == pool.id, m.SlotUnit.id.not_in(taken))
-        .order_by(m.SlotUnit.unit_no)
+        .where(
+            m.SlotUnit.pool_id == pool.id,
+            m.SlotUnit.id.not_in(taken),
+            m.SlotUnit.unit_no.not_in(held),
+        )
+        .order_by(m.SlotUnit.unit_no != (proposal.unit_no or 0), m.SlotUnit.unit_no)
         .limit(proposal.units)
-    ).all()
+    )
+    free = session.scalars(free_units).all()
+    if proposal.unit_no is not None and not session.scalar(
+        select(m.SlotUnit.id).where(
+            m.SlotUnit.pool_id == pool.id,
+            m.SlotUnit.unit_no == proposal.unit_no,
+            m.SlotUnit.id.not_in(taken),
+        )
+    ):
+        raise TransitionError(
+            f"l'unité n° {proposal.unit_no} de « {pool.name} » est déjà attribuée"
+        )
     if len(free) < proposal.units:
         raise TransitionError(
             f"plus assez de places dans « {pool.name} » : {len(free)} libre(s), "
@@ -416,15 +478,20 @@ def _decide(
 
 def _close_open_proposal(
     session: Session, ref: m.Referral, *, actor: Actor, now: datetime, why: str
-) -> None:
+) -> list[m.AllocationProposal]:
     """A referral that leaves "proposed" by another way (refused, cancelled) closes its
     proposal, so the review page no longer lists it and its units are not held."""
-    for prop in session.scalars(
-        select(m.AllocationProposal).where(
-            m.AllocationProposal.referral_id == ref.id, m.AllocationProposal.status == "proposed"
-        )
-    ).all():
+    closed = list(
+        session.scalars(
+            select(m.AllocationProposal).where(
+                m.AllocationProposal.referral_id == ref.id,
+                m.AllocationProposal.status == "proposed",
+            )
+        ).all()
+    )
+    for prop in closed:
         _decide(prop, "declined", actor, now, reason=why)
+    return closed
 
 
 def _release_units(session: Session, ref: m.Referral, *, now: datetime) -> int:
