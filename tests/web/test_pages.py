@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from engine.access.tokens import make_partner_token
 from engine.store import models as m
@@ -153,7 +153,18 @@ def test_partner_link_refuse_and_bad_links(app, clients, world):
 def test_allocation_review_validate_and_decline(clients, world):
     allocation = pytest.importorskip("engine.allocation.run")
     waitlist_some(world, 10)
-    report = allocation.run_allocation(world.db, world.settings, clock=world.clock)
+    # Ordinary proposals here (commissions have their own tests); the world is shared, so
+    # its commission pools are restored right after the run.
+    with unit_of_work(world.db) as s:
+        commissions = s.scalars(select(m.SlotPool.id).where(m.SlotPool.commission)).all()
+        s.execute(update(m.SlotPool).values(commission=False))
+    try:
+        report = allocation.run_allocation(world.db, world.settings, clock=world.clock)
+    finally:
+        with unit_of_work(world.db) as s:
+            s.execute(
+                update(m.SlotPool).where(m.SlotPool.id.in_(commissions)).values(commission=True)
+            )
     assert sum(report.proposals_by_pool.values()) >= 2
     with unit_of_work(world.db) as s:
         props = s.execute(
