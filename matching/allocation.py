@@ -756,7 +756,6 @@ def _solve_compiled(
     problem: AllocationProblem, compiled: _Compiled, started: float
 ) -> AllocationResult:
     ix = compiled.ix
-    deadline = started + problem.time_limit_s
 
     solver_name, status = "min_cost_flow", "optimal"
     chosen: np.ndarray | None = None
@@ -790,6 +789,7 @@ def _solve_compiled(
         parts: list[np.ndarray] = []
         statuses: list[str] = []
         bound_free = 0
+        budget = float(problem.time_limit_s)
         hint_set = np.zeros(len(ix.opt_c), dtype=bool)
         hint_set[hint] = True
         for comp, needs_cp in zip(comps, hard, strict=True):
@@ -799,7 +799,9 @@ def _solve_compiled(
                 bound_free += int(ix.opt_w[comp_hint].sum())
                 continue
             n_cp += 1
-            share = (deadline - time.perf_counter()) * len(comp) / max(todo, 1)
+            # The time limit is shared in CP-SAT's deterministic units, never from the wall
+            # clock: a run that ends on its limit then stops at the same point every time.
+            share = budget * len(comp) / max(todo, 1)
             todo -= len(comp)
             out = solve_component(
                 ix,
@@ -809,6 +811,7 @@ def _solve_compiled(
                 num_workers=problem.num_workers,
                 assign_all=problem.assign_all,
             )
+            budget = max(0.0, budget - out.det_time)
             parts.append(out.chosen)
             statuses.append(out.status)
             bound_free += out.bound

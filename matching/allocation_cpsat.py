@@ -22,14 +22,17 @@ of the bench it stopped 66 % below the bound where the interleaved one proves th
 the textbook one, variables pool by pool and the cost minimised, under CP-SAT's default
 single search and seed: it then follows, step for step, the trajectory of the plain model it
 is benchmarked against (``bench/bench_gap.py``), which no variant measured beat on every
-instance. Limits are *deterministic* time (CP-SAT's work units, about one per second of one
-core here), with a wall-clock cap of ``WALL_SAFETY`` times the limit: a run that stops on
+instance; with two workers or more, a second seed runs on a second core under a rule that
+keeps the answer reproducible (``_gap_portfolio``). Limits are *deterministic* time (CP-SAT's
+work units, about one per second of one core here), shared between phases and components
+in those units, with a wall-clock cap of ``WALL_SAFETY`` times the limit: a run that stops on
 its limit gives the same answer for the same input, on any machine and under any load. The
 model is built in sorted id order, so the input's order does not matter either.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -69,11 +72,13 @@ def worker_count(requested: int) -> int:
 
 @dataclass(frozen=True)
 class ComponentOutcome:
-    """Chosen option indices of one component, its status and upper bound (raw weight)."""
+    """Chosen option indices of one component, its status, upper bound (raw weight) and the
+    deterministic time it used (the rest of the run's budget goes to the next components)."""
 
     chosen: np.ndarray
     status: str
     bound: int
+    det_time: float = 0.0
 
 
 def components(ix: Indexed) -> list[np.ndarray]:
@@ -149,7 +154,7 @@ def _run(model: cp_model.CpModel, solver: cp_model.CpSolver) -> Any:
 TIE_BREAK_SHARE = 0.1  # tie-break phase: at most this share of the weight phase's work
 
 
-def _break_ties(model, x, options, ix, picked, optimum, solver, left, num_workers):  # type: ignore[no-untyped-def]
+def _break_ties(model, x, options, ix, picked, optimum, solver, left, wall_left, num_workers):  # type: ignore[no-untyped-def]
     """Among the optima of the weight, the one the pair hash prefers (the same order as
     min-cost flow's), in a second, small solve: the weight fixed at its proven optimum, the hash as
     objective, hinted with the optimum found. Its budget is a share of the weight phase's
@@ -169,7 +174,7 @@ def _break_ties(model, x, options, ix, picked, optimum, solver, left, num_worker
     # budget of 0.05 units (a 60-candidate household problem) the 0.075 s guard was reached
     # whenever the machine was loaded, and the same file gave three different (equally
     # weighted) assignments in ten runs; the deterministic budget must be the binding limit.
-    tb = _solver(budget, num_workers, wall_cap=left)
+    tb = _solver(budget, num_workers, wall_cap=wall_left)
     status = _run(model, tb)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return picked
@@ -271,6 +276,126 @@ def _base_model(ix: Indexed, options: np.ndarray, assign_all: bool = False):  # 
     return model, x, floors
 
 
+GAP_SECOND_SEED = 7  # the second search of the portfolio (see _gap_portfolio)
+# A's proof wins unless B proves in less than 1 / (1 + this) of A's deterministic time: the
+# head start that lets a proof by A end the run at once (B has nearly always done that much
+# work by then), and what B must gain for the run to wait for A to get that far.
+GAP_A_ADVANTAGE = 0.2
+GAP_WAIT_MARGIN = 1.1  # wall wait for the other search, beyond the estimate of its speed
+# B's deterministic limit, as a share of A's: B should end before A, so that a run that ends
+# on its limit takes A's wall time, the plain model's. Measured on Chu–Beasley e20200 (bench
+# at 10 s): with B at the full limit, B was the slower one and the run took 12.3 s, where
+# the plain model given those 12.3 s went further than A.
+GAP_SECOND_SHARE = 0.8
+
+
+def _gap_portfolio(
+    model: cp_model.CpModel, det: float
+) -> tuple[cp_model.CpSolver, Any, int, float]:
+    """Two single-worker searches on two cores, with an answer that does not depend on
+    which one ends first (so a run stays reproducible, unlike CP-SAT's own parallel portfolio).
+
+    Search A is the plain model's trajectory (seed 1), search B the same model under another
+    seed: proofs of the generalized assignment problem vary a lot with the seed (Chu–Beasley
+    c10100 proved at 0.58 deterministic units under seed 7 against 1.95 under seed 1; e5100 at
+    5.75 against 0.67). Each runs until it proves (the optimum, or that nobody can be placed)
+    or reaches ``det`` units; tA and tB are the deterministic times of their proofs (∞ without
+    one); B's limit is GAP_SECOND_SHARE × ``det``. The answer is, by definition:
+
+    1. A's proof when tA ≤ (1 + GAP_A_ADVANTAGE)·tB, else B's proof;
+    2. without a proof, the better of A's and B's solutions at their limits (A on a tie).
+
+    Both trajectories are deterministic, so the answer is too; the searches only need to be
+    run far enough to decide. When one proves first, the other is stopped once its estimated
+    deterministic time passes the point where it could still win (the first one's speed,
+    with GAP_WAIT_MARGIN), and its actual deterministic time is read: if it stopped short
+    (a slower core), it is run again from scratch up to exactly that point — the same
+    trajectory, so the same decision. Returns the solver holding the answer, the status,
+    the proven lower bound of the cost and the deterministic time of the answer.
+    """
+    import threading
+
+    limits = (det, det * GAP_SECOND_SHARE)
+    seeds = (1, GAP_SECOND_SEED)
+    solvers = [
+        _solver(limits[r], 1, interleave=False, wall_safety=GAP_WALL_SAFETY / GAP_DET_RATE,
+                seed=seeds[r])
+        for r in (0, 1)
+    ]  # fmt: skip
+    statuses: list[Any] = [None, None]
+    ended: list[float] = [0.0, 0.0]
+    failures: list[BaseException] = []
+    changed = threading.Condition()
+
+    def search(role: int) -> None:
+        try:
+            status: Any = solvers[role].solve(model)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failures.append(exc)
+            status = cp_model.UNKNOWN
+        with changed:
+            statuses[role], ended[role] = status, time.perf_counter()
+            changed.notify_all()
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=search, args=(r,), daemon=True) for r in (0, 1)]
+    for t in threads:
+        t.start()
+
+    def proof_time(role: int) -> float:
+        proven = statuses[role] in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
+        return solvers[role].response_proto.deterministic_time if proven else math.inf
+
+    with changed:
+        changed.wait_for(lambda: statuses[0] is not None or statuses[1] is not None)
+        first = 0 if statuses[0] is not None else 1
+    other = 1 - first
+    t_first = proof_time(first)
+    if t_first < math.inf and not failures:
+        # The other search can still win only by proving before `target`.
+        target = t_first / (1 + GAP_A_ADVANTAGE) if first == 0 else t_first * (1 + GAP_A_ADVANTAGE)
+        target = min(target, limits[other])
+        speed = t_first / max(ended[first] - began, 1e-3)
+        with changed:
+            changed.wait_for(
+                lambda: statuses[other] is not None,
+                timeout=max(0.0, began + GAP_WAIT_MARGIN * target / speed - time.perf_counter()),
+            )
+        solvers[other].stop_search()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    if cp_model.MODEL_INVALID in statuses:
+        raise ModelInvalid(model.validate() or "modèle refusé par CP-SAT")
+    times = [proof_time(0), proof_time(1)]
+    if t_first < math.inf and times[other] == math.inf:
+        reached = solvers[other].response_proto.deterministic_time
+        wanted = t_first / (1 + GAP_A_ADVANTAGE) if first == 0 else t_first * (1 + GAP_A_ADVANTAGE)
+        wanted = min(wanted, limits[other])
+        if reached < wanted:  # stopped short of the decision point: replay it up to there
+            solvers[other] = _solver(
+                wanted, 1, interleave=False, wall_safety=GAP_WALL_SAFETY / GAP_DET_RATE,
+                seed=seeds[other],
+            )  # fmt: skip
+            statuses[other] = _run(model, solvers[other])
+            times[other] = proof_time(other)
+    if min(times) < math.inf:
+        winner = 0 if times[0] <= (1 + GAP_A_ADVANTAGE) * times[1] else 1
+        status = statuses[winner]
+        if status == cp_model.INFEASIBLE:
+            return solvers[winner], status, 0, times[winner]
+        cost = int(solvers[winner].objective_value)
+        return solvers[winner], cp_model.OPTIMAL, cost, times[winner]
+    found = [s in (cp_model.OPTIMAL, cp_model.FEASIBLE) for s in statuses]
+    if not any(found):
+        return solvers[0], cp_model.UNKNOWN, 0, det
+    costs = [int(sv.objective_value) if ok else None for sv, ok in zip(solvers, found, strict=True)]
+    use_b = costs[1] is not None and (costs[0] is None or costs[1] < costs[0])
+    bounds = [int(sv.best_objective_bound) for sv, ok in zip(solvers, found, strict=True) if ok]
+    return solvers[1 if use_b else 0], cp_model.FEASIBLE, max(bounds), det
+
+
 def solve_component(
     ix: Indexed,
     options: np.ndarray,
@@ -294,6 +419,7 @@ def solve_component(
     start = [o for o in options.tolist() if o in hinted]
     level: tuple[str, int] | None = None
     floors: list[tuple[int, list[int]]] = []
+    spent = 0.0  # deterministic time used by phase 1
     if len(ix.floor_p):
         # Phase 1 (its own model): the floor level, lexicographically first, ≤ 40 % of the time.
         model, x, floors = _base_model(ix, options, assign_all)
@@ -306,6 +432,7 @@ def solve_component(
         model.maximize(sum(mets))
         solver = _solver(time_limit_s * 0.4, num_workers)
         status = _run(model, solver)
+        spent = solver.response_proto.deterministic_time
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             reached = int(solver.objective_value)
             level = ("hard", reached) if reached == sum(n for n, _ in floors) else ("sum", reached)
@@ -344,7 +471,10 @@ def solve_component(
     # coefficients (up to 20 more bits each) weakened the relaxation and CP-SAT proved
     # optima later than the plain model (Chu–Beasley c5200, c10200, e5200 in bench_gap).
     weights = [int(ix.opt_w[o]) for o in options.tolist()]
-    left = time_limit_s - (time.perf_counter() - started)
+    # Deterministic time left: a limit computed from the wall clock would move the stopping
+    # point of a run that ends on its limit from one run to the next (measured: the same
+    # 10 × 100 generalized assignment file gave costs 1,407 and 1,427 at 0.3 s).
+    left = time_limit_s - spent
     if assign_all:
         # Generalized assignment: exactly the plain model (bench/bench_gap.py), i.e. the cost
         # minimised with its terms pool by pool, CP-SAT's default single search and its
@@ -358,24 +488,27 @@ def solve_component(
         # shifts the objective itself), and the Martello–Toth regret greedy could not place
         # everyone (capacities at 80 %), so it had no hint to give.
         model.minimize(sum(-weights[k] * x[k] for k in _pool_major(ix, options)))
-        solver = _solver(
-            max(left, time_limit_s * 0.1) * GAP_DET_RATE,
-            num_workers,
-            interleave=False,
-            wall_safety=GAP_WALL_SAFETY / GAP_DET_RATE,
-            seed=1,
-        )
+        det = max(left, time_limit_s * 0.1) * GAP_DET_RATE
+        if worker_count(num_workers) >= 2:
+            solver, status, proven, used = _gap_portfolio(model, det)
+        else:
+            solver = _solver(
+                det, 1, interleave=False, wall_safety=GAP_WALL_SAFETY / GAP_DET_RATE, seed=1
+            )
+            status, proven = _run(model, solver), None
+            used = solver.response_proto.deterministic_time
     else:
         model.maximize(sum(w * v for w, v in zip(weights, x, strict=True)))
         # Measured: the interleaved portfolio (with large-neighbourhood search) is what
         # solves the optional-placement problems (households, floors).
         solver = _solver(max(left, time_limit_s * 0.1), num_workers)
-    status = _run(model, solver)
+        status, proven = _run(model, solver), None
+        used = solver.response_proto.deterministic_time
     name = _STATUS.get(status, "unknown")
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         picked = [k for k, v in enumerate(x) if solver.boolean_value(v)]
         sign = -1 if assign_all else 1  # assign_all minimises −weight
-        bound = sign * int(solver.best_objective_bound)
+        bound = sign * (proven if proven is not None else int(solver.best_objective_bound))
         # No tie-break solve with assign_all: the trajectory is deterministic already, and
         # its ~10 % more time after a proof made allocate-file slower than the plain model
         # on c5200 (4.26 s against 3.96 s), e5200 (2.73 against 2.58) and e10100 (9.89
@@ -389,7 +522,8 @@ def solve_component(
                 picked,
                 sign * int(solver.objective_value),
                 solver,
-                time_limit_s - (time.perf_counter() - started),
+                left - solver.response_proto.deterministic_time,
+                time_limit_s * WALL_SAFETY - (time.perf_counter() - started),
                 num_workers,
             )
         chosen = options[picked]
@@ -399,4 +533,4 @@ def solve_component(
         chosen = _greedy_complete(ix, options, start)
         bound = int(sum(w for w in weights if w > 0))
         name = "feasible" if name == "unknown" and level is None and not assign_all else name
-    return ComponentOutcome(np.sort(chosen.astype(np.int64)), name, bound)
+    return ComponentOutcome(np.sort(chosen.astype(np.int64)), name, bound, spent + used)
