@@ -348,10 +348,15 @@ class _Search:
         out_w.close()
 
         def wait() -> None:
+            # A guard on a child that would hang: its own wall-clock cap, and some slack.
+            patience = self.det * GAP_WALL_SAFETY / GAP_DET_RATE + 30.0
             try:
+                if not out_r.poll(patience):
+                    raise TimeoutError("la seconde recherche ne répond plus")
                 self._take(*out_r.recv())
-            except BaseException as exc:  # noqa: BLE001 - the child died: re-raised
+            except BaseException as exc:  # noqa: BLE001 - the child died or hung: re-raised
                 self.failure, self.status = exc, cp_model.UNKNOWN
+                self._proc.kill()
             self._proc.join()
             done()
 
@@ -379,6 +384,14 @@ class _Search:
                 self._stop_w.send(None)
         else:
             self._solver.stop_search()
+
+
+def _may_fork() -> bool:
+    """Forking is safe only while this process runs a single thread (``allocate-file``);
+    a server's or a flow's threads may hold locks a forked child would wait on forever."""
+    import threading
+
+    return hasattr(os, "fork") and threading.active_count() == 1
 
 
 def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, int, float]:
@@ -413,7 +426,7 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
 
     limits = (det, det * GAP_SECOND_SHARE)
     seeds = (1, GAP_SECOND_SEED)
-    forked = threading.active_count() == 1 and hasattr(os, "fork")
+    forked = _may_fork()
     searches = [_Search(model, limits[r], seeds[r], forked=forked and r == 1) for r in (0, 1)]
     ended: list[float] = [0.0, 0.0]
     changed = threading.Condition()
@@ -424,7 +437,9 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
             changed.notify_all()
 
     began = time.perf_counter()
-    for r in (0, 1):
+    # B first: a fork must happen while this process has a single thread (measured: forked
+    # while A's thread was inside CP-SAT, the child waited forever on a lock it inherited).
+    for r in (1, 0):
         searches[r].start(lambda r=r: done(r))  # type: ignore[misc]
 
     def proof_time(role: int) -> float:

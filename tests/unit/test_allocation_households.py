@@ -217,9 +217,20 @@ def _chu_beasley_c(seed: int, m: int, n: int, time_limit_s: float) -> Allocation
                              time_limit_s=time_limit_s)  # fmt: skip
 
 
+@pytest.fixture(params=["forked", "threads"])
+def second_search(request, monkeypatch):
+    """The portfolio's second search runs in a forked process when the caller has a single
+    thread, in a thread otherwise (a server's threads are not forked): both ways, whatever
+    the test process has (an xdist worker has threads of its own)."""
+    import matching.allocation_cpsat as cpsat
+
+    monkeypatch.setattr(cpsat, "_may_fork", lambda: request.param == "forked")
+    return request.param
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_two_workers_prove_the_one_worker_optimum_and_decide_the_same_way_when_cut_short(
-    seed, monkeypatch
+    seed, second_search, monkeypatch
 ):
     """The two-search portfolio proves the same optimum as one worker, and its answer does
     not depend on when the other search is stopped: with no wait at all (every decision
@@ -237,7 +248,7 @@ def test_two_workers_prove_the_one_worker_optimum_and_decide_the_same_way_when_c
 
 
 def test_two_workers_stopped_on_their_limit_give_the_same_answer_over_runs_and_orders(
-    monkeypatch,
+    second_search, monkeypatch
 ):
     """Neither search proves the optimum of 10 × 100 in 0.3 deterministic units: the answer
     is the better of the two at the limit, whatever the load and the input order (the wall
