@@ -52,9 +52,13 @@ demo: install
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# One test process per core (pytest-xdist), a file's tests kept together so that its module
+# fixtures (a seeded network, a simulated year) are built once.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+
 test: install browser
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	@mkdir -p bench/results

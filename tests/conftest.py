@@ -14,13 +14,18 @@ import uuid
 # Before anything imports Prefect: telemetry off, a throw-away Prefect home.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="aiguillage-prefect-"))
+# One Prefect home per test process: pytest-xdist's workers inherit the controller's
+# environment, and two embedded APIs on one SQLite file lock each other out.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER or "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix=f"aiguillage-prefect-{_WORKER or 'main'}-")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 # The embedded API server starts as a subprocess; a loaded CI machine needs more than the 20 s default.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from engine.store import models as m  # noqa: E402
@@ -31,6 +36,11 @@ PG_ADMIN_URL = os.environ.get(
     "AIGUILLAGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Property tests are judged on their examples, not on the speed of a shared machine: with two
+# test processes on two cores, hypothesis's 200 ms deadline per example would decide by load.
+settings.register_profile("aiguillage", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("aiguillage")
 
 
 def _pg_available() -> bool:
