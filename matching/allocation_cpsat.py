@@ -316,7 +316,7 @@ class _Search:
                 [k for k, val in enumerate(values) if val])  # fmt: skip
 
     def run_here(self) -> None:
-        """Runs in the calling thread (the replay of a search stopped short)."""
+        """Runs the search in the calling thread."""
         self._take(*self._outcome(self._solver, self._solver.solve(self.model)))
 
     def start(self, done: Any) -> None:
