@@ -290,7 +290,7 @@ class _Search:
     forked one; once ended: its status, cost, bound, deterministic time and solution."""
 
     def __init__(self, model: cp_model.CpModel, det: float, seed: int, forked: bool) -> None:
-        self.model, self.det, self.seed, self.forked = model, det, seed, forked
+        self.model, self.det, self.forked = model, det, forked
         self.status: Any = None
         self.cost = self.bound = 0
         self.det_time = 0.0
@@ -425,18 +425,16 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
     seeds = (1, GAP_SECOND_SEED)
     forked = _may_fork()
     searches = [_Search(model, limits[r], seeds[r], forked=forked and r == 1) for r in (0, 1)]
-    ended: list[float] = [0.0, 0.0]
     changed = threading.Condition()
 
-    def done(role: int) -> None:
+    def done() -> None:
         with changed:
-            ended[role] = time.perf_counter()
             changed.notify_all()
 
     # B first: a fork must happen while this process has a single thread (measured: forked
     # while A's thread was inside CP-SAT, the child waited forever on a lock it inherited).
     for r in (1, 0):
-        searches[r].start(lambda r=r: done(r))  # type: ignore[misc]
+        searches[r].start(done)
 
     def proof_time(role: int) -> float:
         proven = searches[role].status in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
@@ -444,11 +442,11 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
 
     # A proof by A decides at once (B is stopped); anything else needs both to their end.
     with changed:
-        changed.wait_for(lambda: ended[0] > 0)
+        changed.wait_for(lambda: searches[0].status is not None)
     if proof_time(0) < math.inf and searches[0].failure is None:
         searches[1].stop()
     with changed:
-        changed.wait_for(lambda: ended[0] > 0 and ended[1] > 0)
+        changed.wait_for(lambda: all(s.status is not None for s in searches))
     for s in searches:
         if s.failure is not None:
             raise s.failure
