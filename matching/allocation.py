@@ -772,6 +772,10 @@ def _solve_compiled(
     if chosen is None:
         if exact is not None:
             hint = exact
+        elif problem.assign_all:
+            # Everyone placed: CP-SAT gets no hint (see solve_component) and a run without a
+            # solution is reported as such, so the flow's relaxed hint would go unused.
+            hint = np.zeros(0, dtype=np.int64)
         else:
             relaxed = solve_flow(ix, with_floors=False, relax_units=True).chosen
             hint = repair_to_capacity(ix, relaxed)  # type: ignore[arg-type]
