@@ -52,8 +52,19 @@ def _gap(result) -> float:  # type: ignore[no-untyped-def]
     return (result.bound - result.objective) / max(1, result.bound)
 
 
+@pytest.fixture
+def deterministic_limit_binds(monkeypatch):
+    """The wall-clock guard (1.5 × the limit) lifted: on a loaded machine (the suite runs in
+    as many processes as cores) it would stop a search the deterministic limit lets finish,
+    and the test would measure the load. Measured: alpha 0 ended "feasible" whenever another
+    CP-SAT test ran beside it."""
+    import matching.allocation_cpsat as cpsat
+
+    monkeypatch.setattr(cpsat, "WALL_SAFETY", 50.0)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.8, 1.0])
-def test_floors_with_households_reach_the_optimum(alpha):
+def test_floors_with_households_reach_the_optimum(alpha, deterministic_limit_binds):
     result = solve(household_problem(alpha=alpha))
     assert result.solver == "cp_sat"
     assert result.status == "optimal" and _gap(result) <= 0.02
@@ -62,7 +73,9 @@ def test_floors_with_households_reach_the_optimum(alpha):
     assert {e.cause for e in result.envy} <= {"consumption", "floor", "pin", "weights"}
 
 
-def test_a_run_stopped_by_its_limit_is_the_same_whatever_the_input_order():
+def test_a_run_stopped_by_its_limit_is_the_same_whatever_the_input_order(
+    deterministic_limit_binds,
+):
     base = household_problem(n=1500, slots=500, time_limit_s=0.3)
     rng = random.Random(1)
     shuffled = replace(base, candidates=tuple(rng.sample(base.candidates, len(base.candidates))),
