@@ -293,15 +293,28 @@ GAP_SECOND_LINEARIZATION = 2
 GAP_SECOND_SHARE = 0.8
 
 
+# B starts this share of A's limit (in seconds) after A, or when A ends unproven: when A
+# proves the optimum first, B would only have shared the machine. Measured in bench_gap at
+# 10 s, B started with A: allocate-file on two cores took 1.06 × its one-worker time on the
+# OR-Library instances (proved in 0.01–0.8 s), and lost two of them to the plain model by
+# 20–40 ms. The answer never depends on it: B's trajectory depends on its limit only.
+GAP_SECOND_DELAY = 0.05
+
+
 class _Search:
     """One single-worker CP-SAT search of the portfolio, in a thread of this process or in a
-    forked one; once ended: its status, cost, bound, deterministic time and solution."""
+    forked one; once ended (or cancelled before it started): its status, cost, bound,
+    deterministic time and solution.
+
+    ``prepare`` forks the child (it then waits for a word from the parent), ``start`` runs
+    the search, ``cancel`` ends a search that has not started, ``stop`` one that has."""
 
     def __init__(
         self, model: cp_model.CpModel, det: float, linearization: int, forked: bool
     ) -> None:
         self.model, self.det, self.forked = model, det, forked
         self.status: Any = None
+        self.started = False
         self.cost = self.bound = 0
         self.det_time = 0.0
         self.true: set[int] = set()
@@ -330,9 +343,25 @@ class _Search:
         """Runs the search in the calling thread."""
         self._take(*self._outcome(self._solver, self._solver.solve(self.model)))
 
+    def prepare(self) -> None:
+        """Forks the child now, while this process has a single thread (measured: forked
+        while a CP-SAT search ran in a thread, the child waited forever on a lock it had
+        inherited); it waits for "go" or "cancel"."""
+        if not self.forked:
+            return
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self._ctl_r, self._ctl_w = ctx.Pipe(duplex=False)
+        self._out_r, out_w = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=self._child, args=(out_w,), daemon=True)
+        self._proc.start()
+        out_w.close()
+
     def start(self, done: Any) -> None:
         import threading
 
+        self.started = True
         if not self.forked:
 
             def search() -> None:
@@ -344,22 +373,15 @@ class _Search:
 
             threading.Thread(target=search, daemon=True).start()
             return
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("fork")
-        self._stop_r, self._stop_w = ctx.Pipe(duplex=False)
-        out_r, out_w = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=self._child, args=(out_w,), daemon=True)
-        self._proc.start()
-        out_w.close()
+        self._ctl_w.send("go")
 
         def wait() -> None:
             # A guard on a child that would hang: its own wall-clock cap, and some slack.
             patience = self.det * GAP_WALL_SAFETY / GAP_DET_RATE + 30.0
             try:
-                if not out_r.poll(patience):
+                if not self._out_r.poll(patience):
                     raise TimeoutError("la seconde recherche ne répond plus")
-                self._take(*out_r.recv())
+                self._take(*self._out_r.recv())
             except BaseException as exc:  # noqa: BLE001 - the child died or hung: re-raised
                 self.failure, self.status = exc, cp_model.UNKNOWN
                 self._proc.kill()
@@ -368,17 +390,31 @@ class _Search:
 
         threading.Thread(target=wait, daemon=True).start()
 
+    def cancel(self) -> None:
+        """Never started: no solution, and a forked child told to leave."""
+        if self.forked:
+            with contextlib.suppress(OSError):
+                self._ctl_w.send("cancel")
+            self._proc.join(5.0)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join()
+        self.status = cp_model.UNKNOWN
+
     def _child(self, out_w: Any) -> None:  # pragma: no cover - runs in the forked process
         import threading
 
-        def watch() -> None:
-            with contextlib.suppress(EOFError):
-                self._stop_r.recv()
-            self._solver.stop_search()
-
-        threading.Thread(target=watch, daemon=True).start()
         code = 0
         try:
+            if self._ctl_r.recv() != "go":
+                os._exit(0)
+
+            def watch() -> None:
+                with contextlib.suppress(EOFError):
+                    self._ctl_r.recv()
+                self._solver.stop_search()
+
+            threading.Thread(target=watch, daemon=True).start()
             out_w.send(self._outcome(self._solver, self._solver.solve(self.model)))
         except BaseException:  # noqa: BLE001 - the parent sees the closed pipe
             code = 1
@@ -387,7 +423,7 @@ class _Search:
     def stop(self) -> None:
         if self.forked:
             with contextlib.suppress(OSError):  # the child has ended already
-                self._stop_w.send(None)
+                self._ctl_w.send("stop")
         else:
             self._solver.stop_search()
 
@@ -414,9 +450,11 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
     2. without a proof, the better of A's and B's solutions at their limits (A on a tie).
 
     Every branch depends on the two deterministic trajectories only, so a proof by A stops B
-    at once, and anything else waits for both searches to end. B therefore never makes a run
-    slower than A alone (beyond sharing the machine), and gives its proof or its better
-    solution where A has none. An earlier rule let a faster proof by B end the run (c10100:
+    at once, and anything else waits for both searches to end. B starts GAP_SECOND_DELAY ×
+    ``det`` seconds after A (or as soon as A ends without a proof): its trajectory does not
+    depend on when it starts, and a proof by A before then costs nothing. B therefore never
+    makes a run slower than A alone (beyond sharing the machine), and gives its proof or its
+    better solution where A has none. An earlier rule let a faster proof by B end the run (c10100:
     1.35 s against 2.16 s), but deciding it exactly meant stopping the other search at an
     estimated point and replaying it from scratch when it had stopped short — a smaller
     limit changes CP-SAT's trajectory — which made runs where A proves first up to twice
@@ -442,20 +480,34 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
         with changed:
             changed.notify_all()
 
-    # B first: a fork must happen while this process has a single thread (measured: forked
-    # while A's thread was inside CP-SAT, the child waited forever on a lock it inherited).
-    for r in (1, 0):
-        searches[r].start(done)
+    # B's child first: a fork must happen while this process has a single thread.
+    searches[1].prepare()
+    searches[0].start(done)
 
     def proof_time(role: int) -> float:
         proven = searches[role].status in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
         return searches[role].det_time if proven else math.inf
 
-    # A proof by A decides at once (B is stopped); anything else needs both to their end.
+    # B starts after GAP_SECOND_DELAY × A's limit, or as soon as A ends without a proof. A
+    # proof by A decides at once (B is cancelled or stopped); anything else needs both to
+    # their end.
+    a, b = searches
+
+    def decided() -> bool:  # A's end makes B useless: a proof, a failure, a refused model
+        return (a.failure is not None or proof_time(0) < math.inf
+                or a.status == cp_model.MODEL_INVALID)  # fmt: skip
+
     with changed:
-        changed.wait_for(lambda: searches[0].status is not None)
-    if proof_time(0) < math.inf and searches[0].failure is None:
-        searches[1].stop()
+        changed.wait_for(lambda: a.status is not None, timeout=GAP_SECOND_DELAY * det)
+    if a.status is None or not decided():
+        b.start(done)
+    with changed:
+        changed.wait_for(lambda: a.status is not None)
+    if decided():
+        if b.started:
+            b.stop()
+        else:
+            b.cancel()
     with changed:
         changed.wait_for(lambda: all(s.status is not None for s in searches))
     for s in searches:

@@ -275,3 +275,37 @@ def test_two_workers_stopped_on_their_limit_give_the_same_answer_over_runs_and_o
     }
     one = solve(base)
     assert answers[0].objective >= one.objective  # never worse than the plain search alone
+
+
+def test_when_the_second_search_starts_never_changes_the_answer(second_search, monkeypatch):
+    """B starts a little after A (or when A ends without a proof); its trajectory depends on
+    its limit only, so starting it at once or only after A has ended gives the same answer.
+    A run whose first search proves the optimum before B's start never starts B at all."""
+    import matching.allocation_cpsat as cpsat
+
+    monkeypatch.setattr(cpsat, "GAP_WALL_SAFETY", 50.0)
+    started: list[float] = []
+    real_start = cpsat._Search.start
+
+    def spy(self, done):  # type: ignore[no-untyped-def]
+        started.append(self.det)
+        return real_start(self, done)
+
+    monkeypatch.setattr(cpsat._Search, "start", spy)
+    stopped = replace(_chu_beasley_c(7, 10, 100, time_limit_s=0.3), num_workers=2)
+    answers = []
+    for delay in (0.0, 1000.0):  # B with A; B only once A has ended on its limit
+        monkeypatch.setattr(cpsat, "GAP_SECOND_DELAY", delay)
+        started.clear()
+        answers.append(solve(stopped))
+        assert len(started) == 2  # A did not prove: B ran, whenever it started
+    assert answers[0].status == answers[1].status == "feasible"
+    assert answers[0].assignments == answers[1].assignments
+    assert answers[0].objective == answers[1].objective
+
+    proven = _chu_beasley_c(1, 5, 40, time_limit_s=20)
+    one = solve(proven)
+    started.clear()
+    result = solve(replace(proven, num_workers=2))  # B's start still 1000 s away
+    assert one.status == result.status == "optimal" and result.assignments == one.assignments
+    assert started == [20.0]  # only A: it proved first, B was never started
