@@ -230,14 +230,13 @@ def _chu_beasley_c(seed: int, m: int, n: int, time_limit_s: float) -> Allocation
                              time_limit_s=time_limit_s)  # fmt: skip
 
 
-@pytest.fixture(params=["forked", "threads"])
+@pytest.fixture(params=["process", "thread"])
 def second_search(request, monkeypatch):
-    """The portfolio's second search runs in a forked process when the caller has a single
-    thread, in a thread otherwise (a server's threads are not forked): both ways, whatever
-    the test process has (an xdist worker has threads of its own)."""
+    """The portfolio's second search runs in a process of its own, or in a thread where no
+    process can be spawned: both ways."""
     import matching.allocation_cpsat as cpsat
 
-    monkeypatch.setattr(cpsat, "_may_fork", lambda: request.param == "forked")
+    monkeypatch.setattr(cpsat, "_separate_process", lambda: request.param == "process")
     return request.param
 
 
@@ -309,3 +308,23 @@ def test_when_the_second_search_starts_never_changes_the_answer(second_search, m
     result = solve(replace(proven, num_workers=2))  # B's start still 1000 s away
     assert one.status == result.status == "optimal" and result.assignments == one.assignments
     assert started == [20.0]  # only A: it proved first, B was never started
+
+
+def test_a_second_search_that_fails_leaves_the_one_worker_answer(monkeypatch, caplog):
+    """The second search is an addition: a process that dies (here: a crash before it
+    answers) costs its contribution, not the run. The answer is then one worker's."""
+    import matching.allocation_cpsat as cpsat
+
+    monkeypatch.setattr(cpsat, "GAP_WALL_SAFETY", 50.0)
+    monkeypatch.setattr(cpsat, "GAP_SECOND_DELAY", 0.0)
+
+    def crash(self):  # type: ignore[no-untyped-def]
+        raise RuntimeError("la seconde recherche a échoué (code -9)")
+
+    monkeypatch.setattr(cpsat._Search, "_run_process", crash)
+    base = _chu_beasley_c(7, 10, 100, time_limit_s=0.3)
+    two = solve(replace(base, num_workers=2))
+    one = solve(base)
+    assert two.status == one.status == "feasible"
+    assert two.assignments == one.assignments and two.objective == one.objective
+    assert "second search failed" in caplog.text
