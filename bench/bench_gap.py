@@ -192,6 +192,26 @@ def verdict(ours: dict, plain: dict, equal: dict | None) -> tuple[str, bool] | N
     return "objective (plain found nothing at equal time)", True
 
 
+def within_noise(row: dict) -> bool | None:
+    """Whether ours, where the strict verdict says it lost to the plain model on one worker,
+    is within the two sides' own run-to-run spread: its median time within the larger
+    min–max range of either side's three runs (time at equal objective), or its cost within
+    the range of the plain model's three runs at ours' wall time (objective at equal time).
+    Such a loss is a tie this machine cannot separate; reported beside the strict verdict,
+    never instead of it."""
+    if "ours_at_least_as_good" not in row:
+        return None
+    if row["ours_at_least_as_good"]:
+        return True
+    ours, plain = row["allocate_file"], row["plain_1_worker"]
+    if row.get("verdict_by") == "time at equal objective":
+        spread = max(max(r["wall_s_runs"]) - min(r["wall_s_runs"]) for r in (ours, plain))
+        return bool(ours["median_wall_s"] - plain["median_wall_s"] <= spread)
+    costs = [c for c in (row.get("plain_1_worker_at_equal_wall_time") or {}).get(
+        "cost_runs", []) if c is not None]  # fmt: skip
+    return bool(costs) and ours["cost"] <= max(costs)
+
+
 def _median_run(runs: list[dict]) -> dict:
     """The first run, with every run's wall time and their median."""
     first = dict(runs[0])
@@ -351,7 +371,11 @@ def main() -> int:
         help="time limit of the household instances (the issue's shape: 30 s)",
     )
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rejudge", type=Path, help="recompute the counts of a recorded gap.json")
     args = ap.parse_args()
+    if args.rejudge:
+        recorded = json.loads(args.rejudge.read_text(encoding="utf-8"))
+        return summarise(recorded["instances"], recorded["time_limit_s"], recorded)
     limit = 5.0 if args.quick else args.time_limit
     kinds = ("C", "D") if args.quick else ("C", "D", "E")
     sizes = (
@@ -374,12 +398,26 @@ def main() -> int:
                     # Maximisation: cost = −profit (the contract's weight is the profit).
                     rows.append(compare(f"gap{number}-{k + 1}", a, b, -p, limit, Path(tmp),
                                         best_known=-optima[k]))  # fmt: skip
+    return summarise(rows, limit)
+
+
+def summarise(rows: list[dict], limit: float, recorded: dict | None = None) -> int:
+    """The counts of ``gap.json`` from its rows (``--rejudge`` recomputes them from a
+    recorded run, keeping its machine and date, e.g. after a change of this function)."""
+    for r in rows:
+        tie = within_noise(r)
+        if tie is not None:
+            r["ours_at_least_as_good_or_within_noise"] = tie
     solved = [r for r in rows if "ours_at_least_as_good" in r]
     orlib = [r for r in rows if r["instance"].startswith("gap") and "allocate_file" in r]
     all_cores = [r for r in rows if "ours_at_least_as_good_as_plain_all_cores" in r]
     result = {"time_limit_s": limit, "instances": rows,
               "ours_at_least_as_good": sum(r["ours_at_least_as_good"] for r in solved),
               "compared": len(solved),
+              "ours_at_least_as_good_or_within_noise": sum(
+                  r["ours_at_least_as_good_or_within_noise"] for r in solved),
+              "strict_losses": sorted(r["instance"] for r in solved
+                                      if not r["ours_at_least_as_good"]),
               "ours_at_least_as_good_as_plain_all_cores": sum(
                   r["ours_at_least_as_good_as_plain_all_cores"] for r in all_cores),
               "compared_with_plain_all_cores": len(all_cores),
@@ -395,10 +433,15 @@ def main() -> int:
                   r["allocate_file"].get("median_wall_s") or 0 for r in orlib), 2),
               "orlib_plain_total_median_wall_s": round(sum(
                   r["plain_1_worker"].get("median_wall_s") or 0 for r in orlib), 2)}  # fmt: skip
+    if recorded is not None:
+        result = {"machine": recorded.get("machine"), "measured_at": recorded.get("measured_at"),
+                  "rejudged_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **result}  # fmt: skip
     path = write("gap", result)
     print(
         f"[gap] allocate-file at least as good as the plain model on "
-        f"{result['ours_at_least_as_good']} of {result['compared']} instances (on one worker), "
+        f"{result['ours_at_least_as_good']} of {result['compared']} instances (on one worker; "
+        f"{result['ours_at_least_as_good_or_within_noise']} counting ties within the "
+        f"run-to-run spread), "
         f"{result['ours_at_least_as_good_as_plain_all_cores']} of "
         f"{result['compared_with_plain_all_cores']} (on every core); {path}"
     )
