@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from matching.allocation_flow import Indexed, tie_break, unique_sorted
+from matching.gap_search import outcome, single_search
 from matching.solver_import import cp_model
 
 _STATUS: dict[Any, str] = {
@@ -324,9 +325,7 @@ class _Search:
         self.true: set[int] = set()
         self.failure: BaseException | None = None
         self._wall = det * GAP_WALL_SAFETY / GAP_DET_RATE
-        self._solver = _solver(det, 1, interleave=False,
-                               wall_safety=GAP_WALL_SAFETY / GAP_DET_RATE, seed=1)  # fmt: skip
-        self._solver.parameters.linearization_level = linearization
+        self._solver = single_search(det, self._wall, linearization, seed=1)
         self._proc: Any = None
 
     def boolean_value(self, v: Any) -> bool:
@@ -336,15 +335,13 @@ class _Search:
         self.cost, self.bound, self.det_time, self.true = cost, bound, det, set(true)
         self.status = status
 
+    def _take_outcome(self, got: dict[str, Any]) -> None:
+        self._take(cp_model.CpSolverStatus(got["status"]), got["cost"], got["bound"],
+                   got["det"], got["true"])  # fmt: skip
+
     def run_here(self) -> None:
         """Runs the search in the calling thread."""
-        status = self._solver.solve(self.model)
-        found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-        values = self._solver.response_proto.solution if found else []
-        self._take(status, int(self._solver.objective_value) if found else 0,
-                   int(self._solver.best_objective_bound) if found else 0,
-                   self._solver.response_proto.deterministic_time,
-                   [k for k, val in enumerate(values) if val])  # fmt: skip
+        self._take_outcome(outcome(self._solver, self._solver.solve(self.model)))
 
     def _run_process(self) -> None:
         import json
@@ -373,9 +370,7 @@ class _Search:
             return
         if self._proc.returncode != 0 or not out.strip():
             raise RuntimeError(f"la seconde recherche a échoué (code {self._proc.returncode})")
-        got = json.loads(out)
-        self._take(cp_model.CpSolverStatus(got["status"]), got["cost"], got["bound"],
-                   got["det"], got["true"])  # fmt: skip
+        self._take_outcome(json.loads(out))
 
     def start(self, done: Any) -> None:
         import threading

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from ortools.sat.python import cp_model
 
 
-def main(argv: list[str]) -> int:
-    det, wall, linearization, seed = float(argv[0]), float(argv[1]), int(argv[2]), int(argv[3])
-    model = cp_model.CpModel()
-    model.proto.parse_text_format(sys.stdin.read())
+def single_search(det: float, wall: float, linearization: int, seed: int) -> cp_model.CpSolver:
+    """The portfolio's single-worker search, the same in this process and in a thread of the
+    caller (``allocation_cpsat._Search``): one definition, so both run one trajectory."""
     solver = cp_model.CpSolver()
     solver.parameters.max_deterministic_time = det
     solver.parameters.max_time_in_seconds = wall
@@ -32,17 +32,28 @@ def main(argv: list[str]) -> int:
     solver.parameters.random_seed = seed
     solver.parameters.interleave_search = False
     solver.parameters.linearization_level = linearization
-    status = solver.solve(model)
+    return solver
+
+
+def outcome(solver: cp_model.CpSolver, status: Any) -> dict[str, Any]:
+    """Status (as an int), cost, bound, deterministic time and true variables of a search."""
     found = status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     values = solver.response_proto.solution if found else []
-    out = {
+    return {
         "status": int(status),
         "cost": int(solver.objective_value) if found else 0,
         "bound": int(solver.best_objective_bound) if found else 0,
         "det": solver.response_proto.deterministic_time,
         "true": [k for k, v in enumerate(values) if v],
     }
-    sys.stdout.write(json.dumps(out) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    det, wall, linearization, seed = float(argv[0]), float(argv[1]), int(argv[2]), int(argv[3])
+    model = cp_model.CpModel()
+    model.proto.parse_text_format(sys.stdin.read())
+    solver = single_search(det, wall, linearization, seed)
+    sys.stdout.write(json.dumps(outcome(solver, solver.solve(model))) + "\n")
     return 0
 
 
