@@ -19,7 +19,7 @@ import json
 import sys
 from typing import Any
 
-from ortools.sat.python import cp_model
+from matching.solver_import import cp_model
 
 
 def single_search(det: float, wall: float, linearization: int, seed: int) -> cp_model.CpSolver:
