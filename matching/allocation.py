@@ -761,6 +761,7 @@ def _solve_compiled(
     chosen: np.ndarray | None = None
     bound_free: int | None = None
     n_components = n_cp = 0
+    guard_stops = 0  # components whose answer the wall-clock guard cut short
     exact: np.ndarray | None = None  # the flow's optimum with floors, exclusions ignored
     if ix.unit_consumption and not problem.assign_all:
         chosen = solve_flow(ix).chosen
@@ -816,6 +817,7 @@ def _solve_compiled(
                 assign_all=problem.assign_all,
             )
             budget = max(0.0, budget - out.det_time)
+            guard_stops += out.guarded
             parts.append(out.chosen)
             statuses.append(out.status)
             bound_free += out.bound
@@ -836,8 +838,9 @@ def _solve_compiled(
             )
             return _infeasible(problem, why, time.perf_counter() - started, status=status)
     return _report(
-        problem, compiled, chosen, status, solver_name, bound_free, n_components, n_cp, started
-    )
+        problem, compiled, chosen, status, solver_name, bound_free, n_components, n_cp, started,
+        guard_stops=guard_stops,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- mechanisms
@@ -1047,10 +1050,12 @@ def _report(
     started: float,
     *,
     improvable: str = "shortfall",
+    guard_stops: int = 0,
 ) -> AllocationResult:
     """The result of an assignment (``chosen_free``: indices into the free options).
     ``improvable`` is the envy cause of a feasible improving swap: "shortfall" for the
-    optimal mechanism (it stopped early), "stability" for the stable one (by design)."""
+    optimal mechanism (it stopped early), "stability" for the stable one (by design).
+    ``guard_stops``: components the wall-clock guard cut short (then not reproducible)."""
     cands, pools = problem.candidates, problem.pools
     n_c, n_p = len(cands), len(pools)
     chosen = np.sort(np.concatenate([cp.free_opts[chosen_free], cp.pin_opts]))
@@ -1121,6 +1126,7 @@ def _report(
         "worst_share_pool": worst_at[0] if worst_at else None,
         "worst_share_territory": worst_at[1] if worst_at else None,
         "envy": len(envy),
+        "wall_guard_stops": guard_stops,
         "per_pool": pool_stats,
     }
     return AllocationResult(
@@ -1133,6 +1139,22 @@ def _report(
         envy=envy,
         stats=stats,
         explanations=explanations,
+        message=_guard_message(guard_stops),
+    )
+
+
+def _guard_message(guard_stops: int) -> str:
+    """French, for the person who runs the allocation: why this answer may not come back."""
+    if not guard_stops:
+        return ""
+    from matching.allocation_cpsat import WALL_SAFETY  # read now: tests lift it
+
+    safety = f"{WALL_SAFETY:g}".replace(".", ",")
+    return (
+        f"Recherche interrompue par la garde de temps réel ({safety} × la limite de temps) "
+        "avant la fin de son calcul : la machine était plus lente ou plus chargée que prévu, "
+        "et le même problème peut donner une autre attribution. Relancez avec une limite de "
+        "temps plus basse, ou quand la machine est moins chargée."
     )
 
 

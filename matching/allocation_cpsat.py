@@ -25,9 +25,11 @@ is benchmarked against (``bench/bench_gap.py``), which no variant measured beat 
 instance; with two workers or more, a second seed runs on a second core under a rule that
 keeps the answer reproducible (``_gap_portfolio``). Limits are *deterministic* time (CP-SAT's
 work units, about one per second of one core here), shared between phases and components
-in those units, with a wall-clock cap of ``WALL_SAFETY`` times the limit: a run that stops on
-its limit gives the same answer for the same input, on any machine and under any load. The
-model is built in sorted id order, so the input's order does not matter either.
+in those units, with a wall-clock guard of ``WALL_SAFETY`` times the limit: a run that stops on
+its limit gives the same answer for the same input, on any machine and under any load the
+guard allows; a run that the guard stopped says so (``ComponentOutcome.guarded``, then the
+result's ``stats["wall_guard_stops"]`` and message). The model is built in sorted id order,
+so the input's order does not matter either.
 """
 
 from __future__ import annotations
@@ -51,20 +53,24 @@ _STATUS: dict[Any, str] = {
     cp_model.INFEASIBLE: "infeasible",
     cp_model.UNKNOWN: "unknown",
 }
-WALL_SAFETY = 1.5  # wall-clock cap = this × the deterministic limit (a guard, not the limit)
+# The wall-clock guard, as a multiple of the limit: it only stops a search that a machine far
+# slower or busier than usual would let run on, so that it never binds on a run whose answer
+# must be reproducible. Measured, in deterministic units per wall second of one search (the
+# GAP searches of bench_gap at 10 units): 0.57–1.30 on an AMD EPYC VM; 0.42–0.74 alone and
+# down to 0.30 beside the second search on an Intel Xeon VM at 2.1 GHz (Chu–Beasley c20200),
+# where the former guards (1.5 ×, and 2 × with assign_all) cut c20200, d10200 and e20200
+# short of their 10 units: their answers then depended on the machine's speed (c20200: 2,435
+# at the guard, 20.7 s, against 2,434 at its 10 units, the answer on the EPYC VM too, in
+# 25–30 s). 4 × holds down to 0.25 units per second.
+WALL_SAFETY = 4.0
 # assign_all (generalized assignment): deterministic units granted per second of the user's
-# limit, and the wall-clock cap as a multiple of that limit. Measured on the 18 Chu–Beasley
-# instances of bench/bench_gap.py (2 cores, one worker, the plain model's trajectory, which is
-# followed here): 0.62–1.30 deterministic units per wall second, median 0.8. One unit per
-# second keeps a run that stops on its limit reproducible on this machine (the wall cap of
-# 1.5 × is a guard, reached only on a machine at least a third slower); a rate of 1.3 with a
-# 1.1 × cap gained nothing reproducible: most runs then ended on the wall cap.
+# limit. Measured on the 18 Chu–Beasley instances of bench/bench_gap.py (2 cores, one worker,
+# the plain model's trajectory, which is followed here) on the AMD EPYC VM: 0.62–1.30
+# deterministic units per wall second, median 0.8; a rate of 1.3 with a 1.1 × guard gained
+# nothing reproducible: most runs then ended on the guard. The limit is in units, not in the
+# machine's seconds: the same file gives the same answer on every machine (on the Intel VM,
+# a run that ends on its limit took up to 2.4 × it alone, 2.9 × beside the second search).
 GAP_DET_RATE = 1.0
-# The cap is 2 × here, not 1.5 ×: beside the second search (another process on the other
-# core), c20200 ran at 0.57–0.66 units per second, so its first search was cut by the 1.5 ×
-# cap at 8.78 units of 10 (15.2 s) and the answer changed from run to run (2,435 against
-# 2,434 at 10 units).
-GAP_WALL_SAFETY = 2.0
 
 
 class ModelInvalid(ValueError):
@@ -79,12 +85,22 @@ def worker_count(requested: int) -> int:
 @dataclass(frozen=True)
 class ComponentOutcome:
     """Chosen option indices of one component, its status, upper bound (raw weight) and the
-    deterministic time it used (the rest of the run's budget goes to the next components)."""
+    deterministic time it used (the rest of the run's budget goes to the next components);
+    ``guarded``: the wall-clock guard stopped a search whose answer counts, so the same input
+    may give another answer on another run."""
 
     chosen: np.ndarray
     status: str
     bound: int
     det_time: float = 0.0
+    guarded: bool = False
+
+
+def cut_short(status: Any, det_used: float, det_limit: float) -> bool:
+    """Whether a search ended on the wall-clock guard: without a proof and before its
+    deterministic limit (CP-SAT stops on that limit only once it is reached)."""
+    proven = status in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
+    return not proven and det_used < det_limit * 0.999
 
 
 def components(ix: Indexed) -> list[np.ndarray]:
@@ -166,10 +182,10 @@ def _break_ties(model, x, options, ix, picked, optimum, solver, left, wall_left,
     min-cost flow's), in a second, small solve: the weight fixed at its proven optimum, the hash as
     objective, hinted with the optimum found. Its budget is a share of the weight phase's
     *deterministic* time, so the answer stays reproducible; whatever it does not finish,
-    the weight optimum found stands."""
+    the weight optimum found stands. Returns the pick and whether the wall guard stopped it."""
     budget = min(left, max(0.05, TIE_BREAK_SHARE * solver.response_proto.deterministic_time))
     if budget <= 0.01:
-        return picked
+        return picked, False
     weights = [int(ix.opt_w[o]) for o in options.tolist()]
     ties = tie_break(ix.mix[options], ix.bits).tolist()
     model.add(sum(w * v for w, v in zip(weights, x, strict=True)) >= optimum)
@@ -183,11 +199,13 @@ def _break_ties(model, x, options, ix, picked, optimum, solver, left, wall_left,
     # weighted) assignments in ten runs; the deterministic budget must be the binding limit.
     tb = _solver(budget, num_workers, wall_cap=wall_left)
     status = _run(model, tb)
+    guarded = cut_short(status, tb.response_proto.deterministic_time,
+                        tb.parameters.max_deterministic_time)  # fmt: skip
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return picked
+        return picked, guarded
     again = [k for k, v in enumerate(x) if tb.boolean_value(v)]
     score = lambda ks: sum(ties[k] for k in ks)  # noqa: E731
-    return again if score(again) > score(picked) else picked
+    return (again if score(again) > score(picked) else picked), guarded
 
 
 def exclusions_of(ix: Indexed) -> dict[int, list[int]]:
@@ -324,7 +342,7 @@ class _Search:
         self.det_time = 0.0
         self.true: set[int] = set()
         self.failure: BaseException | None = None
-        self._wall = det * GAP_WALL_SAFETY / GAP_DET_RATE
+        self._wall = det * WALL_SAFETY / GAP_DET_RATE
         self._solver = single_search(det, self._wall, linearization, seed=1)
         self._proc: Any = None
 
@@ -406,7 +424,7 @@ def _separate_process() -> bool:
     return bool(sys.executable)
 
 
-def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, int, float]:
+def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, int, float, bool]:
     """Two single-worker searches on two cores, with an answer that does not depend on
     which one ends first (so a run stays reproducible, unlike CP-SAT's own parallel portfolio).
 
@@ -429,7 +447,8 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
     estimated point and replaying it from scratch when it had stopped short — a smaller
     limit changes CP-SAT's trajectory — which made runs where A proves first up to twice
     as long (e5200: 4.9 s against 2.5 s). Returns the search holding the answer, the
-    status, the proven lower bound of the cost and the deterministic time of the answer.
+    status, the proven lower bound of the cost, the deterministic time of the answer and
+    whether the wall guard stopped a search whose outcome the answer depends on.
 
     B runs in a process of its own (``matching.gap_search``): two CP-SAT searches in
     threads of one process slowed each other down (Chu–Beasley e20200, 8 deterministic
@@ -477,6 +496,9 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
             b.cancel()
     with changed:
         changed.wait_for(lambda: all(s.status is not None for s in searches))
+    # The answer depends on A, and on B unless A's proof stopped it (or B never ran, or failed).
+    counted = [a] + ([b] if b.started and b.failure is None and not decided() else [])
+    guarded = any(cut_short(s.status, s.det_time, s.det) for s in counted)
     if a.failure is not None:
         raise a.failure
     if b.failure is not None:
@@ -494,14 +516,14 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
         if times[role] < math.inf:
             w = searches[role]
             if w.status == cp_model.INFEASIBLE:
-                return w, w.status, 0, times[role]
-            return w, cp_model.OPTIMAL, w.cost, times[role]
+                return w, w.status, 0, times[role], guarded
+            return w, cp_model.OPTIMAL, w.cost, times[role], guarded
     found = [s.status in (cp_model.OPTIMAL, cp_model.FEASIBLE) for s in searches]
     if not any(found):
-        return searches[0], cp_model.UNKNOWN, 0, det
+        return searches[0], cp_model.UNKNOWN, 0, det, guarded
     use_b = found[1] and (not found[0] or searches[1].cost < searches[0].cost)
     bounds = [s.bound for s, ok in zip(searches, found, strict=True) if ok]
-    return searches[1 if use_b else 0], cp_model.FEASIBLE, max(bounds), det
+    return searches[1 if use_b else 0], cp_model.FEASIBLE, max(bounds), det, guarded
 
 
 def solve_component(
@@ -528,6 +550,7 @@ def solve_component(
     level: tuple[str, int] | None = None
     floors: list[tuple[int, list[int]]] = []
     spent = 0.0  # deterministic time used by phase 1
+    guarded = False  # the wall guard stopped a search the answer depends on
     if len(ix.floor_p):
         # Phase 1 (its own model): the floor level, lexicographically first, ≤ 40 % of the time.
         model, x, floors = _base_model(ix, options, assign_all)
@@ -541,6 +564,7 @@ def solve_component(
         solver = _solver(time_limit_s * 0.4, num_workers)
         status = _run(model, solver)
         spent = solver.response_proto.deterministic_time
+        guarded = cut_short(status, spent, solver.parameters.max_deterministic_time)
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             reached = int(solver.objective_value)
             level = ("hard", reached) if reached == sum(n for n, _ in floors) else ("sum", reached)
@@ -598,13 +622,15 @@ def solve_component(
         model.minimize(sum(-weights[k] * x[k] for k in _pool_major(ix, options)))
         det = max(left, time_limit_s * 0.1) * GAP_DET_RATE
         if worker_count(num_workers) >= 2:
-            solver, status, proven, used = _gap_portfolio(model, det)  # type: ignore[assignment]
+            solver, status, proven, used, cut = _gap_portfolio(model, det)  # type: ignore[assignment]
+            guarded |= cut
         else:
             solver = _solver(
-                det, 1, interleave=False, wall_safety=GAP_WALL_SAFETY / GAP_DET_RATE, seed=1
+                det, 1, interleave=False, wall_safety=WALL_SAFETY / GAP_DET_RATE, seed=1
             )
             status, proven = _run(model, solver), None
             used = solver.response_proto.deterministic_time
+            guarded |= cut_short(status, used, solver.parameters.max_deterministic_time)
     else:
         model.maximize(sum(w * v for w, v in zip(weights, x, strict=True)))
         # Measured: the interleaved portfolio (with large-neighbourhood search) is what
@@ -612,6 +638,7 @@ def solve_component(
         solver = _solver(max(left, time_limit_s * 0.1), num_workers)
         status, proven = _run(model, solver), None
         used = solver.response_proto.deterministic_time
+        guarded |= cut_short(status, used, solver.parameters.max_deterministic_time)
     name = _STATUS.get(status, "unknown")
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         picked = [k for k, v in enumerate(x) if solver.boolean_value(v)]
@@ -622,7 +649,7 @@ def solve_component(
         # on c5200 (4.26 s against 3.96 s), e5200 (2.73 against 2.58) and e10100 (9.89
         # against 9.15) in bench_gap at 10 s.
         if status == cp_model.OPTIMAL and not assign_all:
-            picked = _break_ties(
+            picked, cut = _break_ties(
                 model,
                 x,
                 options,
@@ -634,6 +661,7 @@ def solve_component(
                 time_limit_s * WALL_SAFETY - (time.perf_counter() - started),
                 num_workers,
             )
+            guarded |= cut
         chosen = options[picked]
     else:
         # Nothing found in time: a greedy completion of phase 1's floor assignments
@@ -641,4 +669,4 @@ def solve_component(
         chosen = _greedy_complete(ix, options, start)
         bound = int(sum(w for w in weights if w > 0))
         name = "feasible" if name == "unknown" and level is None and not assign_all else name
-    return ComponentOutcome(np.sort(chosen.astype(np.int64)), name, bound, spent + used)
+    return ComponentOutcome(np.sort(chosen.astype(np.int64)), name, bound, spent + used, guarded)
