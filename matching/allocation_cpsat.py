@@ -103,6 +103,17 @@ def cut_short(status: Any, det_used: float, det_limit: float) -> bool:
     return not proven and det_used < det_limit * 0.999
 
 
+def _solver_cut_short(solver: cp_model.CpSolver, status: Any) -> bool:
+    """``cut_short`` for a search that ran in this thread, from its own limit and response."""
+    return cut_short(status, solver.response_proto.deterministic_time,
+                     solver.parameters.max_deterministic_time)  # fmt: skip
+
+
+def _gap_wall(det: float) -> float:
+    """The wall-clock guard of a generalized-assignment search of ``det`` units."""
+    return det * WALL_SAFETY / GAP_DET_RATE
+
+
 def components(ix: Indexed) -> list[np.ndarray]:
     """Option indices of each connected component of the candidate-pool graph.
 
@@ -148,22 +159,18 @@ def components(ix: Indexed) -> list[np.ndarray]:
 
 
 def _solver(
-    time_limit_s: float,
-    num_workers: int,
-    *,
-    interleave: bool = True,
-    wall_safety: float | None = None,
-    seed: int = 0,
-    wall_cap: float | None = None,
+    time_limit_s: float, num_workers: int, *, wall_cap: float | None = None
 ) -> cp_model.CpSolver:
+    """The interleaved search of the optional-placement phases (the generalized assignment
+    has its own: ``gap_search.single_search``)."""
     solver = cp_model.CpSolver()
     limit = max(0.01, time_limit_s)
     solver.parameters.max_deterministic_time = limit
-    safety = WALL_SAFETY if wall_safety is None else wall_safety  # read now: tests lift it
-    solver.parameters.max_time_in_seconds = max(limit * safety, wall_cap or 0.0)
+    # WALL_SAFETY is read now, not bound at import: tests lift it.
+    solver.parameters.max_time_in_seconds = max(limit * WALL_SAFETY, wall_cap or 0.0)
     solver.parameters.num_workers = worker_count(num_workers)
-    solver.parameters.random_seed = seed
-    solver.parameters.interleave_search = interleave
+    solver.parameters.random_seed = 0
+    solver.parameters.interleave_search = True
     return solver
 
 
@@ -199,8 +206,7 @@ def _break_ties(model, x, options, ix, picked, optimum, solver, left, wall_left,
     # weighted) assignments in ten runs; the deterministic budget must be the binding limit.
     tb = _solver(budget, num_workers, wall_cap=wall_left)
     status = _run(model, tb)
-    guarded = cut_short(status, tb.response_proto.deterministic_time,
-                        tb.parameters.max_deterministic_time)  # fmt: skip
+    guarded = _solver_cut_short(tb, status)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return picked, guarded
     again = [k for k, v in enumerate(x) if tb.boolean_value(v)]
@@ -342,7 +348,7 @@ class _Search:
         self.det_time = 0.0
         self.true: set[int] = set()
         self.failure: BaseException | None = None
-        self._wall = det * WALL_SAFETY / GAP_DET_RATE
+        self._wall = _gap_wall(det)
         self._solver = single_search(det, self._wall, linearization, seed=1)
         self._proc: Any = None
 
@@ -564,7 +570,7 @@ def solve_component(
         solver = _solver(time_limit_s * 0.4, num_workers)
         status = _run(model, solver)
         spent = solver.response_proto.deterministic_time
-        guarded = cut_short(status, spent, solver.parameters.max_deterministic_time)
+        guarded = _solver_cut_short(solver, status)
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             reached = int(solver.objective_value)
             level = ("hard", reached) if reached == sum(n for n, _ in floors) else ("sum", reached)
@@ -625,12 +631,12 @@ def solve_component(
             solver, status, proven, used, cut = _gap_portfolio(model, det)  # type: ignore[assignment]
             guarded |= cut
         else:
-            solver = _solver(
-                det, 1, interleave=False, wall_safety=WALL_SAFETY / GAP_DET_RATE, seed=1
-            )
+            # One worker: search A of the portfolio alone, defined once (gap_search).
+            det = max(0.01, det)
+            solver = single_search(det, _gap_wall(det), linearization=1, seed=1)
             status, proven = _run(model, solver), None
             used = solver.response_proto.deterministic_time
-            guarded |= cut_short(status, used, solver.parameters.max_deterministic_time)
+            guarded |= _solver_cut_short(solver, status)
     else:
         model.maximize(sum(w * v for w, v in zip(weights, x, strict=True)))
         # Measured: the interleaved portfolio (with large-neighbourhood search) is what
@@ -638,7 +644,7 @@ def solve_component(
         solver = _solver(max(left, time_limit_s * 0.1), num_workers)
         status, proven = _run(model, solver), None
         used = solver.response_proto.deterministic_time
-        guarded |= cut_short(status, used, solver.parameters.max_deterministic_time)
+        guarded |= _solver_cut_short(solver, status)
     name = _STATUS.get(status, "unknown")
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         picked = [k for k, v in enumerate(x) if solver.boolean_value(v)]
