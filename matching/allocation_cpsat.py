@@ -322,7 +322,7 @@ GAP_SECOND_LINEARIZATION = 2
 # AMD EPYC VM at 10 units for A: under linearization level 2 a unit can take 1.5 × the wall
 # time of A's (Chu–Beasley C, 20 × 200, generator seed 3009: B at 8 units 14.2 s, A at 10
 # units 11.6 s), so B at 0.8 still ended after A there and on c10200 of the bench. At 0.7
-# B took 11–20 % less time than at 0.8, and the better of A and B was the same on 10 of
+# B took 7–21 % less time than at 0.8, and the better of A and B was the same on 10 of
 # the bench's 11 instances that end on their limit (d5200: 12,771, A's, against 12,770) and
 # on ten Chu–Beasley instances of generator seeds 3000–3009 (types C, D, E, 5–20 × 100–200).
 GAP_SECOND_SHARE = 0.7
