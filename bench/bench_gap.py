@@ -229,7 +229,8 @@ def paired(run_ours, run_plain, repeats: int = 5) -> tuple[dict, dict]:  # type:
     from run to run (e5200 on the AMD EPYC VM: 2.84–3.25 s in nine runs of one side), about
     as much as the two sides differ by, and a tie must not be decided by that noise alone:
     e5100 was behind the plain model in one bench on that VM type (1.08 s against 1.07 s,
-    medians of three runs) and ahead a day later (1.34 s against 1.42 s, nine runs each)."""
+    medians of three runs) and ahead five hours later (1.34 s against 1.42 s, nine runs
+    each)."""
     ours, plain = [run_ours()], [run_plain()]
     if "optimal" in (ours[0].get("status"), plain[0].get("status")):
         for _ in range(repeats - 1):
