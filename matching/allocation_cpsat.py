@@ -630,7 +630,14 @@ def solve_component(
         # portfolio (with LNS) alone or after half the time, linearization level 2, each
         # lost several; costs reduced per candidate (c − min c) changed nothing (presolve
         # shifts the objective itself), and the Martello–Toth regret greedy could not place
-        # everyone (capacities at 80 %), so it had no hint to give.
+        # everyone (capacities at 80 %), so it had no hint to give. Two more, at 10 units on
+        # the 21 Chu–Beasley instances that end on their limit (the bench's 11, ten of seeds
+        # 4000–4002): the last unit given to the interleaved search hinted with the best
+        # solution of the first 9 was better on 10 and worse on 2 (12,539 against 12,500;
+        # 21,323 against 21,313), and on half a unit lost c20200; CP-SAT's interleaved
+        # search on two threads is deterministic and ran 10 units in 6.7–11.1 s, but
+        # it lost to the portfolio below on 10 of the bench's 11 at 10 units, and on 6 at
+        # 15 units (which took 13–20 s on the model-207 Intel VM).
         model.minimize(sum(-weights[k] * x[k] for k in _pool_major(ix, options)))
         det = max(left, time_limit_s * 0.1) * GAP_DET_RATE
         if worker_count(num_workers) >= 2:
