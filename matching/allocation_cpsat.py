@@ -314,6 +314,15 @@ def _base_model(ix: Indexed, options: np.ndarray, assign_all: bool = False):  # 
 # on their limit (generator seeds 3000–3009, not the bench's): the better of the two was
 # 1.15 % better than the plain search alone in total (3 of 10 improved), against 0.84 % for
 # seed 7 (the former second search), 0.79 % for seed 5 and 0.01 % for level 2 under seed 7.
+# Against CP-SAT's interleaved search (its LNS) as the second search, at the same 7 units
+# beside the plain search's 10, on 29 instances (the bench's 11 that end on their limit,
+# 18 of generator seeds 4000–4002): the better of the two improved on the plain search on
+# 11 with level 2 (its gains, in per cent of each cost, add up to 3.10), on 8 with the
+# interleaved search (1.41). The interleaved one
+# wins c20200 (2,414 against 2,434; level 2: 2,435) but loses e20200's 20,376 (20,680) and
+# d20100's 6,319. Each needs most of the share: the interleaved search 4–5 units for
+# c20200's 2,425 (2,466 at 3), level 2 about 6 for e20200's 20,376 (20,589 at 5), so the
+# two do not fit side by side in the second core's time (model-167 Intel VM, December 6).
 GAP_SECOND_LINEARIZATION = 2
 # B's deterministic limit, as a share of A's: B should end before A, so that a run that ends
 # on its limit takes A's wall time, the plain model's. Measured on Chu–Beasley e20200 (bench
