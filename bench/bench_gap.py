@@ -27,11 +27,20 @@ are solved the same way, against their published optima. They are *maximisation*
 (the matrix is a profit): their rows report costs as −profit, so that "lower is better" holds
 for every row. Their solve takes milliseconds, so their verdict is mostly start-up.
 
+OR-Library's gapc and gapd are the *published* Chu–Beasley instances of types C and D (six
+each, 5–20 agents × 100–200 jobs, minimisation; the generated ones above follow the same
+recipe with other random numbers). They are solved the same way, rows ``orlib-c20200`` and
+so on, against the best known values published with them (``CHU_BEASLEY_BEST``), and once
+more by ``allocate-file`` alone at ``--published-limit`` (30 s: the issue's "within 0.5 %
+of the best known values in 30 s"), rows ``orlib-c20200@30s``. Every row with a best known
+value says whether a run contradicted it (a cost below it, or a proven bound above it).
+
 The engine's own shape is solved too: households in shelter places with territory floors
 (``bench_allocation.make_household_instance``, alpha 0.8 and 1), against a plain model with
 the floors as hard constraints.
 
-Usage: .venv/bin/python bench/bench_gap.py [--time-limit 30] [--households-limit 30] [--quick]
+Usage: .venv/bin/python bench/bench_gap.py [--time-limit 30] [--households-limit 30]
+       [--published-limit 30] [--quick]
        -> bench/results/gap.json
 """
 
@@ -60,6 +69,16 @@ ORLIB_OPTIMA = {
     9: (709, 717, 712, 723, 706), 10: (958, 963, 960, 947, 947),
     11: (1139, 1178, 1195, 1171, 1171), 12: (1451, 1449, 1433, 1447, 1446),
 }  # fmt: skip
+# OR-Library gapc and gapd (Chu & Beasley 1997): the best known values (minimisation) of
+# their six problems each, in file order (5×100, 5×200, 10×100, 10×200, 20×100, 20×200), as
+# published with them (Chu & Beasley 1997; Yagiura, Ibaraki & Glover 2004). Checked when they
+# were added: the plain model on two workers proved five of the six C values optimal in 20 s
+# (all but c20200's), and in each row no run may find a lower cost or prove a higher bound
+# (``best_known_consistent``; ``best_known_contradicted`` lists the rows where one did).
+CHU_BEASLEY_BEST = {
+    "c": (1931, 3456, 1402, 2806, 1243, 2391),
+    "d": (6353, 12742, 6347, 12430, 6185, 12235),
+}
 
 
 def chu_beasley(kind: str, m: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -274,6 +293,7 @@ def compare(name: str, a, b, c_, limit: float, tmp: Path, best_known: int | None
             equal[workers] = median_cost([run_plain_process(a, c_, b, solve_limit, workers, tmp)
                                           for _ in range(times)])  # fmt: skip
             equal[workers]["solve_limit_s"] = round(solve_limit, 2)  # type: ignore[index]
+    runs = [ours, plain1, plain_n, ours1, *(r for r in equal.values() if r)]
     costs = [r["cost"] for r in (ours, plain1, plain_n) if r.get("cost") is not None]
     bounds = [r["bound"] for r in (ours, plain1, plain_n) if r.get("bound") is not None]
     best = best_known if best_known is not None else (min(costs) if costs else None)
@@ -283,6 +303,8 @@ def compare(name: str, a, b, c_, limit: float, tmp: Path, best_known: int | None
            "plain_1_worker": plain1, f"plain_{cores}_workers": plain_n,
            "plain_1_worker_at_equal_wall_time": equal[1],
            f"plain_{cores}_workers_at_equal_wall_time": equal[cores]}  # fmt: skip
+    if best_known is not None:
+        row["best_known_consistent"] = consistent(best_known, runs)
     for key, r in (
         ("allocate_file", ours),
         ("plain_1_worker", plain1),
@@ -311,6 +333,29 @@ def compare(name: str, a, b, c_, limit: float, tmp: Path, best_known: int | None
           f"at equal time {(equal[1] or {}).get('cost')} / {(equal[cores] or {}).get('cost')} "
           f"-> {row.get('ours_at_least_as_good')} / {row.get('ours_at_least_as_good_as_plain_all_cores')}",
           flush=True)  # fmt: skip
+    return row
+
+
+def consistent(best_known: int, runs: list[dict]) -> bool:
+    """No run found a cost below the best known value, nor proved a bound above it."""
+    return all((r.get("cost") is None or r["cost"] >= best_known)
+               and (r.get("bound") is None or r["bound"] <= best_known) for r in runs)  # fmt: skip
+
+
+def published_at(name: str, a, b, c_, limit: float, tmp: Path, best_known: int) -> dict:  # type: ignore[no-untyped-def]
+    """``allocate-file`` alone, once, on a published instance at ``limit`` seconds (with the
+    machine's cores): its distance to the best known value."""
+    ours = run_allocate_file(contract(a, c_, b, limit, num_workers=os.cpu_count() or 1), tmp)
+    row = {"instance": f"{name}@{limit:g}s", "m": int(a.shape[0]), "n": int(a.shape[1]),
+           "best_known": best_known, "published_at_limit_s": limit, "allocate_file": ours,
+           "best_known_consistent": consistent(best_known, [ours])}  # fmt: skip
+    if ours.get("cost") is not None:
+        row["allocate_file_gap_to_best_pct"] = round(
+            100 * (ours["cost"] - best_known) / best_known, 3
+        )
+    print(f"[gap] {row['instance']}: ours {ours.get('cost')} ({ours.get('status')}, "
+          f"{ours.get('wall_s')} s), best known {best_known}, "
+          f"gap {row.get('allocate_file_gap_to_best_pct')} %", flush=True)  # fmt: skip
     return row
 
 
@@ -374,6 +419,12 @@ def main() -> int:
         default=30.0,
         help="time limit of the household instances (the issue's shape: 30 s)",
     )
+    ap.add_argument(
+        "--published-limit",
+        type=float,
+        default=30.0,
+        help="limit of the second run of OR-Library's gapc and gapd (the issue's 30 s)",
+    )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rejudge", type=Path, help="recompute the counts of a recorded gap.json")
     args = ap.parse_args()
@@ -402,6 +453,13 @@ def main() -> int:
                     # Maximisation: cost = −profit (the contract's weight is the profit).
                     rows.append(compare(f"gap{number}-{k + 1}", a, b, -p, limit, Path(tmp),
                                         best_known=-optima[k]))  # fmt: skip
+            published = [(f"orlib-{kind}{a.shape[0]:02d}{a.shape[1]}", a, b, c, best[k])
+                         for kind, best in CHU_BEASLEY_BEST.items()
+                         for k, (a, c, b) in enumerate(read_orlib(ORLIB / f"gap{kind}.txt"))]  # fmt: skip
+            for name, a, b, c, best in published:
+                rows.append(compare(name, a, b, c, limit, Path(tmp), best_known=best))
+            for name, a, b, c, best in published:
+                rows.append(published_at(name, a, b, c, args.published_limit, Path(tmp), best))
     return summarise(rows, limit)
 
 
@@ -415,6 +473,7 @@ def summarise(rows: list[dict], limit: float, recorded: dict | None = None) -> i
     solved = [r for r in rows if "ours_at_least_as_good" in r]
     orlib = [r for r in rows if r["instance"].startswith("gap") and "allocate_file" in r]
     all_cores = [r for r in rows if "ours_at_least_as_good_as_plain_all_cores" in r]
+    published = [r for r in rows if "published_at_limit_s" in r]
     result = {"time_limit_s": limit, "instances": rows,
               "ours_at_least_as_good": sum(r["ours_at_least_as_good"] for r in solved),
               "compared": len(solved),
@@ -436,7 +495,18 @@ def summarise(rows: list[dict], limit: float, recorded: dict | None = None) -> i
               "orlib_ours_total_median_wall_s": round(sum(
                   r["allocate_file"].get("median_wall_s") or 0 for r in orlib), 2),
               "orlib_plain_total_median_wall_s": round(sum(
-                  r["plain_1_worker"].get("median_wall_s") or 0 for r in orlib), 2)}  # fmt: skip
+                  r["plain_1_worker"].get("median_wall_s") or 0 for r in orlib), 2),
+              # OR-Library's gapc and gapd: compared like the rest (counted above), and
+              # allocate-file alone at the published limit against their best known values.
+              "published_chu_beasley_compared": sum(
+                  r["instance"].startswith("orlib-") for r in solved),
+              "published_chu_beasley_ours_at_least_as_good": sum(
+                  r["ours_at_least_as_good"] for r in solved if r["instance"].startswith("orlib-")),
+              "published_at_limit": len(published),
+              "published_within_half_pct_of_best_known": sum(
+                  r.get("allocate_file_gap_to_best_pct", 100.0) <= 0.5 for r in published),
+              "best_known_contradicted": sorted(
+                  r["instance"] for r in rows if r.get("best_known_consistent") is False)}  # fmt: skip
     if recorded is not None:
         result = {"machine": recorded.get("machine"), "measured_at": recorded.get("measured_at"),
                   "rejudged_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **result}  # fmt: skip
