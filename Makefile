@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# uv installs the project (constraints.txt); its own release is fixed here, for the same reason.
+UV_VERSION ?= 0.13.9
 STAMP := $(VENV)/.installed-stamp
 DEMO_PORT ?= 8000
 SINK_PORT ?= 8025
@@ -20,16 +22,25 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 # The embedded Prefect API is a subprocess; on a loaded machine it needs more than the 20 s default to start.
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
-.PHONY: install browser demo demo-data test bench lint format clean
+.PHONY: install upgrade browser demo demo-data test bench lint format clean
 
-$(STAMP): pyproject.toml
+# The releases installed are those of constraints.txt (see its header), on any date.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --upgrade pip uv
-	@$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -e '.[dev]'
+	@$(PY) -m pip install --quiet --upgrade pip "uv==$(UV_VERSION)"
+	@$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -c constraints.txt -e '.[dev]'
 	@$(PY) -m compileall -q $(PACKAGES) > /dev/null
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The newest releases pyproject.toml allows, written back to constraints.txt (its header kept).
+upgrade: install
+	@$(VENV)/bin/uv pip install --quiet --upgrade --compile-bytecode --python $(PY) -e '.[dev]'
+	@{ grep '^#' constraints.txt; $(VENV)/bin/uv pip freeze --python $(PY) \
+		| grep -v -E '^(-e |aiguillage|pip==|uv==)'; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt
+	@echo "constraints.txt rewritten: run make test, then commit it"
 
 # Migrate, seed the scale-1 network, run the flows, then serve the app with a mail sink.
 demo-data: install
