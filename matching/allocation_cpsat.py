@@ -318,11 +318,11 @@ def _base_model(ix: Indexed, options: np.ndarray, assign_all: bool = False):  # 
 # beside the plain search's 10, on 29 instances (the bench's 11 that end on their limit,
 # 18 of generator seeds 4000–4002): the better of the two improved on the plain search on
 # 11 with level 2 (its gains, in per cent of each cost, add up to 3.10), on 8 with the
-# interleaved search (1.41). The interleaved one
-# wins c20200 (2,414 against 2,434; level 2: 2,435) but loses e20200's 20,376 (20,680) and
-# d20100's 6,319. Each needs most of the share: the interleaved search 4–5 units for
-# c20200's 2,425 (2,466 at 3), level 2 about 6 for e20200's 20,376 (20,589 at 5), so the
-# two do not fit side by side in the second core's time (model-167 Intel VM, December 6).
+# interleaved search (1.41). The interleaved one wins c20200 (2,414 against 2,434; level 2:
+# 2,435) but loses e20200's 20,376 (20,680) and d20100's 6,319. Each needs most of the
+# share: the interleaved search 4–5 units for c20200's 2,425 (2,466 at 3), level 2 about 6
+# for e20200's 20,376 (20,589 at 5), so the two do not fit side by side in the second core's
+# time (model-167 Intel VM, December 6).
 GAP_SECOND_LINEARIZATION = 2
 # B's deterministic limit, as a share of A's: B should end before A, so that a run that ends
 # on its limit takes A's wall time, the plain model's. Measured on Chu–Beasley e20200 (bench
