@@ -334,6 +334,12 @@ GAP_SECOND_LINEARIZATION = 2
 # B took 7–21 % less time than at 0.8, and the better of A and B was the same on 10 of
 # the bench's 11 instances that end on their limit (d5200: 12,771, A's, against 12,770) and
 # on ten Chu–Beasley instances of generator seeds 3000–3009 (types C, D, E, 5–20 × 100–200).
+# Less than 0.7 costs answers: on the 33 of 48 instances that end on their limit (the bench's
+# 18 generated, OR-Library's 12 published C and D, 18 others of types C, D, E at 10 × 100
+# and 20 × 200), B alone beat A on 15 at 7 units (gains adding up to 4.16 % of the costs),
+# on 14 at 6.5 units (3.92 %; worse than at 7 on 4) and on 14 at 6 (3.51 %; worse on 8).
+# Beside A, B ended last on one of the 33 (OR-Library d10200, by 0.95 s); its wall time per
+# unit was 0.89–1.46 × A's (AMD EPYC VM, December 6).
 GAP_SECOND_SHARE = 0.7
 
 
