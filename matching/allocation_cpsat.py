@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from matching.allocation_flow import Indexed, tie_break, unique_sorted
-from matching.gap_search import outcome, single_search
+from matching.gap_search import Stopper, outcome, second_search, single_search
 from matching.solver_import import cp_model
 
 _STATUS: dict[Any, str] = {
@@ -307,40 +307,20 @@ def _base_model(ix: Indexed, options: np.ndarray, assign_all: bool = False):  # 
     return model, x, floors
 
 
-# The second search of the portfolio (see _gap_portfolio): the same model and seed under
-# CP-SAT's linearization level 2 (every constraint in the LP relaxation, more cuts), a search
-# that differs from the plain one by its relaxation rather than by chance. Measured at 8
-# deterministic units against the plain search's 10, on ten Chu–Beasley instances that end
-# on their limit (generator seeds 3000–3009, not the bench's): the better of the two was
-# 1.15 % better than the plain search alone in total (3 of 10 improved), against 0.84 % for
-# seed 7 (the former second search), 0.79 % for seed 5 and 0.01 % for level 2 under seed 7.
-# Against CP-SAT's interleaved search (its LNS) as the second search, at the same 7 units
-# beside the plain search's 10, on 29 instances (the bench's 11 that end on their limit,
-# 18 of generator seeds 4000–4002): the better of the two improved on the plain search on
-# 11 with level 2 (its gains, in per cent of each cost, add up to 3.10), on 8 with the
-# interleaved search (1.41). The interleaved one wins c20200 (2,414 against 2,434; level 2:
-# 2,435) but loses e20200's 20,376 (20,680) and d20100's 6,319. Each needs most of the
-# share: the interleaved search 4–5 units for c20200's 2,425 (2,466 at 3), level 2 about 6
-# for e20200's 20,376 (20,589 at 5), so the two do not fit side by side in the second core's
-# time (model-167 Intel VM, December 6).
-GAP_SECOND_LINEARIZATION = 2
 # B's deterministic limit, as a share of A's: B should end before A, so that a run that ends
-# on its limit takes A's wall time, the plain model's. Measured on Chu–Beasley e20200 (bench
-# at 10 s): with B at the full limit, B was the slower one and the run took 12.3 s, where
-# the plain model given those 12.3 s went further than A. Then 0.8 → 0.7, measured on the
-# AMD EPYC VM at 10 units for A: under linearization level 2 a unit can take 1.5 × the wall
-# time of A's (Chu–Beasley C, 20 × 200, generator seed 3009: B at 8 units 14.2 s, A at 10
-# units 11.6 s), so B at 0.8 still ended after A there and on c10200 of the bench. At 0.7
-# B took 7–21 % less time than at 0.8, and the better of A and B was the same on 10 of
-# the bench's 11 instances that end on their limit (d5200: 12,771, A's, against 12,770) and
-# on ten Chu–Beasley instances of generator seeds 3000–3009 (types C, D, E, 5–20 × 100–200).
-# Less than 0.7 costs answers: on the 33 of 48 instances that end on their limit (the bench's
-# 18 generated, OR-Library's 12 published C and D, 18 others of types C, D, E at 10 × 100
-# and 20 × 200), B alone beat A on 15 at 7 units (gains adding up to 4.16 % of the costs),
-# on 14 at 6.5 units (3.92 %; worse than at 7 on 4) and on 14 at 6 (3.51 %; worse on 8).
-# Beside A, B ended last on one of the 33 (OR-Library d10200, by 0.95 s); its wall time per
-# unit was 0.89–1.46 × A's (AMD EPYC VM, December 6).
-GAP_SECOND_SHARE = 0.7
+# on its limit takes A's wall time, the plain model's. With B under linearization level 2
+# the share was 0.7 (a unit of B took 0.89–1.46 × the wall time of one of A's). The
+# neighbourhood search's units take longer still: its steps are small CP-SAT solves whose
+# set-up deterministic time does not count (``gap_search.STEP_UNITS`` counts part of it).
+# Measured beside A at 10 units on the AMD EPYC VM (December 7), on 25 instances (the bench's
+# 11 generated that end on their limit, OR-Library's 8 published C and D that do, six others
+# of types C, D, E, generator seeds 5000 + m + n; 23 ended on their limit): at 0.7 B ended
+# after A on several (c10200 12.5 s against 11.2 s, d5100 15.6 against 15.4 s); at 0.5 it
+# ended 2.1–14.7 s before A on all 23, and its answer was better than A's on 20, by up to
+# 1.27 % (e20200: 20,332 against 20,594; gains adding up to 10.1 % of the costs), worse on
+# three (c10200 by 1, OR-Library d05100 by 8 and d05200 by 1: with 5 pools, a neighbourhood
+# of 3 is most of the problem).
+GAP_SECOND_SHARE = 0.5
 
 
 # B starts this share of A's limit (in seconds) after A, or when A ends unproven: when A
@@ -352,17 +332,15 @@ GAP_SECOND_DELAY = 0.05
 
 
 class _Search:
-    """One single-worker CP-SAT search of the portfolio, in a thread of this process or in
-    a process of its own (``matching.gap_search``); once ended (or cancelled before it
-    started): its status, cost, bound, deterministic time and solution. ``start`` runs it,
-    ``cancel`` ends one that has not started, ``stop`` one that has (a separate process is
-    killed: a stopped search's answer is never used)."""
+    """One search of the portfolio, in a thread of this process or in a process of its own
+    (``matching.gap_search``): A, the plain single-worker search; B, ``gap_search``'s second
+    search. Once ended (or cancelled before it started): its status, cost, bound,
+    deterministic time and solution. ``start`` runs it, ``cancel`` ends one that has not
+    started, ``stop`` one that has (a separate process is killed: a stopped search's answer
+    is never used)."""
 
-    def __init__(
-        self, model: cp_model.CpModel, det: float, linearization: int, separate: bool
-    ) -> None:
-        self.model, self.det, self.separate = model, det, separate
-        self.linearization = linearization
+    def __init__(self, model: cp_model.CpModel, det: float, second: bool, separate: bool) -> None:
+        self.model, self.det, self.second, self.separate = model, det, second, separate
         self.status: Any = None
         self.started = self._stopped = False
         self.cost = self.bound = 0
@@ -370,7 +348,7 @@ class _Search:
         self.true: set[int] = set()
         self.failure: BaseException | None = None
         self._wall = _gap_wall(det)
-        self._solver = single_search(det, self._wall, linearization, seed=1)
+        self._stopper = Stopper()
         self._proc: Any = None
 
     def boolean_value(self, v: Any) -> bool:
@@ -386,14 +364,18 @@ class _Search:
 
     def run_here(self) -> None:
         """Runs the search in the calling thread."""
-        self._take_outcome(outcome(self._solver, self._solver.solve(self.model)))
+        if self.second:
+            self._take_outcome(second_search(self.model, self.det, self._wall, 1, self._stopper))
+            return
+        solver = single_search(self.det, self._wall, linearization=1, seed=1)
+        self._take_outcome(outcome(solver, self._stopper.solve(self.model, solver)))
 
     def _run_process(self) -> None:
         import json
         import subprocess
         import sys
 
-        args = [str(self.det), str(self._wall), str(self.linearization), "1"]
+        args = [str(self.det), str(self._wall), "1"]
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "matching.gap_search", *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -438,7 +420,7 @@ class _Search:
     def stop(self) -> None:
         self._stopped = True
         if not self.separate:
-            self._solver.stop_search()
+            self._stopper.stop()
         elif self._proc is not None:
             with contextlib.suppress(OSError):  # it has ended already
                 self._proc.kill()
@@ -455,11 +437,12 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
     """Two single-worker searches on two cores, with an answer that does not depend on
     which one ends first (so a run stays reproducible, unlike CP-SAT's own parallel portfolio).
 
-    Search A is the plain model's trajectory (seed 1), search B the same model under a
-    stronger relaxation (GAP_SECOND_LINEARIZATION, whose measurement is given there): it
-    finds other solutions where the plain search ends on its limit. Each runs until it
-    proves (the optimum, or that nobody can be placed) or reaches its limit: ``det`` units
-    for A, GAP_SECOND_SHARE × ``det`` for B. The answer is, by definition:
+    Search A is the plain model's trajectory (seed 1); search B is ``gap_search``'s second
+    search: a large-neighbourhood search that re-assigns the candidates of a few pools at a
+    time (on a plain generalized assignment), else the same model under a stronger
+    relaxation. B finds better solutions where the plain search ends on its limit. Each runs
+    until it proves (the optimum, or that nobody can be placed) or reaches its limit:
+    ``det`` units for A, GAP_SECOND_SHARE × ``det`` for B. The answer is, by definition:
 
     1. A's proof if A proves within its limit, else B's proof if B proves within its own;
     2. without a proof, the better of A's and B's solutions at their limits (A on a tie).
@@ -489,9 +472,8 @@ def _gap_portfolio(model: cp_model.CpModel, det: float) -> tuple[_Search, Any, i
     import threading
 
     limits = (det, det * GAP_SECOND_SHARE)
-    linearization = (1, GAP_SECOND_LINEARIZATION)  # 1: CP-SAT's default
     separate = _separate_process()
-    searches = [_Search(model, limits[r], linearization[r], separate=separate and r == 1)
+    searches = [_Search(model, limits[r], second=r == 1, separate=separate and r == 1)
                 for r in (0, 1)]  # fmt: skip
     changed = threading.Condition()
 
