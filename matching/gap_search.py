@@ -210,17 +210,15 @@ def neighbourhood_search(model: cp_model.CpModel, shape: GapShape, det: float, w
     used = got["det"]
     current = np.zeros(len(shape.group), dtype=bool)
     current[got["true"]] = True
-    cost = int(shape.cost[current].sum())
     rng = np.random.default_rng(seed)
     n_pools = len(shape.rhs)
     size, idle = min(NEIGHBOURHOOD_POOLS, n_pools), 0
-    everything = np.arange(len(current))
     while used < det and not stopper.stopped.is_set():
         left = wall - (time.perf_counter() - started)
         if left <= 0:
             break  # the wall guard: ``det`` says the limit was not reached
         pools = np.sort(rng.choice(n_pools, size=size, replace=False))
-        sub = _neighbourhood(shape, everything[current], pools)
+        sub = _neighbourhood(shape, np.flatnonzero(current), pools)
         step = single_search(min(NEIGHBOURHOOD_DET, det - used), left, 1, seed)
         step.parameters.cp_model_probing_level = 0
         found = stopper.solve(_step_model(shape, sub, current, pools), step)
@@ -230,12 +228,13 @@ def neighbourhood_search(model: cp_model.CpModel, shape: GapShape, det: float, w
             values = np.array(step.response_proto.solution, dtype=bool)
             gain = int(shape.cost[sub][current[sub]].sum()) - int(shape.cost[sub][values].sum())
             if gain >= 0:  # no worse: kept (a sideways move is a new start)
-                current[sub], cost, better = values, cost - gain, gain > 0
+                current[sub], better = values, gain > 0
         idle = 0 if better else idle + 1
         if idle > 2 * n_pools and size < min(n_pools, NEIGHBOURHOOD_POOLS_MAX):
             size, idle = size + 1, 0
-    return {"status": int(cp_model.FEASIBLE), "cost": cost, "bound": got["bound"],
-            "det": used, "true": everything[current].tolist()}  # fmt: skip
+    true = np.flatnonzero(current)
+    return {"status": int(cp_model.FEASIBLE), "cost": int(shape.cost[true].sum()),
+            "bound": got["bound"], "det": used, "true": true.tolist()}  # fmt: skip
 
 
 def second_search(model: cp_model.CpModel, det: float, wall: float, seed: int,
