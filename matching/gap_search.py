@@ -121,8 +121,8 @@ class Stopper:
 
     def solve(self, model: cp_model.CpModel, solver: cp_model.CpSolver) -> Any:
         self.solver = solver
-        if self.stopped.is_set():
-            return cp_model.UNKNOWN
+        if self.stopped.is_set():  # stopped before this solve: it runs with no time at all,
+            solver.parameters.max_time_in_seconds = 0.0  # so that it has a response to read
         return solver.solve(model)
 
     def stop(self) -> None:

@@ -100,6 +100,10 @@ def test_a_stopped_search_ends_at_once_and_a_proof_is_kept():
     got = second_search(model, 500.0, 600.0, 1, stopper)
     timer.cancel()
     assert got["det"] < 500.0  # stopped long before its limit
+    stopped = Stopper()
+    stopped.stop()  # before it starts, or between two steps: no step runs, nothing fails
+    early = second_search(model, 500.0, 600.0, 1, stopped)
+    assert early["status"] == cp_model.UNKNOWN and early["det"] < 1.0
 
     small, costs5, cap5 = chu_beasley_c(1, 3, 12)
     tiny, tx = gap_model(small, costs5, cap5)
