@@ -118,17 +118,33 @@ class Stopper:
     def __init__(self) -> None:
         self.stopped = threading.Event()
         self.solver: cp_model.CpSolver | None = None
+        self._solving = threading.Event()
 
     def solve(self, model: cp_model.CpModel, solver: cp_model.CpSolver) -> Any:
         self.solver = solver
-        if self.stopped.is_set():  # stopped before this solve: it runs with no time at all,
-            solver.parameters.max_time_in_seconds = 0.0  # so that it has a response to read
-        return solver.solve(model)
+        self._solving.set()  # before the check: a stop after it is sent again (``_insist``)
+        try:
+            if self.stopped.is_set():  # stopped before this solve: it runs with no time at
+                solver.parameters.max_time_in_seconds = 0.0  # all, to have a response to read
+            return solver.solve(model)
+        finally:
+            self._solving.clear()
 
     def stop(self) -> None:
         self.stopped.set()
         if self.solver is not None:
             self.solver.stop_search()
+        threading.Thread(target=self._insist, daemon=True).start()
+
+    def _insist(self) -> None:
+        """CP-SAT drops a stop sent before its solve has begun (``stop_search`` is a no-op
+        until the solve's wrapper exists): one sent between ``solve``'s check and that point
+        was lost, and the solve ran to its limit. It is sent again until the solve returns."""
+        while self._solving.is_set():
+            solver = self.solver
+            if solver is not None:
+                solver.stop_search()
+            time.sleep(0.01)
 
 
 # The second search where the model is not a plain generalized assignment (floors,

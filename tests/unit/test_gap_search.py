@@ -95,6 +95,7 @@ def test_a_stopped_search_ends_at_once_and_a_proof_is_kept():
     units, costs, capacity = chu_beasley_c(7, 10, 100)
     model, _ = gap_model(units, costs, capacity)
     stopper = Stopper()
+
     timer = threading.Timer(0.8, stopper.stop)
     timer.start()
     got = second_search(model, 500.0, 600.0, 1, stopper)
@@ -110,6 +111,27 @@ def test_a_stopped_search_ends_at_once_and_a_proof_is_kept():
     proof = second_search(tiny, 10.0, 60.0, 1)
     assert proof["status"] == cp_model.OPTIMAL and proof["bound"] == proof["cost"]
     check(proof, small, costs5, cap5, tx)
+
+
+def test_a_stop_sent_just_before_the_solve_begins_is_not_lost():
+    """The stop arrives after ``Stopper.solve``'s check but before CP-SAT's solve exists
+    (where CP-SAT's own ``stop_search`` does nothing): the solve still stops at once,
+    instead of running to its 200 units."""
+    units, costs, capacity = chu_beasley_c(7, 20, 200)  # no proof for minutes
+    model, _ = gap_model(units, costs, capacity)
+    stopper = Stopper()
+
+    class StoppedOnEntry(cp_model.CpSolver):  # type: ignore[misc]
+        def solve(self, model, solution_callback=None):  # type: ignore[no-untyped-def]
+            stopper.stop()  # the worst moment: checked already, not started yet
+            return super().solve(model, solution_callback)
+
+    solver = StoppedOnEntry()
+    solver.parameters.max_deterministic_time = 200.0
+    solver.parameters.num_workers = 1
+    status = stopper.solve(model, solver)
+    assert solver.response_proto.deterministic_time < 5.0
+    assert status != cp_model.OPTIMAL  # stopped, not ended by a proof
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
