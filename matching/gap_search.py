@@ -132,14 +132,13 @@ class Stopper:
 
     def stop(self) -> None:
         self.stopped.set()
-        if self.solver is not None:
-            self.solver.stop_search()
         threading.Thread(target=self._insist, daemon=True).start()
 
     def _insist(self) -> None:
-        """CP-SAT drops a stop sent before its solve has begun (``stop_search`` is a no-op
-        until the solve's wrapper exists): one sent between ``solve``'s check and that point
-        was lost, and the solve ran to its limit. It is sent again until the solve returns."""
+        """Stops the running solve at once, and again every 10 ms until it returns: CP-SAT
+        drops a stop sent before its solve has begun (``stop_search`` is a no-op until the
+        solve's wrapper exists), so one sent between ``solve``'s check and that point was
+        lost, and the solve ran to its limit."""
         while self._solving.is_set():
             solver = self.solver
             if solver is not None:
