@@ -8,22 +8,39 @@ input.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs a command; ``argv`` None: the process's own arguments (the program itself)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["allocate-file"]:
         from workflows.allocate_file import main as allocate_file
 
-        return allocate_file(args[1:])
+        code = allocate_file(args[1:])
+        if argv is None:
+            exit_now(code)
+        return code
     app = _application()
     try:
         app(args=args, prog_name="aiguillage")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
+
+
+def exit_now(code: int) -> NoReturn:
+    """Ends the process at once, once its output is flushed: the interpreter's own shutdown
+    (every module's teardown: OR-Tools, numpy, pydantic) took about 0.04 s of each
+    ``allocate-file`` run, measured on 100–200-candidate files, and nothing is left to do
+    then: the result is written and closed, the second search has ended or been killed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def _application() -> Any:

@@ -44,6 +44,19 @@ def test_solves_to_stdout_and_to_a_file(tmp_path: Path):
     assert json.loads(target.read_text(encoding="utf-8"))["assignments"] == result["assignments"]
 
 
+def test_called_in_process_it_returns_its_exit_code(tmp_path: Path):
+    """As the program, allocate-file ends its process at once after its output (no
+    interpreter shutdown); called in a process of someone else's (a script, this test), it
+    returns the exit code and that process goes on."""
+    from workflows.cli import main
+
+    problem, target = tmp_path / "p.json", tmp_path / "r.json"
+    problem.write_text(json.dumps(PROBLEM), encoding="utf-8")
+    assert main(["allocate-file", str(problem), "-o", str(target)]) == 0
+    assert json.loads(target.read_text(encoding="utf-8"))["status"] == "optimal"
+    assert main(["allocate-file", str(tmp_path / "absent.json")]) == 2
+
+
 @pytest.mark.parametrize(
     ("text", "field"),
     [
