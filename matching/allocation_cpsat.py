@@ -138,7 +138,8 @@ def components(ix: Indexed) -> list[np.ndarray]:
         same = c_sorted[1:] == c_sorted[:-1]
         # Distinct edges as one key each (not ``np.unique(axis=0)``, whose first call imports
         # numpy.ma: 0.03 s of allocate-file's start-up).
-        keys = unique_sorted(p_sorted[:-1][same] * ix.n_pools + p_sorted[1:][same])
+        heads, tails = p_sorted[:-1][same].astype(np.int64), p_sorted[1:][same]
+        keys = unique_sorted(heads * ix.n_pools + tails)
         pairs = [(int(k) // ix.n_pools, int(k) % ix.n_pools) for k in keys.tolist()]
         # An exclusion couples its options: their pools belong to one component.
         for ex in ix.exclusions:
