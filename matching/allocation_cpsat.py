@@ -140,7 +140,7 @@ def components(ix: Indexed) -> list[np.ndarray]:
         # numpy.ma: 0.03 s of allocate-file's start-up).
         heads, tails = p_sorted[:-1][same].astype(np.int64), p_sorted[1:][same]
         keys = unique_sorted(heads * ix.n_pools + tails)
-        pairs = [(int(k) // ix.n_pools, int(k) % ix.n_pools) for k in keys.tolist()]
+        pairs = [divmod(k, ix.n_pools) for k in keys.tolist()]
         # An exclusion couples its options: their pools belong to one component.
         for ex in ix.exclusions:
             ps = unique_sorted(ix.opt_p[ex]).tolist()
