@@ -328,18 +328,19 @@ GAP_SECOND_SHARE = 0.5
 
 # B starts this share of A's limit (in seconds) after A, or when A ends unproven: when A
 # proves the optimum first, B would only have shared the machine (and been spawned for
-# nothing: measured in bench_gap at 10 s, a B forked with A made allocate-file on two cores
-# 1.05 × slower than on one on OR-Library's instances, proved in 0.01–0.8 s). The answer
-# never depends on it: B's trajectory depends on its limit only. B beside A costs a proof
-# 2–5 % (AMD EPYC VM, 2 vCPUs, medians of 7 alternated runs, B's start at 0.05 against one
-# worker: c20100 1.41 s against 1.36 s, OR-Library c05200 2.40 against 2.28, e5200 2.34
-# against 2.23, c5200 3.68 against 3.64), through the shared caches: pinning each search
-# to its own core changed nothing, and a B that only ran its first phase (the whole model
-# for LNS_START units) or only its neighbourhoods each cost a part of it. At 0.1 (1 s at
-# 10 units) B is never started on the proofs that take A less than that (c5100, e5100,
-# OR-Library's gap1–gap12 and c05100), only in their last 0.1–0.3 s on c20100's, and it
-# still ends before A where A ends on its limit: 0.5–0.66 s before it on c10200, whose A
-# runs its 10 units fastest (7.3 s; at 0.15, 0.06–0.11 s), 1.6–1.9 s before it on d5100.
+# nothing: measured in bench_gap at 10 s, a B forked with A made allocate-file on two
+# cores 1.05 × slower than on one on OR-Library's instances, proved in 0.01–0.8 s). The
+# answer never depends on it: B's trajectory depends on its limit only. B beside A costs
+# a proof 1–5 % (AMD EPYC VM, 2 vCPUs, medians of 7 alternated runs, B's start at 0.05
+# against one worker: c20100 1.41 s against 1.36 s, OR-Library c05200 2.40 against 2.28,
+# e5200 2.34 against 2.23, c5200 3.68 against 3.64), most likely through the shared
+# caches: pinning each search to its own core changed nothing, and a B that only ran its
+# first phase (the whole model for LNS_START units) or only its neighbourhoods each cost
+# a part of it. At 0.1 (1 s at 10 units) B is never started on the proofs that take A
+# less than that (c5100, e5100, OR-Library's gap1–gap12 and c05100), only in their last
+# 0.1–0.3 s on c20100's, and it still ends before A where A ends on its limit: 0.5–0.66 s
+# before it on c10200, whose A runs its 10 units fastest (7.3 s; at 0.15, 0.06–0.11 s),
+# 1.6–1.9 s before it on d5100.
 GAP_SECOND_DELAY = 0.1
 
 
