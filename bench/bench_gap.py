@@ -18,8 +18,8 @@ every core (CP-SAT's own parallel portfolio). The verdict, against each of the t
 both prove the optimum, time at equal objective (total wall time of each process); otherwise
 objective at equal time — the plain model run again with the same total wall time as
 ``allocate-file`` took (its solve limit is that time minus its own start-up); on one
-worker three times, its median cost. Ours and the plain model run alternately, seven times
-each where either proves, so that the machine's drift during the bench weighs on both alike.
+worker three times, its median cost. Ours and the plain model run alternately, PROOF_RUNS
+times each where either proves, so that the machine's drift during the bench weighs on both alike.
 
 OR-Library's gap1–gap12 (Beasley; 60 small instances, 5–10 agents × 15–60 jobs, all proven
 optimal in the literature) are in ``bench/data/orlib`` (see its README for their origin) and
@@ -77,6 +77,9 @@ CHU_BEASLEY_BEST = {
     "c": (1931, 3456, 1402, 2806, 1243, 2391),
     "d": (6353, 12742, 6347, 12430, 6185, 12235),
 }
+# Runs of each side, alternated, where either proves the optimum (the verdict is then
+# time at equal objective, on their medians; see ``paired``).
+PROOF_RUNS = 7
 
 
 def chu_beasley(kind: str, m: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,9 +200,9 @@ def run_plain_process(a: np.ndarray, c: np.ndarray, b: np.ndarray, limit: float,
 
 
 def verdict(ours: dict, plain: dict, equal: dict | None) -> tuple[str, bool] | None:
-    """Time at equal objective where both prove the optimum (medians of seven runs each,
-    alternated); else objective at equal time (against the plain model's median of three
-    runs given ours' median wall time)."""
+    """Time at equal objective where both prove the optimum (medians of PROOF_RUNS runs
+    each, alternated); else objective at equal time (against the plain model's median of
+    three runs given ours' median wall time)."""
     if ours.get("cost") is None or plain.get("cost") is None:
         return None
     if ours["status"] == plain["status"] == "optimal":
@@ -212,10 +215,10 @@ def verdict(ours: dict, plain: dict, equal: dict | None) -> tuple[str, bool] | N
 def within_noise(row: dict) -> bool | None:
     """Whether ours, where the strict verdict says it lost to the plain model on one worker,
     is within the two sides' own run-to-run spread: its median time within the larger
-    min–max range of either side's seven runs (time at equal objective), or its cost within
-    the range of the plain model's three runs at ours' wall time (objective at equal time).
-    Such a loss is a tie this machine cannot separate; reported beside the strict verdict,
-    never instead of it."""
+    min–max range of either side's PROOF_RUNS runs (time at equal objective), or its cost
+    within the range of the plain model's three runs at ours' wall time (objective at equal
+    time). Such a loss is a tie this machine cannot separate; reported beside the strict
+    verdict, never instead of it."""
     if "ours_at_least_as_good" not in row:
         return None
     if row["ours_at_least_as_good"]:
@@ -239,10 +242,10 @@ def _median_run(runs: list[dict]) -> dict:
     return first
 
 
-def paired(run_ours, run_plain, repeats: int = 7) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
+def paired(run_ours, run_plain, repeats: int = PROOF_RUNS) -> tuple[dict, dict]:  # type: ignore[no-untyped-def]
     """Ours and the plain model run alternately (ours, plain, ours, plain, …) so that a drift
-    of the machine's speed during the bench weighs on both sides alike; seven times each
-    when either proves the optimum, once otherwise. A proof's time varies by a few per cent
+    of the machine's speed during the bench weighs on both sides alike; ``repeats`` times
+    each when either proves the optimum, once otherwise. A proof's time varies by a few per cent
     from run to run (e5200 on the AMD EPYC VM: 2.84–3.25 s in nine runs of one side), about
     as much as the two sides differ by, and a tie must not be decided by that noise alone:
     e5100 was behind the plain model in one bench on that VM type (1.08 s against 1.07 s,
@@ -485,7 +488,7 @@ def summarise(rows: list[dict], limit: float, recorded: dict | None = None) -> i
               "compared_with_plain_all_cores": len(all_cores),
               "orlib_files": ORLIB.is_dir(),
               # OR-Library: ours proves the published optimum, in no more time than the plain
-              # model (medians of seven runs each).
+              # model (medians of PROOF_RUNS runs each).
               "orlib_instances": len(orlib),
               "orlib_published_optimum_proven": sum(
                   r["allocate_file"].get("status") == "optimal"
